@@ -8,8 +8,10 @@ import "time"
 type Clock interface {
 	// Now returns the current time.
 	Now() time.Time
-	// NewTimer returns a timer that delivers on its channel once d has elapsed.
-	NewTimer(d time.Duration) Timer
+	// NewTimerAt returns a timer that delivers on its channel once the clock reaches at
+	// (at once if at is not after Now). Deadlines are absolute so that a fake clock
+	// advanced while the Sender computes a deadline cannot make it miss the deadline.
+	NewTimerAt(at time.Time) Timer
 }
 
 // Timer is the part of *time.Timer the Sender uses.
@@ -27,7 +29,7 @@ type systemClock struct{}
 
 func (systemClock) Now() time.Time { return time.Now() }
 
-func (systemClock) NewTimer(d time.Duration) Timer { return sysTimer{time.NewTimer(d)} }
+func (systemClock) NewTimerAt(at time.Time) Timer { return sysTimer{time.NewTimer(time.Until(at))} }
 
 type sysTimer struct{ t *time.Timer }
 
