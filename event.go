@@ -148,6 +148,10 @@ func (ev Event) normalize(now time.Time, defaultVersion string) (Event, error) {
 		ev.Timestamp = now
 	}
 	ev.Timestamp = ev.Timestamp.UTC()
+	// Beyond these years RFC 3339 has no form, and receivers could not parse the envelope.
+	if y := ev.Timestamp.Year(); y < 0 || y > 9999 {
+		return ev, invalid("Timestamp", fmt.Sprintf("year %d is outside 0 to 9999; leave it zero to use the current time", y), nil)
+	}
 	return ev, nil
 }
 

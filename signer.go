@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"crypto/hmac"
 	"crypto/rand"
@@ -10,7 +11,9 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -25,6 +28,14 @@ const (
 	DefaultVersionHeader = "webhook-version"
 	// DefaultHexSignatureHeader is the header HexSigner uses when Header is empty.
 	DefaultHexSignatureHeader = "X-Webhook-Signature"
+)
+
+// The header names in Go's canonical form, so http.Header.Get finds them and setting them
+// costs no canonicalisation on the hot path.
+var (
+	canonicalID        = http.CanonicalHeaderKey(HeaderID)
+	canonicalTimestamp = http.CanonicalHeaderKey(HeaderTimestamp)
+	canonicalSignature = http.CanonicalHeaderKey(HeaderSignature)
 )
 
 // Secret prefixes. A symmetric secret is "whsec_" followed by the standard base64 of 24 to
@@ -42,26 +53,72 @@ const (
 	DefaultSecretBytes = 32
 )
 
-// Secret is a parsed signing secret. Its String method never reveals the key.
-// A Secret is safe for concurrent use.
+// Secret is a parsed signing secret. Its String method never reveals the key, and neither
+// does any fmt verb, however the Secret is nested. The zero Secret holds no key and is
+// skipped by the Signers. A Secret is safe for concurrent use.
 type Secret struct {
+	// A pointer to a pointer, because fmt cannot call String on a Secret held in an
+	// unexported field: it then prints the fields, dereferencing one pointer to a struct
+	// (under %s, say) but printing a pointer to a pointer as an address.
+	k **secretKey // nil for the zero Secret
+}
+
+type secretKey struct {
 	ed  ed25519.PrivateKey // set for whsk_ secrets
 	mac *macKey            // set for whsec_ secrets
 }
 
+func newSecret(k *secretKey) Secret { return Secret{k: &k} }
+
+// key returns s's key material, or nil for the zero Secret.
+func (s Secret) key() *secretKey {
+	if s.k == nil {
+		return nil
+	}
+	return *s.k
+}
+
 type macKey struct {
 	key  []byte
-	pool sync.Pool // of hash.Hash keyed with key; Reset restores the keyed state
+	pool sync.Pool // of *macState keyed with key
 }
 
-func (k *macKey) get() hash.Hash {
-	if h, ok := k.pool.Get().(hash.Hash); ok {
-		return h
+// macState is a keyed HMAC-SHA256 with scratch space, so that signing allocates nothing
+// per secret: keying costs two SHA-256 blocks, more than a small body.
+type macState struct {
+	h       hash.Hash // Reset restores the keyed state
+	scratch []byte    // id "." ts "."
+	sum     [sha256.Size]byte
+}
+
+// maxPooledScratch bounds the scratch buffer a pooled macState keeps.
+const maxPooledScratch = 512
+
+func (k *macKey) get() *macState {
+	if st, ok := k.pool.Get().(*macState); ok {
+		return st
 	}
-	return hmac.New(sha256.New, k.key)
+	return &macState{h: hmac.New(sha256.New, k.key), scratch: make([]byte, 0, 64)}
 }
 
-func (k *macKey) put(h hash.Hash) { h.Reset(); k.pool.Put(h) }
+func (k *macKey) put(st *macState) {
+	if cap(st.scratch) > maxPooledScratch {
+		st.scratch = make([]byte, 0, 64)
+	}
+	st.h.Reset()
+	k.pool.Put(st)
+}
+
+// appendStandardMAC appends the base64 HMAC-SHA256(key, id "." ts "." body) to dst.
+func (k *macKey) appendStandardMAC(dst []byte, id string, ts, body []byte) []byte {
+	st := k.get()
+	st.scratch = append(append(append(append(st.scratch[:0], id...), '.'), ts...), '.')
+	_, _ = st.h.Write(st.scratch)
+	_, _ = st.h.Write(body)
+	dst = base64.StdEncoding.AppendEncode(dst, st.h.Sum(st.sum[:0]))
+	k.put(st)
+	return dst
+}
 
 // ParseSecret parses a whsec_ (HMAC-SHA256) or whsk_ (ed25519) secret. The error wraps
 // ErrInvalidSecret and does not contain the secret.
@@ -75,33 +132,42 @@ func ParseSecret(s string) (Secret, error) {
 		if len(key) < MinSecretBytes || len(key) > MaxSecretBytes {
 			return Secret{}, fmt.Errorf("%w: decodes to %d bytes, want %d to %d; generate one with webhook.NewSecret", ErrInvalidSecret, len(key), MinSecretBytes, MaxSecretBytes)
 		}
-		return Secret{mac: &macKey{key: key}}, nil
+		return newSecret(&secretKey{mac: &macKey{key: key}}), nil
 	case strings.HasPrefix(s, PrivateKeyPrefix):
 		key, err := base64.StdEncoding.DecodeString(s[len(PrivateKeyPrefix):])
 		if err != nil || len(key) != ed25519.PrivateKeySize {
 			return Secret{}, fmt.Errorf("%w: a %s secret must be the base64 of a %d-byte ed25519 private key; generate one with webhook.NewKeyPair", ErrInvalidSecret, PrivateKeyPrefix, ed25519.PrivateKeySize)
 		}
-		return Secret{ed: ed25519.PrivateKey(key)}, nil
+		// The key's second half is its public key; a mismatch would yield signatures that
+		// no receiver can verify.
+		if !bytes.Equal(ed25519.NewKeyFromSeed(key[:ed25519.SeedSize])[ed25519.SeedSize:], key[ed25519.SeedSize:]) {
+			return Secret{}, fmt.Errorf("%w: the %s secret's public half does not match its private half; copy it again or generate one with webhook.NewKeyPair", ErrInvalidSecret, PrivateKeyPrefix)
+		}
+		return newSecret(&secretKey{ed: ed25519.PrivateKey(key)}), nil
 	default:
 		return Secret{}, fmt.Errorf("%w: must start with %q (or %q for ed25519); generate one with webhook.NewSecret", ErrInvalidSecret, SecretPrefix, PrivateKeyPrefix)
 	}
 }
 
 // IsAsymmetric reports whether s is an ed25519 (whsk_) secret.
-func (s Secret) IsAsymmetric() bool { return s.ed != nil }
+func (s Secret) IsAsymmetric() bool {
+	k := s.key()
+	return k != nil && k.ed != nil
+}
 
 // HMACKey returns the decoded key of a whsec_ secret, or nil for an ed25519 secret.
 // Custom Signers use it; the returned slice must not be modified.
 func (s Secret) HMACKey() []byte {
-	if s.mac == nil {
+	k := s.key()
+	if k == nil || k.mac == nil {
 		return nil
 	}
-	return s.mac.key
+	return k.mac.key
 }
 
 // String returns a redacted form, so a Secret printed by mistake leaks nothing.
 func (s Secret) String() string {
-	if s.ed != nil {
+	if s.IsAsymmetric() {
 		return PrivateKeyPrefix + "[redacted]"
 	}
 	return SecretPrefix + "[redacted]"
@@ -109,6 +175,15 @@ func (s Secret) String() string {
 
 // GoString is String, for %#v.
 func (s Secret) GoString() string { return s.String() }
+
+// Format implements fmt.Formatter so that every verb (%x and %d included) prints String.
+func (s Secret) Format(f fmt.State, verb rune) {
+	if verb == 'q' {
+		_, _ = io.WriteString(f, strconv.Quote(s.String()))
+		return
+	}
+	_, _ = io.WriteString(f, s.String())
+}
 
 // NewSecret returns a new random symmetric secret, "whsec_" and the base64 of
 // DefaultSecretBytes random bytes.
@@ -150,51 +225,59 @@ var ErrNoSecret = errors.New("webhook: endpoint has no secret this signer can us
 // sets webhook-id and webhook-timestamp. It is the default Signer.
 type StandardSigner struct{}
 
-// Sign implements Signer.
+// Canonical forms of the Standard Webhooks header names, so Header.Get finds what Sign sets.
+const (
+	canonicalHeaderID        = "Webhook-Id"
+	canonicalHeaderTimestamp = "Webhook-Timestamp"
+	canonicalHeaderSignature = "Webhook-Signature"
+)
+
+// Sign implements Signer. It replaces any webhook-id, webhook-timestamp and
+// webhook-signature values already in h, whether stored under the canonical key or the
+// lowercase one. Zero Secrets are skipped; ErrNoSecret means none was left.
 func (StandardSigner) Sign(h http.Header, msg Message, secrets []Secret) error {
-	if len(secrets) == 0 {
-		return ErrNoSecret
-	}
-	ts := formatUnix(msg.Timestamp)
+	// One buffer holds the timestamp and then the signatures, so that both header values
+	// come from a single string.
 	var buf [256]byte
-	out := buf[:0]
-	for i, s := range secrets {
-		if i > 0 {
+	out := strconv.AppendInt(buf[:0], msg.Timestamp.Unix(), 10)
+	tsLen := len(out)
+	signed := 0
+	for _, s := range secrets {
+		k := s.key()
+		if k == nil {
+			continue
+		}
+		if signed > 0 {
 			out = append(out, ' ')
 		}
-		out = appendStandardSignature(out, s, msg.ID, ts, msg.Body)
+		out = appendStandardSignature(out, k, msg.ID, out[:tsLen], msg.Body)
+		signed++
 	}
-	h[HeaderID] = []string{msg.ID}
-	h[HeaderTimestamp] = []string{ts}
-	h[HeaderSignature] = []string{string(out)}
+	if signed == 0 {
+		return ErrNoSecret
+	}
+	str := string(out)
+	vals := make([]string, 3)
+	vals[0], vals[1], vals[2] = msg.ID, str[:tsLen], str[tsLen:]
+	delete(h, HeaderID)
+	delete(h, HeaderTimestamp)
+	delete(h, HeaderSignature)
+	h[canonicalHeaderID] = vals[0:1:1]
+	h[canonicalHeaderTimestamp] = vals[1:2:2]
+	h[canonicalHeaderSignature] = vals[2:3:3]
 	return nil
 }
 
 // appendStandardSignature appends "v1,<sig>" or "v1a,<sig>" for one secret.
-func appendStandardSignature(out []byte, s Secret, id, ts string, body []byte) []byte {
-	if s.ed != nil {
+func appendStandardSignature(out []byte, k *secretKey, id string, ts, body []byte) []byte {
+	if k.ed != nil {
 		content := make([]byte, 0, len(id)+len(ts)+2+len(body))
 		content = append(append(append(append(append(content, id...), '.'), ts...), '.'), body...)
 		out = append(out, "v1a,"...)
-		return base64.StdEncoding.AppendEncode(out, ed25519.Sign(s.ed, content))
+		return base64.StdEncoding.AppendEncode(out, ed25519.Sign(k.ed, content))
 	}
-	var sum [sha256.Size]byte
 	out = append(out, "v1,"...)
-	return base64.StdEncoding.AppendEncode(out, standardMAC(sum[:0], s.mac, id, ts, body))
-}
-
-// standardMAC appends HMAC-SHA256(key, id "." ts "." body) to dst.
-func standardMAC(dst []byte, k *macKey, id, ts string, body []byte) []byte {
-	h := k.get()
-	var sep = [1]byte{'.'}
-	_, _ = h.Write([]byte(id))
-	_, _ = h.Write(sep[:])
-	_, _ = h.Write([]byte(ts))
-	_, _ = h.Write(sep[:])
-	_, _ = h.Write(body)
-	dst = h.Sum(dst)
-	k.put(h)
-	return dst
+	return k.mac.appendStandardMAC(out, id, ts, body)
 }
 
 // HexSigner signs in the single-header style of GitHub and many hand-written receivers:
@@ -213,8 +296,8 @@ type HexSigner struct {
 func (s HexSigner) Sign(h http.Header, msg Message, secrets []Secret) error {
 	var key *macKey
 	for _, sec := range secrets {
-		if sec.mac != nil {
-			key = sec.mac
+		if k := sec.key(); k != nil && k.mac != nil {
+			key = k.mac
 			break
 		}
 	}
@@ -225,14 +308,12 @@ func (s HexSigner) Sign(h http.Header, msg Message, secrets []Secret) error {
 	if name == "" {
 		name = DefaultHexSignatureHeader
 	}
-	mac := key.get()
-	_, _ = mac.Write(msg.Body)
-	var sum [sha256.Size]byte
-	digest := mac.Sum(sum[:0])
-	key.put(mac)
 	out := make([]byte, 0, len(s.Prefix)+2*sha256.Size)
 	out = append(out, s.Prefix...)
-	out = hex.AppendEncode(out, digest)
+	st := key.get()
+	_, _ = st.h.Write(msg.Body)
+	out = hex.AppendEncode(out, st.h.Sum(st.sum[:0]))
+	key.put(st)
 	h.Set(name, string(out))
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -73,12 +74,12 @@ func NewVerifier(secrets ...string) (*Verifier, error) {
 		if err != nil {
 			return nil, fmt.Errorf("secret %d: %w", i, err)
 		}
-		if sec.ed != nil {
+		if k := sec.key(); k.ed != nil {
 			// A receiver given the private key can still verify, with its public half.
-			v.pubs = append(v.pubs, sec.ed.Public().(ed25519.PublicKey))
+			v.pubs = append(v.pubs, k.ed.Public().(ed25519.PublicKey))
 			continue
 		}
-		v.macs = append(v.macs, sec.mac.key)
+		v.macs = append(v.macs, sec.HMACKey())
 	}
 	return v, nil
 }
@@ -93,8 +94,15 @@ func Verify(secret string, h http.Header, body []byte) error {
 	return v.Verify(h, body)
 }
 
+// maxEd25519Signatures bounds the v1a entries Verify checks: each check hashes the whole
+// body, and senders rotating keys send one or two.
+const maxEd25519Signatures = 8
+
 // Verify checks the signature headers in h against body. It returns nil when at least one
-// signature matches a known secret and the timestamp is within tolerance.
+// signature matches a known secret and the timestamp is within tolerance. Of the v1a
+// (ed25519) entries in webhook-signature only the first 8 well-formed ones are checked, so
+// that a header stuffed with bogus entries cannot make Verify hash the body thousands of
+// times.
 func (v *Verifier) Verify(h http.Header, body []byte) error {
 	id, ts, sigs := h.Get(HeaderID), h.Get(HeaderTimestamp), h.Get(HeaderSignature)
 	for i, val := range [3]string{id, ts, sigs} {
@@ -109,27 +117,44 @@ func (v *Verifier) Verify(h http.Header, body []byte) error {
 	if err := v.checkTimestamp(time.Unix(sec, 0)); err != nil {
 		return err
 	}
-	var want [sha256.Size]byte
+	// Each key's MAC is computed once, however many entries the header holds, so a header
+	// stuffed with bogus entries costs a comparison each, not a pass over the body.
+	var macs [][sha256.Size]byte
 	var content []byte // id.ts.body, built only for ed25519 keys
+	edChecked := 0
 	for _, entry := range strings.Fields(sigs) {
 		scheme, sig64, ok := strings.Cut(entry, ",")
 		if !ok {
 			continue
 		}
-		sig, err := base64.StdEncoding.DecodeString(sig64)
-		if err != nil {
-			continue
-		}
 		switch scheme {
 		case "v1":
-			for _, key := range v.macs {
-				m := hmac.New(sha256.New, key)
-				m.Write([]byte(id))
-				m.Write([]byte{'.'})
-				m.Write([]byte(ts))
-				m.Write([]byte{'.'})
-				m.Write(body)
-				if hmac.Equal(m.Sum(want[:0]), sig) {
+			if len(v.macs) == 0 {
+				continue
+			}
+			var buf [sha256.Size + 4]byte
+			if base64.StdEncoding.DecodedLen(len(sig64)) > len(buf) {
+				continue // too long to be an HMAC-SHA256
+			}
+			n, err := base64.StdEncoding.Decode(buf[:], []byte(sig64))
+			if err != nil || n != sha256.Size {
+				continue
+			}
+			sig := buf[:n]
+			if macs == nil {
+				macs = make([][sha256.Size]byte, len(v.macs))
+				for i, key := range v.macs {
+					m := hmac.New(sha256.New, key)
+					m.Write([]byte(id))
+					m.Write([]byte{'.'})
+					m.Write([]byte(ts))
+					m.Write([]byte{'.'})
+					m.Write(body)
+					m.Sum(macs[i][:0])
+				}
+			}
+			for i := range macs {
+				if hmac.Equal(macs[i][:], sig) {
 					return nil
 				}
 			}
@@ -137,6 +162,11 @@ func (v *Verifier) Verify(h http.Header, body []byte) error {
 			if len(v.pubs) == 0 {
 				continue
 			}
+			sig, err := base64.StdEncoding.DecodeString(sig64)
+			if err != nil || len(sig) != ed25519.SignatureSize || edChecked == maxEd25519Signatures {
+				continue
+			}
+			edChecked++
 			if content == nil {
 				content = append(append(append(append([]byte(id), '.'), ts...), '.'), body...)
 			}
@@ -177,7 +207,14 @@ func (v *Verifier) VerifyRequest(r *http.Request, maxBytes int64) ([]byte, error
 	if maxBytes <= 0 {
 		maxBytes = DefaultMaxBodyBytes
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxBytes+1))
+	if r.Body == nil {
+		return nil, v.Verify(r.Header, nil)
+	}
+	limit := maxBytes
+	if limit < math.MaxInt64 {
+		limit++ // one byte more, to tell a body of exactly maxBytes from a longer one
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, limit))
 	if err != nil {
 		return nil, fmt.Errorf("webhook: reading request body: %w", err)
 	}

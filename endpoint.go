@@ -1,0 +1,269 @@
+package webhook
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+)
+
+// Endpoint limits.
+const (
+	// MaxEndpointHeaders caps Endpoint.Headers entries.
+	MaxEndpointHeaders = 32
+	// MaxEndpointHeaderBytes caps the total size of Endpoint.Headers names and values.
+	MaxEndpointHeaderBytes = 8 << 10
+	// MaxEndpointURLLength caps Endpoint.URL.
+	MaxEndpointURLLength = 2048
+)
+
+// Endpoint is a receiver of webhooks: where to send, how to sign, which events.
+type Endpoint struct {
+	// ID names the endpoint: 1 to 128 characters of [A-Za-z0-9_.-]. Required.
+	ID string
+	// URL is the absolute http or https URL requests are POSTed to. Credentials and the
+	// query string are kept out of logs, errors and attempt records.
+	URL string
+	// Secret is the current signing secret: "whsec_<base64>" (see NewSecret) or
+	// "whsk_<base64>" for ed25519 (see NewKeyPair). Required.
+	Secret string
+	// PreviousSecrets are further secrets that stay active during a rotation: each request
+	// carries one signature per secret, so receivers that know either verify it.
+	PreviousSecrets []string
+	// EventTypes filters the events the endpoint receives: exact types, "prefix.*"
+	// wildcards or "*". Empty means every type.
+	EventTypes []string
+	// Version pins the payload version the endpoint receives: only events of this version
+	// are sent to it. Empty means the Sender's current version (WithVersion).
+	Version string
+	// Headers are added to every request. They cannot replace the signature headers,
+	// Content-Type, Content-Length, Host or the version header.
+	Headers map[string]string
+	// Disabled endpoints receive no new deliveries, and their pending deliveries wait
+	// (they are not dropped) until the endpoint is enabled again.
+	Disabled bool
+	// Signer overrides the Sender's signer (WithSigner) for this endpoint.
+	Signer Signer
+	// MaxInFlight caps concurrent attempts to this endpoint, so a slow endpoint cannot
+	// take every worker. Zero means the Sender's limit (WithEndpointConcurrency).
+	MaxInFlight int
+}
+
+// endpointEntry is an endpoint compiled for the hot path.
+type endpointEntry struct {
+	ep       Endpoint
+	url      *url.URL
+	redacted string // scheme://host/path, for logs and errors
+	secrets  []Secret
+	header   http.Header // custom headers, canonicalised
+}
+
+var reservedHeaders = []string{
+	HeaderID, HeaderTimestamp, HeaderSignature, "content-type", "content-length", "host",
+	"transfer-encoding", "connection",
+}
+
+// compileEndpoint validates ep and prepares it. versionHeader is reserved too.
+func compileEndpoint(ep Endpoint, versionHeader string) (*endpointEntry, error) {
+	bad := func(field, reason string, cause error) error {
+		return &ValidationError{Kind: ErrInvalidEndpoint, ID: ep.ID, Field: field, Reason: reason, Err: cause}
+	}
+	if !validID(ep.ID) {
+		return nil, bad("ID", "must be 1 to 128 characters of [A-Za-z0-9_.-]", nil)
+	}
+	u, err := url.Parse(ep.URL)
+	if err != nil || len(ep.URL) > MaxEndpointURLLength || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Opaque != "" {
+		return nil, bad("URL", "must be an absolute http:// or https:// URL with a host, at most 2048 bytes", nil)
+	}
+	if strings.ContainsAny(ep.URL, "\r\n\x00 \t") {
+		return nil, bad("URL", "must not contain spaces or control characters", nil)
+	}
+	e := &endpointEntry{ep: ep, url: u, redacted: RedactURL(u)}
+	e.ep.EventTypes = slices.Clone(ep.EventTypes)
+	e.ep.PreviousSecrets = slices.Clone(ep.PreviousSecrets)
+	for i, raw := range append([]string{ep.Secret}, ep.PreviousSecrets...) {
+		s, err := ParseSecret(raw)
+		if err != nil {
+			field := "Secret"
+			if i > 0 {
+				field = fmt.Sprintf("PreviousSecrets[%d]", i-1)
+			}
+			return nil, bad(field, strings.TrimPrefix(err.Error(), ErrInvalidSecret.Error()+": "), ErrInvalidSecret)
+		}
+		e.secrets = append(e.secrets, s)
+	}
+	for _, f := range ep.EventTypes {
+		if !validFilter(f) {
+			return nil, bad("EventTypes", fmt.Sprintf("%q is not an event type, a \"prefix.*\" wildcard or \"*\"", truncate(f, 64)), nil)
+		}
+	}
+	if ep.Version != "" && !validVersion(ep.Version) {
+		return nil, bad("Version", "must be 1 to 64 printable characters without quotes or backslashes", nil)
+	}
+	if ep.MaxInFlight < 0 {
+		return nil, bad("MaxInFlight", "must not be negative; 0 means the Sender's limit", nil)
+	}
+	if len(ep.Headers) > MaxEndpointHeaders {
+		return nil, bad("Headers", fmt.Sprintf("has %d entries, at most %d allowed", len(ep.Headers), MaxEndpointHeaders), nil)
+	}
+	size := 0
+	e.header = make(http.Header, len(ep.Headers))
+	e.ep.Headers = make(map[string]string, len(ep.Headers))
+	for k, v := range ep.Headers {
+		size += len(k) + len(v)
+		field := "Headers[" + truncate(k, 64) + "]"
+		if !validHeaderName(k) {
+			return nil, bad(field, "is not a valid HTTP header name", nil)
+		}
+		if slices.Contains(reservedHeaders, strings.ToLower(k)) || strings.EqualFold(k, versionHeader) {
+			return nil, bad(field, "is set by the sender and cannot be overridden", nil)
+		}
+		if strings.ContainsAny(v, "\r\n\x00") {
+			return nil, bad(field, "value contains CR, LF or NUL", nil)
+		}
+		e.header.Set(k, v)
+		e.ep.Headers[k] = v
+	}
+	if size > MaxEndpointHeaderBytes {
+		return nil, bad("Headers", fmt.Sprintf("total %d bytes, at most %d allowed", size, MaxEndpointHeaderBytes), nil)
+	}
+	return e, nil
+}
+
+func validHeaderName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= ' ' || c >= 0x7f || strings.IndexByte("\"(),/:;<=>?@[\\]{}", c) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// RedactURL returns u without credentials, query or fragment: safe for logs and errors.
+func RedactURL(u *url.URL) string {
+	r := url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path, RawPath: u.RawPath}
+	return r.String()
+}
+
+// registry holds the endpoints. Reads (every Send and attempt) load an immutable snapshot
+// without locking; writes copy it under a mutex.
+type registry struct {
+	mu            sync.Mutex
+	snap          atomic.Pointer[regSnapshot]
+	versionHeader string
+}
+
+type regSnapshot struct {
+	byID     map[string]*endpointEntry
+	ordered  []*endpointEntry // by ID, for a deterministic fan-out order
+	disabled []string         // IDs of disabled endpoints, excluded from claims
+	// minMaxInFlight is the least Endpoint.MaxInFlight set on any endpoint, 0 if none.
+	minMaxInFlight int
+}
+
+func newRegistry(versionHeader string) *registry {
+	r := &registry{versionHeader: versionHeader}
+	r.snap.Store(&regSnapshot{byID: map[string]*endpointEntry{}})
+	return r
+}
+
+func (r *registry) load() *regSnapshot { return r.snap.Load() }
+
+func (r *registry) get(id string) (*endpointEntry, bool) {
+	e, ok := r.snap.Load().byID[id]
+	return e, ok
+}
+
+// update applies fn to a copy of the endpoint map and publishes it.
+func (r *registry) update(fn func(m map[string]*endpointEntry) error) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	old := r.snap.Load()
+	m := make(map[string]*endpointEntry, len(old.byID)+1)
+	for k, v := range old.byID {
+		m[k] = v
+	}
+	if err := fn(m); err != nil {
+		return err
+	}
+	s := &regSnapshot{byID: m, ordered: make([]*endpointEntry, 0, len(m))}
+	for _, e := range m {
+		s.ordered = append(s.ordered, e)
+		if e.ep.Disabled {
+			s.disabled = append(s.disabled, e.ep.ID)
+		}
+		if n := e.ep.MaxInFlight; n > 0 && (s.minMaxInFlight == 0 || n < s.minMaxInFlight) {
+			s.minMaxInFlight = n
+		}
+	}
+	slices.SortFunc(s.ordered, func(a, b *endpointEntry) int { return strings.Compare(a.ep.ID, b.ep.ID) })
+	r.snap.Store(s)
+	return nil
+}
+
+func (r *registry) add(eps []Endpoint, replace bool) error {
+	compiled := make([]*endpointEntry, 0, len(eps))
+	seen := make(map[string]bool, len(eps))
+	for _, ep := range eps {
+		e, err := compileEndpoint(ep, r.versionHeader)
+		if err != nil {
+			return err
+		}
+		if seen[ep.ID] {
+			return fmt.Errorf("%w: %q is given twice", ErrEndpointExists, ep.ID)
+		}
+		seen[ep.ID] = true
+		compiled = append(compiled, e)
+	}
+	return r.update(func(m map[string]*endpointEntry) error {
+		for _, e := range compiled {
+			_, exists := m[e.ep.ID]
+			if exists && !replace {
+				return fmt.Errorf("%w: %q; use UpdateEndpoint to change it", ErrEndpointExists, e.ep.ID)
+			}
+			if !exists && replace {
+				return fmt.Errorf("%w: %q; use AddEndpoint to create it", ErrEndpointNotFound, e.ep.ID)
+			}
+		}
+		for _, e := range compiled {
+			m[e.ep.ID] = e
+		}
+		return nil
+	})
+}
+
+func (r *registry) remove(id string) error {
+	return r.update(func(m map[string]*endpointEntry) error {
+		if _, ok := m[id]; !ok {
+			return fmt.Errorf("%w: %q", ErrEndpointNotFound, id)
+		}
+		delete(m, id)
+		return nil
+	})
+}
+
+// setDisabled flips an endpoint's Disabled flag; it reports whether it changed.
+func (r *registry) setDisabled(id string, disabled bool) (bool, error) {
+	changed := false
+	err := r.update(func(m map[string]*endpointEntry) error {
+		e, ok := m[id]
+		if !ok {
+			return fmt.Errorf("%w: %q", ErrEndpointNotFound, id)
+		}
+		if e.ep.Disabled != disabled {
+			c := *e
+			c.ep.Disabled = disabled
+			m[id] = &c
+			changed = true
+		}
+		return nil
+	})
+	return changed, err
+}

@@ -1,0 +1,455 @@
+package webhook
+
+import (
+	"cmp"
+	"container/heap"
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+)
+
+// DefaultQueueCapacity is how many unfinished (pending or in-flight) deliveries the
+// default in-memory store holds before Send blocks or fails with ErrQueueFull.
+const DefaultQueueCapacity = 100_000
+
+// MemoryStore is the default Store: it keeps deliveries in this process's memory, so they
+// are lost when the process exits. Due deliveries wait in per-endpoint heaps ordered by
+// NextAttemptAt, so a claim costs O(log n) and an endpoint excluded from claims (disabled,
+// or at its concurrency limit) does not make others wait behind its backlog.
+// A MemoryStore is safe for concurrent use and may be shared by several Senders.
+type MemoryStore struct {
+	mu         sync.Mutex
+	capacity   int
+	unfinished int
+	byID       map[string]*memItem
+	queues     map[string]*epQueue // pending deliveries per endpoint
+	ready      epHeap              // endpoint queues by their earliest NextAttemptAt
+	leases     leaseHeap           // in-flight deliveries by lease expiry
+}
+
+type memItem struct {
+	d        Delivery
+	attempts []Attempt
+	idx      int // position in its endpoint queue or in the lease heap
+}
+
+// NewMemoryStore returns an empty in-memory store that holds at most capacity unfinished
+// deliveries. Zero means DefaultQueueCapacity; a negative capacity means unbounded.
+func NewMemoryStore(capacity int) *MemoryStore {
+	if capacity == 0 {
+		capacity = DefaultQueueCapacity
+	}
+	return &MemoryStore{
+		capacity: capacity,
+		byID:     make(map[string]*memItem),
+		queues:   make(map[string]*epQueue),
+	}
+}
+
+// Len returns the number of unfinished (pending or in-flight) deliveries.
+func (m *MemoryStore) Len() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.unfinished
+}
+
+// Enqueue implements Store.
+func (m *MemoryStore) Enqueue(ctx context.Context, ds []Delivery) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.capacity > 0 && m.unfinished+len(ds) > m.capacity {
+		return fmt.Errorf("%w: the memory store holds %d unfinished deliveries (capacity %d); raise it with WithQueueCapacity or use a durable store", ErrQueueFull, m.unfinished, m.capacity)
+	}
+	for i := range ds {
+		if _, dup := m.byID[ds[i].ID]; dup {
+			return fmt.Errorf("webhook: memory store: delivery %q already exists", ds[i].ID)
+		}
+	}
+	for i := range ds {
+		it := &memItem{d: ds[i]}
+		it.d.State = StatePending
+		m.byID[it.d.ID] = it
+		m.push(it)
+	}
+	m.unfinished += len(ds)
+	return nil
+}
+
+// push puts a pending item into its endpoint's queue.
+func (m *MemoryStore) push(it *memItem) {
+	q := m.queues[it.d.EndpointID]
+	if q == nil {
+		q = &epQueue{id: it.d.EndpointID}
+		m.queues[q.id] = q
+		heap.Push(&q.items, it)
+		heap.Push(&m.ready, q)
+		return
+	}
+	heap.Push(&q.items, it)
+	heap.Fix(&m.ready, q.idx)
+}
+
+// Claim implements Store.
+func (m *MemoryStore) Claim(ctx context.Context, p ClaimParams) ([]Delivery, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if p.Limit <= 0 {
+		return nil, nil
+	}
+	excluded := exclusion(p.ExcludeEndpoints)
+	var taken map[string]int // per endpoint, when MaxPerEndpoint caps the claim
+	if p.MaxPerEndpoint > 0 {
+		taken = make(map[string]int)
+	}
+	full := func(endpointID string) bool {
+		return taken != nil && taken[endpointID] >= p.MaxPerEndpoint
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []Delivery
+	var aside []*memItem
+	for len(out) < p.Limit && len(m.leases) > 0 && !m.leases[0].d.LeaseExpiresAt.After(p.Now) {
+		it := heap.Pop(&m.leases).(*memItem)
+		if excluded(it.d.EndpointID) || full(it.d.EndpointID) {
+			aside = append(aside, it)
+			continue
+		}
+		out = append(out, m.lease(it, p))
+		if taken != nil {
+			taken[it.d.EndpointID]++
+		}
+	}
+	for _, it := range aside {
+		heap.Push(&m.leases, it)
+	}
+	var skipped []*epQueue
+	for len(out) < p.Limit && len(m.ready) > 0 {
+		q := m.ready[0]
+		if q.items[0].d.NextAttemptAt.After(p.Now) {
+			break
+		}
+		if excluded(q.id) || full(q.id) {
+			skipped = append(skipped, heap.Pop(&m.ready).(*epQueue))
+			continue
+		}
+		it := heap.Pop(&q.items).(*memItem)
+		if len(q.items) == 0 {
+			heap.Pop(&m.ready)
+			delete(m.queues, q.id)
+		} else {
+			heap.Fix(&m.ready, 0)
+		}
+		out = append(out, m.lease(it, p))
+		if taken != nil {
+			taken[q.id]++
+		}
+	}
+	for _, q := range skipped {
+		heap.Push(&m.ready, q)
+	}
+	return out, nil
+}
+
+func (m *MemoryStore) lease(it *memItem, p ClaimParams) Delivery {
+	it.d.State = StateInFlight
+	it.d.LeaseOwner = p.Owner
+	it.d.LeaseExpiresAt = p.LeaseUntil
+	it.d.UpdatedAt = p.Now
+	heap.Push(&m.leases, it)
+	return it.d
+}
+
+// Record implements Store.
+func (m *MemoryStore) Record(ctx context.Context, p RecordParams) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	switch p.State {
+	case StatePending, StateSucceeded, StateFailed:
+	default:
+		return fmt.Errorf("%w: Record to state %q; want pending, succeeded or failed", ErrInvalidState, p.State)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	it := m.byID[p.DeliveryID]
+	if it == nil {
+		return fmt.Errorf("%w: %s", ErrNotFound, p.DeliveryID)
+	}
+	if it.d.State != StateInFlight || it.d.LeaseOwner != p.Owner {
+		return fmt.Errorf("%w: %s", ErrLeaseLost, p.DeliveryID)
+	}
+	heap.Remove(&m.leases, it.idx)
+	applyRecord(&it.d, &it.attempts, p)
+	if p.State == StatePending {
+		m.push(it)
+	} else {
+		m.unfinished--
+	}
+	return nil
+}
+
+// applyRecord applies p to d and its attempt log; stores share it so they agree on the
+// meaning of a record.
+func applyRecord(d *Delivery, attempts *[]Attempt, p RecordParams) {
+	if p.Attempt != nil {
+		a := *p.Attempt
+		a.DeliveryID = d.ID
+		a.Number = len(*attempts) + 1
+		*attempts = append(*attempts, a)
+		d.Attempts++
+		d.LastStatus = a.StatusCode
+		d.LastError = a.Error
+	} else if p.Reason != "" {
+		d.LastError = p.Reason
+	}
+	d.State = p.State
+	d.LeaseOwner = ""
+	d.LeaseExpiresAt = time.Time{}
+	d.UpdatedAt = p.Now
+	if p.State == StatePending {
+		d.NextAttemptAt = p.NextAttemptAt
+	}
+}
+
+// Get implements Store.
+func (m *MemoryStore) Get(ctx context.Context, id string) (Delivery, error) {
+	if err := ctx.Err(); err != nil {
+		return Delivery{}, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	it := m.byID[id]
+	if it == nil {
+		return Delivery{}, fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	return it.d, nil
+}
+
+// List implements Store. It scans every delivery: the memory store is meant for a
+// process's own recent history, not for large archives.
+func (m *MemoryStore) List(ctx context.Context, p ListParams) (ListResult, error) {
+	if err := ctx.Err(); err != nil {
+		return ListResult{}, err
+	}
+	limit := p.Limit
+	if limit <= 0 {
+		limit = DefaultListLimit
+	}
+	m.mu.Lock()
+	var match []Delivery
+	for _, it := range m.byID {
+		if ListMatches(p, &it.d) {
+			match = append(match, it.d)
+		}
+	}
+	m.mu.Unlock()
+	slices.SortFunc(match, func(a, b Delivery) int { return cmp.Compare(a.ID, b.ID) })
+	var res ListResult
+	if len(match) > limit {
+		match = match[:limit]
+		res.Next = match[limit-1].ID
+	}
+	res.Deliveries = match
+	return res, nil
+}
+
+// ListMatches reports whether d passes p's filters and lies after p.Cursor. Stores that
+// filter in memory use it so that every store agrees on List's meaning.
+func ListMatches(p ListParams, d *Delivery) bool {
+	return (p.EndpointID == "" || d.EndpointID == p.EndpointID) &&
+		(p.EventID == "" || d.EventID == p.EventID) &&
+		(p.State == "" || d.State == p.State) &&
+		(p.CreatedAfter.IsZero() || !d.CreatedAt.Before(p.CreatedAfter)) &&
+		(p.CreatedBefore.IsZero() || d.CreatedAt.Before(p.CreatedBefore)) &&
+		(p.Cursor == "" || d.ID > p.Cursor)
+}
+
+// Attempts implements Store.
+func (m *MemoryStore) Attempts(ctx context.Context, id string) ([]Attempt, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	it := m.byID[id]
+	if it == nil {
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	return slices.Clone(it.attempts), nil
+}
+
+// Requeue implements Store.
+func (m *MemoryStore) Requeue(ctx context.Context, p RequeueParams) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var items []*memItem
+	if len(p.IDs) > 0 {
+		seen := make(map[string]bool, len(p.IDs))
+		for _, id := range p.IDs {
+			if seen[id] {
+				continue
+			}
+			seen[id] = true
+			it := m.byID[id]
+			if it == nil {
+				return 0, fmt.Errorf("%w: %s", ErrNotFound, id)
+			}
+			if !it.d.State.Finished() {
+				return 0, fmt.Errorf("%w: %s is %s; only succeeded or failed deliveries can be requeued", ErrInvalidState, id, it.d.State)
+			}
+			items = append(items, it)
+		}
+	} else {
+		for _, it := range m.byID {
+			if it.d.State == StateFailed && it.d.EndpointID == p.EndpointID && !it.d.CreatedAt.Before(p.Since) {
+				items = append(items, it)
+			}
+		}
+	}
+	for _, it := range items {
+		requeueDelivery(&it.d, p.Now)
+		m.push(it)
+	}
+	m.unfinished += len(items)
+	return len(items), nil
+}
+
+// requeueDelivery makes a finished delivery pending again, due now, with a fresh budget.
+func requeueDelivery(d *Delivery, now time.Time) {
+	d.State = StatePending
+	d.Attempts = 0
+	d.QueuedAt = now
+	d.NextAttemptAt = now
+	d.UpdatedAt = now
+}
+
+// NextDue implements Store.
+func (m *MemoryStore) NextDue(ctx context.Context, exclude []string) (time.Time, error) {
+	if err := ctx.Err(); err != nil {
+		return time.Time{}, err
+	}
+	excluded := exclusion(exclude)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var next time.Time
+	consider := func(t time.Time) {
+		if next.IsZero() || t.Before(next) {
+			next = t
+		}
+	}
+	for _, it := range m.leases {
+		if !excluded(it.d.EndpointID) {
+			consider(it.d.LeaseExpiresAt)
+		}
+	}
+	for _, q := range m.ready {
+		if !excluded(q.id) {
+			consider(q.items[0].d.NextAttemptAt)
+		}
+	}
+	return next, nil
+}
+
+// Prune implements Store.
+func (m *MemoryStore) Prune(ctx context.Context, p PruneParams) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := 0
+	for id, it := range m.byID {
+		if PruneMatches(p, &it.d) {
+			delete(m.byID, id)
+			n++
+		}
+	}
+	return n, nil
+}
+
+// PruneMatches reports whether p selects d for deletion.
+func PruneMatches(p PruneParams, d *Delivery) bool {
+	switch d.State {
+	case StateSucceeded:
+		return !p.SucceededBefore.IsZero() && d.UpdatedAt.Before(p.SucceededBefore)
+	case StateFailed:
+		return !p.FailedBefore.IsZero() && d.UpdatedAt.Before(p.FailedBefore)
+	}
+	return false
+}
+
+// exclusion returns a membership test for a usually tiny list of endpoint IDs.
+func exclusion(ids []string) func(string) bool {
+	switch {
+	case len(ids) == 0:
+		return func(string) bool { return false }
+	case len(ids) <= 8:
+		return func(id string) bool { return slices.Contains(ids, id) }
+	}
+	set := make(map[string]struct{}, len(ids))
+	for _, id := range ids {
+		set[id] = struct{}{}
+	}
+	return func(id string) bool { _, ok := set[id]; return ok }
+}
+
+// itemHeap orders pending deliveries of one endpoint by due time, then ID.
+type itemHeap []*memItem
+
+func (h itemHeap) Len() int { return len(h) }
+func (h itemHeap) Less(i, j int) bool {
+	a, b := &h[i].d, &h[j].d
+	if c := a.NextAttemptAt.Compare(b.NextAttemptAt); c != 0 {
+		return c < 0
+	}
+	return a.ID < b.ID
+}
+func (h itemHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i]; h[i].idx = i; h[j].idx = j }
+func (h *itemHeap) Push(x any)   { it := x.(*memItem); it.idx = len(*h); *h = append(*h, it) }
+func (h *itemHeap) Pop() any     { return popLast((*[]*memItem)(h)) }
+func popLast[T any](h *[]T) T {
+	old := *h
+	x := old[len(old)-1]
+	var zero T
+	old[len(old)-1] = zero
+	*h = old[:len(old)-1]
+	return x
+}
+
+// epQueue is one endpoint's pending deliveries.
+type epQueue struct {
+	id    string
+	items itemHeap
+	idx   int // position in MemoryStore.ready
+}
+
+// epHeap orders endpoint queues by their earliest due delivery.
+type epHeap []*epQueue
+
+func (h epHeap) Len() int { return len(h) }
+func (h epHeap) Less(i, j int) bool {
+	return h[i].items[0].d.NextAttemptAt.Before(h[j].items[0].d.NextAttemptAt)
+}
+func (h epHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i]; h[i].idx = i; h[j].idx = j }
+func (h *epHeap) Push(x any)   { q := x.(*epQueue); q.idx = len(*h); *h = append(*h, q) }
+func (h *epHeap) Pop() any     { return popLast((*[]*epQueue)(h)) }
+
+// leaseHeap orders in-flight deliveries by lease expiry.
+type leaseHeap []*memItem
+
+func (h leaseHeap) Len() int { return len(h) }
+func (h leaseHeap) Less(i, j int) bool {
+	return h[i].d.LeaseExpiresAt.Before(h[j].d.LeaseExpiresAt)
+}
+func (h leaseHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i]; h[i].idx = i; h[j].idx = j }
+func (h *leaseHeap) Push(x any)   { it := x.(*memItem); it.idx = len(*h); *h = append(*h, it) }
+func (h *leaseHeap) Pop() any     { return popLast((*[]*memItem)(h)) }

@@ -1,0 +1,352 @@
+package webhook
+
+import (
+	"fmt"
+	"net/http"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Sender defaults.
+const (
+	// DefaultWorkers is the number of concurrent attempts a Sender makes.
+	DefaultWorkers = 16
+	// DefaultTimeout bounds one attempt: connecting, TLS, sending, and reading the
+	// response headers and body.
+	DefaultTimeout = 15 * time.Second
+	// DefaultLeaseDuration is how long a claimed delivery stays leased to its Sender.
+	// If the Sender dies, another (or the restarted one) takes it over after this long.
+	DefaultLeaseDuration = time.Minute
+	// DefaultPollInterval is how often an idle Sender asks the store for due work it was
+	// not told about (deliveries enqueued by another process into a shared store).
+	DefaultPollInterval = 5 * time.Second
+	// DefaultMaxPayloadSize caps an event's envelope, in bytes.
+	DefaultMaxPayloadSize = 1 << 20
+	// DefaultResponseDrainBytes is how much of a response body is read so the
+	// connection can be reused; a longer body closes the connection instead.
+	DefaultResponseDrainBytes = 64 << 10
+	// DefaultResponseRecordBytes is how much of a response body an Attempt keeps.
+	DefaultResponseRecordBytes = 4 << 10
+	// DefaultVersion is the event version used when neither the Event nor WithVersion
+	// sets one.
+	DefaultVersion = "1"
+	// DefaultRetention is how long succeeded deliveries are kept before pruning.
+	DefaultRetention = 24 * time.Hour
+	// DefaultFailedRetention is how long failed (dead-lettered) deliveries are kept.
+	DefaultFailedRetention = 30 * 24 * time.Hour
+	// DefaultMaxEndpointsPerEvent caps the deliveries one Send may create.
+	DefaultMaxEndpointsPerEvent = 1000
+)
+
+// LibraryVersion is this library's version, sent in the default User-Agent.
+const LibraryVersion = "0.1.0"
+
+// DefaultUserAgent is the User-Agent of every request unless WithUserAgent changes it.
+const DefaultUserAgent = "hooksmith/" + LibraryVersion
+
+// Option configures a Sender. Options are applied in order by NewSender; only this
+// package defines them.
+type Option interface{ apply(*config) }
+
+type optionFunc func(*config)
+
+func (f optionFunc) apply(c *config) { f(c) }
+
+type config struct {
+	endpoints       []Endpoint
+	store           Store
+	workers         int
+	endpointLimit   int
+	queueCapacity   int
+	failFast        bool
+	timeout         time.Duration
+	lease           time.Duration
+	poll            time.Duration
+	retry           RetryPolicy
+	signer          Signer
+	version         string
+	versionHeader   string
+	userAgent       string
+	transport       http.RoundTripper
+	logger          *zap.Logger
+	hooks           Hooks
+	clock           Clock
+	maxPayload      int
+	maxFanout       int
+	drainBytes      int64
+	recordBytes     int
+	retention       time.Duration
+	failedRetention time.Duration
+	errs            []error
+}
+
+func defaultConfig() config {
+	return config{
+		workers:         DefaultWorkers,
+		timeout:         DefaultTimeout,
+		lease:           DefaultLeaseDuration,
+		poll:            DefaultPollInterval,
+		signer:          StandardSigner{},
+		version:         DefaultVersion,
+		versionHeader:   DefaultVersionHeader,
+		userAgent:       DefaultUserAgent,
+		logger:          zap.NewNop(),
+		clock:           SystemClock,
+		maxPayload:      DefaultMaxPayloadSize,
+		maxFanout:       DefaultMaxEndpointsPerEvent,
+		drainBytes:      DefaultResponseDrainBytes,
+		recordBytes:     DefaultResponseRecordBytes,
+		retention:       DefaultRetention,
+		failedRetention: DefaultFailedRetention,
+	}
+}
+
+func (c *config) fail(format string, args ...any) {
+	c.errs = append(c.errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalidOption}, args...)...))
+}
+
+// WithEndpoints registers endpoints at construction. More can be added at run time with
+// AddEndpoint. May be given several times.
+func WithEndpoints(eps ...Endpoint) Option {
+	return optionFunc(func(c *config) { c.endpoints = append(c.endpoints, eps...) })
+}
+
+// WithStore sets where deliveries are kept. The default is a MemoryStore of
+// WithQueueCapacity deliveries, lost when the process exits; use a durable store to keep
+// them across restarts. The Sender does not close the store.
+func WithStore(s Store) Option {
+	return optionFunc(func(c *config) {
+		if s == nil {
+			c.fail("WithStore(nil); omit the option for the in-memory default")
+		}
+		c.store = s
+	})
+}
+
+// WithWorkers sets how many attempts run at once. Default DefaultWorkers; must be 1 to
+// 10000.
+func WithWorkers(n int) Option {
+	return optionFunc(func(c *config) {
+		if n < 1 || n > 10000 {
+			c.fail("WithWorkers(%d): must be 1 to 10000", n)
+		}
+		c.workers = n
+	})
+}
+
+// WithEndpointConcurrency caps how many attempts run at once to any one endpoint, so one
+// slow endpoint cannot take every worker (Endpoint.MaxInFlight overrides it per
+// endpoint). Zero, the default, means half the workers, rounded up; n must be 0 to the
+// worker count.
+func WithEndpointConcurrency(n int) Option {
+	return optionFunc(func(c *config) {
+		if n < 0 {
+			c.fail("WithEndpointConcurrency(%d): must not be negative", n)
+		}
+		c.endpointLimit = n
+	})
+}
+
+// WithQueueCapacity bounds the default in-memory store: at most n unfinished deliveries.
+// Default DefaultQueueCapacity; -1 means unbounded. It is an error together with
+// WithStore (bound that store itself).
+func WithQueueCapacity(n int) Option {
+	return optionFunc(func(c *config) {
+		if n == 0 || n < -1 {
+			c.fail("WithQueueCapacity(%d): must be positive, or -1 for unbounded", n)
+		}
+		c.queueCapacity = n
+	})
+}
+
+// WithFailFast makes Send return ErrQueueFull at once when the store is full. By
+// default Send waits for room until its context is done.
+func WithFailFast(on bool) Option {
+	return optionFunc(func(c *config) { c.failFast = on })
+}
+
+// WithTimeout bounds each attempt, from connecting to reading the response body.
+// Default DefaultTimeout; must be positive.
+func WithTimeout(d time.Duration) Option {
+	return optionFunc(func(c *config) {
+		if d <= 0 {
+			c.fail("WithTimeout(%s): must be positive", d)
+		}
+		c.timeout = d
+	})
+}
+
+// WithLeaseDuration sets how long a claimed delivery stays leased. Default
+// DefaultLeaseDuration; must exceed the attempt timeout by at least 5 seconds, so a
+// live attempt never loses its lease.
+func WithLeaseDuration(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.lease = d })
+}
+
+// WithPollInterval sets how often an idle Sender checks the store for work it was not
+// told about. Default DefaultPollInterval; must be positive.
+func WithPollInterval(d time.Duration) Option {
+	return optionFunc(func(c *config) {
+		if d <= 0 {
+			c.fail("WithPollInterval(%s): must be positive", d)
+		}
+		c.poll = d
+	})
+}
+
+// WithRetryPolicy replaces the retry policy. Zero fields of p take their defaults.
+func WithRetryPolicy(p RetryPolicy) Option {
+	return optionFunc(func(c *config) {
+		if err := p.validate(); err != nil {
+			c.errs = append(c.errs, err)
+		}
+		c.retry = p
+	})
+}
+
+// WithSigner sets the default signer; Endpoint.Signer overrides it per endpoint.
+// Default StandardSigner.
+func WithSigner(s Signer) Option {
+	return optionFunc(func(c *config) {
+		if s == nil {
+			c.fail("WithSigner(nil); omit the option for StandardSigner")
+		}
+		c.signer = s
+	})
+}
+
+// WithVersion sets the current payload version: events without a Version get it, and
+// endpoints without a pinned Version receive only events of it. Default DefaultVersion.
+func WithVersion(v string) Option {
+	return optionFunc(func(c *config) {
+		if !validVersion(v) {
+			c.fail("WithVersion(%q): must be 1 to 64 printable characters", truncate(v, 64))
+		}
+		c.version = v
+	})
+}
+
+// WithVersionHeader names the header that carries the event version. Default
+// DefaultVersionHeader.
+func WithVersionHeader(name string) Option {
+	return optionFunc(func(c *config) {
+		if !validHeaderName(name) {
+			c.fail("WithVersionHeader(%q): not a valid header name", truncate(name, 64))
+		}
+		c.versionHeader = name
+	})
+}
+
+// WithUserAgent sets the User-Agent header. Default DefaultUserAgent.
+func WithUserAgent(ua string) Option {
+	return optionFunc(func(c *config) { c.userAgent = ua })
+}
+
+// WithTransport sets the HTTP transport. The default is a pooled keep-alive transport
+// sized to the worker count. Tests pass webhooktest.Transport here to send without a
+// network. Redirects are never followed, whatever the transport.
+func WithTransport(rt http.RoundTripper) Option {
+	return optionFunc(func(c *config) {
+		if rt == nil {
+			c.fail("WithTransport(nil); omit the option for the default transport")
+		}
+		c.transport = rt
+	})
+}
+
+// WithLogger sets the logger. Default: a no-op logger. Log lines carry delivery_id,
+// endpoint_id, event_type, attempt, status and latency; never secrets, signatures, URL
+// credentials or query strings. Nil means the no-op logger.
+func WithLogger(l *zap.Logger) Option {
+	return optionFunc(func(c *config) {
+		if l == nil {
+			l = zap.NewNop()
+		}
+		c.logger = l
+	})
+}
+
+// WithHooks sets callbacks for attempts and endpoint changes, for metrics and auditing.
+func WithHooks(h Hooks) Option {
+	return optionFunc(func(c *config) { c.hooks = h })
+}
+
+// WithClock sets the time source. Default SystemClock; tests use webhooktest.Clock.
+func WithClock(clk Clock) Option {
+	return optionFunc(func(c *config) {
+		if clk == nil {
+			c.fail("WithClock(nil); omit the option for the system clock")
+		}
+		c.clock = clk
+	})
+}
+
+// WithMaxPayloadSize caps an event's envelope in bytes; Send rejects larger events with
+// ErrPayloadTooLarge. Default DefaultMaxPayloadSize.
+func WithMaxPayloadSize(n int) Option {
+	return optionFunc(func(c *config) {
+		if n < 64 {
+			c.fail("WithMaxPayloadSize(%d): must be at least 64 bytes", n)
+		}
+		c.maxPayload = n
+	})
+}
+
+// WithMaxEndpointsPerEvent caps how many endpoints one event may fan out to; Send
+// rejects an event matching more with ErrInvalidEvent. Default
+// DefaultMaxEndpointsPerEvent.
+func WithMaxEndpointsPerEvent(n int) Option {
+	return optionFunc(func(c *config) {
+		if n < 1 {
+			c.fail("WithMaxEndpointsPerEvent(%d): must be positive", n)
+		}
+		c.maxFanout = n
+	})
+}
+
+// WithResponseLimits sets how many response body bytes are read to reuse the connection
+// (drain) and how many are kept in the Attempt (record, at most drain). Defaults
+// DefaultResponseDrainBytes and DefaultResponseRecordBytes.
+func WithResponseLimits(drain, record int) Option {
+	return optionFunc(func(c *config) {
+		if drain < 0 || record < 0 || record > drain {
+			c.fail("WithResponseLimits(%d, %d): need 0 <= record <= drain", drain, record)
+		}
+		c.drainBytes, c.recordBytes = int64(drain), record
+	})
+}
+
+// WithRetention sets how long finished deliveries are kept before the Sender prunes
+// them from the store: succeeded ones for succeeded, failed ones for failed. Defaults
+// DefaultRetention and DefaultFailedRetention; -1 keeps them forever.
+func WithRetention(succeeded, failed time.Duration) Option {
+	return optionFunc(func(c *config) {
+		if (succeeded <= 0 && succeeded != -1) || (failed <= 0 && failed != -1) {
+			c.fail("WithRetention(%s, %s): each must be positive, or -1 to keep forever", succeeded, failed)
+		}
+		c.retention, c.failedRetention = succeeded, failed
+	})
+}
+
+// Hooks are callbacks the Sender makes as deliveries progress. They run synchronously on
+// the worker that made the attempt, so they must be quick and must not block; they may
+// be called concurrently. Nil fields are skipped.
+type Hooks struct {
+	// OnAttempt is called after every attempt has been recorded, and for a delivery that
+	// ends without an attempt (its endpoint was removed), with a zero Attempt.
+	OnAttempt func(AttemptReport)
+	// OnEndpointDisabled is called when the Sender disables an endpoint by itself (a
+	// 410 Gone answer), with the reason.
+	OnEndpointDisabled func(endpointID, reason string)
+}
+
+// AttemptReport describes one finished attempt.
+type AttemptReport struct {
+	// Delivery is the delivery's state after the attempt (Body shared, do not modify).
+	Delivery Delivery
+	Attempt  Attempt
+	Verdict  Verdict
+	// Final reports whether the delivery is finished (succeeded or failed).
+	Final bool
+}

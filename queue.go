@@ -1,0 +1,407 @@
+package webhook
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+// Dispatcher timing.
+const (
+	// storeErrorBackoff is how long the dispatcher waits after a store error before
+	// claiming again.
+	storeErrorBackoff = time.Second
+	// recordTimeout bounds writing an attempt's result, independently of Close's
+	// context, so an aborted attempt is still recorded.
+	recordTimeout = 10 * time.Second
+	// DefaultPruneInterval is how often the Sender deletes finished deliveries past their
+	// retention (WithRetention).
+	DefaultPruneInterval = 10 * time.Minute
+)
+
+// dispatch is the Sender's one dispatcher goroutine. It claims due deliveries for free
+// workers, skipping endpoints that cannot take work now, and otherwise waits, without
+// polling, for the first of: a Send or endpoint change, a worker finishing, the next due
+// time, a store notification, or the slow poll for work enqueued elsewhere.
+func (s *Sender) dispatch() {
+	defer s.loopsDone.Done()
+	var notify <-chan struct{}
+	if n, ok := s.store.(Notifier); ok {
+		notify = n.Notify()
+	}
+	inflight := 0
+	perEndpoint := make(map[string]int)
+	finished := func(endpointID string) {
+		inflight--
+		if perEndpoint[endpointID]--; perEndpoint[endpointID] <= 0 {
+			delete(perEndpoint, endpointID)
+		}
+	}
+	idleClaims := 0 // consecutive claims that found nothing though work seemed due
+	for {
+		select {
+		case <-s.stop:
+			return
+		default:
+		}
+		// Collect finished attempts without blocking.
+	drain:
+		for {
+			select {
+			case ep := <-s.results:
+				finished(ep)
+			default:
+				break drain
+			}
+		}
+		now := s.clock.Now()
+		free := s.cfg.workers - inflight
+		var dueAt time.Time // when to look again; zero: only when something happens
+		if free > 0 {
+			exclude, capPer := s.exclusions(perEndpoint)
+			ds, err := s.store.Claim(s.baseCtx, ClaimParams{
+				Now: now, Limit: free, Owner: s.id, LeaseUntil: now.Add(s.cfg.lease),
+				ExcludeEndpoints: exclude, MaxPerEndpoint: capPer,
+			})
+			for _, d := range ds {
+				inflight++
+				perEndpoint[d.EndpointID]++
+				s.work <- d
+			}
+			switch {
+			case err != nil:
+				s.log.Error("webhook: claiming deliveries failed; retrying", zap.Error(err))
+				dueAt = now.Add(storeErrorBackoff)
+			case len(ds) == free:
+				continue // perhaps more is due
+			default:
+				if len(ds) > 0 {
+					exclude, _ = s.exclusions(perEndpoint)
+				}
+				next, err := s.store.NextDue(s.baseCtx, exclude)
+				switch {
+				case err != nil:
+					s.log.Error("webhook: reading the next due time failed; retrying", zap.Error(err))
+					dueAt = now.Add(storeErrorBackoff)
+				case next.IsZero():
+				case len(ds) == 0 && !next.After(now):
+					// The store says work is due but gave none: back off a little rather
+					// than spin, growing to the poll interval.
+					idleClaims++
+					dueAt = now.Add(min(time.Duration(idleClaims)*10*time.Millisecond, s.cfg.poll))
+				default:
+					idleClaims = 0
+					if !next.After(now) {
+						continue
+					}
+					dueAt = next
+				}
+			}
+		}
+		pollAt := now.Add(s.cfg.poll)
+		if dueAt.IsZero() || dueAt.After(pollAt) {
+			dueAt = pollAt
+		}
+		timer := s.clock.NewTimerAt(dueAt)
+		select {
+		case <-s.stop:
+		case <-s.wake:
+		case ep := <-s.results:
+			finished(ep)
+		case <-timer.C():
+		case <-notify:
+		}
+		timer.Stop()
+	}
+}
+
+// exclusions lists endpoints that must not be claimed now (disabled ones and those at
+// their concurrency limit) and the most any one endpoint may get from the next claim: the
+// least room any endpoint has, so a single claim cannot push one past its limit. A
+// smaller claim than needed only means another claim right after.
+func (s *Sender) exclusions(perEndpoint map[string]int) ([]string, int) {
+	snap := s.reg.load()
+	out := snap.disabled
+	capPer := s.cfg.endpointLimit
+	if snap.minMaxInFlight > 0 {
+		capPer = min(capPer, snap.minMaxInFlight)
+	}
+	copied := false
+	for id, n := range perEndpoint {
+		limit := s.cfg.endpointLimit
+		if e, ok := snap.byID[id]; ok && e.ep.MaxInFlight > 0 {
+			limit = e.ep.MaxInFlight
+		}
+		if n < limit {
+			capPer = min(capPer, limit-n)
+			continue
+		}
+		if !copied {
+			out = append(make([]string, 0, len(out)+len(perEndpoint)), out...)
+			copied = true
+		}
+		out = append(out, id)
+	}
+	return out, capPer
+}
+
+// prune deletes finished deliveries past their retention, every DefaultPruneInterval.
+func (s *Sender) prune() {
+	defer s.loopsDone.Done()
+	if s.cfg.retention < 0 && s.cfg.failedRetention < 0 {
+		return
+	}
+	for {
+		t := s.clock.NewTimerAt(s.clock.Now().Add(DefaultPruneInterval))
+		select {
+		case <-s.stop:
+			t.Stop()
+			return
+		case <-t.C():
+		}
+		now := s.clock.Now()
+		var p PruneParams
+		if s.cfg.retention > 0 {
+			p.SucceededBefore = now.Add(-s.cfg.retention)
+		}
+		if s.cfg.failedRetention > 0 {
+			p.FailedBefore = now.Add(-s.cfg.failedRetention)
+		}
+		n, err := s.store.Prune(s.baseCtx, p)
+		if err != nil {
+			s.log.Error("webhook: pruning finished deliveries failed", zap.Error(err))
+		} else if n > 0 {
+			s.log.Debug("webhook: pruned finished deliveries", zap.Int("count", n))
+		}
+	}
+}
+
+// worker runs attempts handed out by the dispatcher until Close closes the work channel.
+func (s *Sender) worker() {
+	defer s.workers.Done()
+	for d := range s.work {
+		s.attempt(d)
+		s.results <- d.EndpointID
+	}
+}
+
+// attempt makes one attempt of d and records its result.
+func (s *Sender) attempt(d Delivery) {
+	e, ok := s.reg.get(d.EndpointID)
+	now := s.clock.Now()
+	if !ok {
+		s.finish(d, nil, RecordParams{State: StateFailed,
+			Reason: fmt.Sprintf("endpoint %q was removed; no request was sent", d.EndpointID)}, Permanent)
+		return
+	}
+	if e.ep.Disabled { // disabled after the claim: hand it back untouched
+		s.finish(d, nil, RecordParams{State: StatePending, NextAttemptAt: now}, 0)
+		return
+	}
+	a, retryAfter, err := s.post(e, d, now)
+	verdict := Permanent
+	if err == nil || !errors.As(err, new(*signError)) {
+		verdict = s.retry.Classify(a.StatusCode, err)
+	}
+	p := RecordParams{Attempt: &a}
+	switch {
+	case s.baseCtx.Err() != nil && a.StatusCode == 0:
+		// Close aborted the attempt: try again as soon as a Sender runs.
+		p.State, p.NextAttemptAt, verdict = StatePending, s.clock.Now(), Retry
+	case verdict == Delivered:
+		p.State = StateSucceeded
+	case verdict == Retry:
+		if at, ok := s.retry.next(s.clock.Now(), d.QueuedAt, d.Attempts+1, retryAfter); ok {
+			p.State, p.NextAttemptAt = StatePending, at
+		} else {
+			p.State = StateFailed
+		}
+	default:
+		p.State = StateFailed
+	}
+	s.finish(d, e, p, verdict)
+	if verdict == Gone {
+		if changed, _ := s.reg.setDisabled(e.ep.ID, true); changed {
+			reason := "the endpoint answered 410 Gone"
+			s.log.Warn("webhook: endpoint disabled", zap.String("endpoint_id", e.ep.ID), zap.String("reason", reason))
+			if s.cfg.hooks.OnEndpointDisabled != nil {
+				s.cfg.hooks.OnEndpointDisabled(e.ep.ID, reason)
+			}
+		}
+	}
+}
+
+type signError struct{ err error }
+
+func (e *signError) Error() string { return "signing failed: " + e.err.Error() }
+func (e *signError) Unwrap() error { return e.err }
+
+// post sends one request and returns its record, the Retry-After asked for (0 if none)
+// and the transport error, redacted.
+func (s *Sender) post(e *endpointEntry, d Delivery, now time.Time) (Attempt, time.Duration, error) {
+	a := Attempt{DeliveryID: d.ID, StartedAt: now}
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(s.baseCtx, s.cfg.timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.ep.URL, bytes.NewReader(d.Body))
+	if err != nil { // the URL was validated when the endpoint was registered
+		err = &PermanentError{Err: fmt.Errorf("building request to %s failed", e.redacted)}
+		a.Error = err.Error()
+		return a, 0, err
+	}
+	h := req.Header
+	for k, v := range e.header {
+		h[k] = v
+	}
+	h["Content-Type"] = []string{"application/json"}
+	h["User-Agent"] = []string{s.cfg.userAgent}
+	h[s.versionHeader] = []string{d.Version}
+	h[canonicalID] = []string{d.EventID}
+	h[canonicalTimestamp] = []string{formatUnix(now)}
+	signer := e.ep.Signer
+	if signer == nil {
+		signer = s.cfg.signer
+	}
+	if err := signer.Sign(h, Message{ID: d.EventID, Timestamp: now, Body: d.Body}, e.secrets); err != nil {
+		serr := &signError{err: err}
+		a.Error = serr.Error()
+		return a, 0, serr
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		err = redactError(err, e.redacted)
+		a.Duration = time.Since(start)
+		a.Error = err.Error()
+		return a, 0, err
+	}
+	a.StatusCode = resp.StatusCode
+	var retryAfter time.Duration
+	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
+		if ra, ok := ParseRetryAfter(resp.Header.Get("Retry-After"), now); ok {
+			retryAfter = max(ra, MinRetryAfter) // so "0" cannot spin through the attempts
+		}
+	}
+	a.ResponseBody, err = readResponse(resp.Body, s.cfg.drainBytes, s.cfg.recordBytes)
+	resp.Body.Close()
+	a.Duration = time.Since(start)
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		a.Error = fmt.Sprintf("%s answered HTTP %d", e.redacted, resp.StatusCode)
+	} else if err != nil {
+		// The receiver accepted the request; a body cut short by the timeout does not
+		// undo that, but it is noted.
+		s.log.Debug("webhook: reading response body failed", zap.String("delivery_id", d.ID), zap.Error(redactError(err, e.redacted)))
+	}
+	return a, retryAfter, nil
+}
+
+// readResponse reads up to drain bytes, so the connection can be reused, and returns a
+// copy of the first record bytes.
+func readResponse(body io.Reader, drain int64, record int) ([]byte, error) {
+	var head []byte
+	if record > 0 {
+		buf := make([]byte, record)
+		n, err := io.ReadFull(body, buf)
+		head = buf[:n]
+		if err != nil {
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+				err = nil
+			}
+			if len(head) == 0 {
+				head = nil
+			}
+			return head, err
+		}
+	}
+	_, err := io.Copy(io.Discard, io.LimitReader(body, drain-int64(len(head))))
+	return head, err
+}
+
+// redactError replaces the URL in a *url.Error with its redacted form, so credentials and
+// query strings never reach logs, errors or attempt records.
+func redactError(err error, redacted string) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		c := *ue
+		c.URL = redacted
+		return &c
+	}
+	return err
+}
+
+// finish records the attempt's result, then logs and calls hooks.
+func (s *Sender) finish(d Delivery, e *endpointEntry, p RecordParams, verdict Verdict) {
+	p.DeliveryID, p.Owner, p.Now = d.ID, s.id, s.clock.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), recordTimeout)
+	err := s.store.Record(ctx, p)
+	cancel()
+	if err != nil {
+		// The delivery stays in flight until its lease expires, then is attempted again:
+		// at least once, never lost.
+		level := zap.ErrorLevel
+		if errors.Is(err, ErrLeaseLost) {
+			level = zap.WarnLevel
+		}
+		if ce := s.log.Check(level, "webhook: recording an attempt failed; the delivery will be retried after its lease expires"); ce != nil {
+			ce.Write(zap.String("delivery_id", d.ID), zap.String("endpoint_id", d.EndpointID), zap.Error(err))
+		}
+		return
+	}
+	after := d
+	var log []Attempt
+	applyRecord(&after, &log, p)
+	if p.State.Finished() {
+		s.room.signal()
+	}
+	if p.Attempt == nil && p.State == StatePending {
+		return // handed back, nothing happened
+	}
+	s.logAttempt(after, p, verdict)
+	if s.cfg.hooks.OnAttempt != nil {
+		var a Attempt
+		if p.Attempt != nil {
+			a = *p.Attempt
+			a.Number = 0 // the store numbered it; Delivery.Attempts has the count
+		}
+		s.cfg.hooks.OnAttempt(AttemptReport{Delivery: after, Attempt: a, Verdict: verdict, Final: p.State.Finished()})
+	}
+}
+
+func (s *Sender) logAttempt(d Delivery, p RecordParams, verdict Verdict) {
+	level := zapcore.DebugLevel
+	msg := "webhook: delivered"
+	switch p.State {
+	case StatePending:
+		level, msg = zapcore.InfoLevel, "webhook: attempt failed; will retry"
+	case StateFailed:
+		level, msg = zapcore.WarnLevel, "webhook: delivery failed permanently"
+	}
+	ce := s.log.Check(level, msg)
+	if ce == nil {
+		return
+	}
+	fields := []zap.Field{
+		zap.String("delivery_id", d.ID), zap.String("endpoint_id", d.EndpointID),
+		zap.String("event_id", d.EventID), zap.String("event_type", d.EventType),
+		zap.Int("attempt", d.Attempts), zap.Stringer("verdict", verdict),
+	}
+	if a := p.Attempt; a != nil {
+		fields = append(fields, zap.Int("status", a.StatusCode), zap.Duration("latency", a.Duration))
+		if a.Error != "" {
+			fields = append(fields, zap.String("error", a.Error))
+		}
+	} else if d.LastError != "" {
+		fields = append(fields, zap.String("error", d.LastError))
+	}
+	if p.State == StatePending {
+		fields = append(fields, zap.Time("next_attempt_at", p.NextAttemptAt))
+	}
+	ce.Write(fields...)
+}

@@ -1,0 +1,398 @@
+package webhook
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-retryablehttp"
+	"go.uber.org/zap"
+)
+
+// ErrEndpointDisabled is returned by SendTo for a disabled endpoint.
+var ErrEndpointDisabled = errors.New("webhook: endpoint disabled")
+
+// Sender signs, queues, delivers, retries and records webhooks. Build one with NewSender,
+// call Send from anywhere (it is safe for concurrent use), and Close it on shutdown.
+type Sender struct {
+	cfg    config
+	id     string // lease owner in the store
+	store  Store
+	reg    *registry
+	client *http.Client
+	retry  RetryPolicy
+	log    *zap.Logger
+	clock  Clock
+	// versionHeader is WithVersionHeader's name in canonical form.
+	versionHeader string
+
+	closed    atomic.Bool
+	wake      chan struct{} // cap 1: new work was enqueued or an endpoint enabled
+	room      broadcast     // a delivery finished: a full queue may have room
+	stop      chan struct{} // closed by Close: stop claiming and waiting
+	work      chan Delivery
+	results   chan string // endpoint IDs of finished attempts, cap = workers
+	baseCtx   context.Context
+	cancel    context.CancelFunc // aborts in-flight attempts when Close's ctx ends
+	loopsDone sync.WaitGroup     // dispatcher and pruner
+	workers   sync.WaitGroup
+	closeOnce sync.Once
+}
+
+// NewSender returns a running Sender configured by opts. It validates every option and
+// endpoint and reports all problems found, each wrapping ErrInvalidOption or
+// ErrInvalidEndpoint.
+func NewSender(opts ...Option) (*Sender, error) {
+	cfg := defaultConfig()
+	for _, o := range opts {
+		if o != nil {
+			o.apply(&cfg)
+		}
+	}
+	if cfg.lease < cfg.timeout+5*time.Second {
+		cfg.fail("lease duration %s must exceed the attempt timeout %s by at least 5s (WithLeaseDuration)", cfg.lease, cfg.timeout)
+	}
+	if cfg.endpointLimit > cfg.workers {
+		cfg.fail("WithEndpointConcurrency(%d) exceeds the worker count %d", cfg.endpointLimit, cfg.workers)
+	}
+	if cfg.store != nil && cfg.queueCapacity != 0 {
+		cfg.fail("WithQueueCapacity applies to the default memory store only; bound the store given to WithStore instead")
+	}
+	reg := newRegistry(cfg.versionHeader)
+	if len(cfg.errs) == 0 {
+		if err := reg.add(cfg.endpoints, false); err != nil {
+			cfg.errs = append(cfg.errs, err)
+		}
+	}
+	if len(cfg.errs) > 0 {
+		return nil, errors.Join(cfg.errs...)
+	}
+	if cfg.store == nil {
+		cfg.store = NewMemoryStore(cfg.queueCapacity)
+	}
+	if cfg.endpointLimit == 0 {
+		cfg.endpointLimit = (cfg.workers + 1) / 2
+	}
+	if cfg.transport == nil {
+		cfg.transport = defaultTransport(cfg.workers)
+	}
+	s := &Sender{
+		cfg:   cfg,
+		id:    newID("snd_", time.Now()),
+		store: cfg.store,
+		reg:   reg,
+		client: &http.Client{
+			Transport:     cfg.transport,
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+		retry:         cfg.retry.withDefaults(),
+		log:           cfg.logger,
+		clock:         cfg.clock,
+		versionHeader: http.CanonicalHeaderKey(cfg.versionHeader),
+		wake:          make(chan struct{}, 1),
+		stop:          make(chan struct{}),
+		work:          make(chan Delivery),
+		results:       make(chan string, cfg.workers),
+	}
+	s.baseCtx, s.cancel = context.WithCancel(context.Background())
+	s.workers.Add(cfg.workers)
+	for range cfg.workers {
+		go s.worker()
+	}
+	s.loopsDone.Add(2)
+	go s.dispatch()
+	go s.prune()
+	return s, nil
+}
+
+// defaultTransport is go-retryablehttp's pooled transport (keep-alive, HTTP/2 where the
+// server offers it) with an idle pool sized to the workers, so every worker can keep a
+// warm connection to a hot endpoint.
+func defaultTransport(workers int) http.RoundTripper {
+	t, ok := retryablehttp.NewClient().HTTPClient.Transport.(*http.Transport)
+	if !ok {
+		t = http.DefaultTransport.(*http.Transport).Clone()
+	}
+	t.MaxIdleConnsPerHost = workers
+	t.MaxIdleConns = max(t.MaxIdleConns, 4*workers)
+	return t
+}
+
+// ID returns the Sender's identity, the lease owner it records in the store.
+func (s *Sender) ID() string { return s.id }
+
+// Send fans ev out to every enabled endpoint whose EventTypes filter matches its type and
+// whose version matches its version, stores one pending delivery per endpoint, and
+// returns the delivery IDs, in endpoint ID order. Once Send returns nil, the deliveries
+// are in the store (durable, if the store is) and will be attempted. An event no endpoint
+// subscribes to returns no IDs and no error.
+//
+// When the store is full, Send waits for room until ctx is done, or fails at once with
+// ErrQueueFull under WithFailFast. Invalid events are rejected with an error wrapping
+// ErrInvalidEvent and nothing is stored.
+func (s *Sender) Send(ctx context.Context, ev Event) ([]string, error) {
+	return s.send(ctx, ev, nil)
+}
+
+// SendTo sends ev to the named endpoints only, whatever their EventTypes and Version.
+// Each must exist (ErrEndpointNotFound) and be enabled (ErrEndpointDisabled). It is
+// otherwise Send.
+func (s *Sender) SendTo(ctx context.Context, ev Event, endpointIDs ...string) ([]string, error) {
+	if len(endpointIDs) == 0 {
+		return nil, fmt.Errorf("%w: SendTo needs at least one endpoint ID", ErrEndpointNotFound)
+	}
+	return s.send(ctx, ev, endpointIDs)
+}
+
+func (s *Sender) send(ctx context.Context, ev Event, only []string) ([]string, error) {
+	if s.closed.Load() {
+		return nil, ErrClosed
+	}
+	now := s.clock.Now()
+	ev, err := ev.normalize(now, s.cfg.version)
+	if err != nil {
+		return nil, err
+	}
+	data, err := marshalData(ev.Data)
+	if err != nil {
+		return nil, err
+	}
+	body := appendEnvelope(make([]byte, 0, len(data)+len(ev.Type)+len(ev.ID)+len(ev.Version)+96), ev, data)
+	if len(body) > s.cfg.maxPayload {
+		return nil, &ValidationError{Kind: ErrInvalidEvent, ID: ev.ID, Field: "Data", Err: ErrPayloadTooLarge,
+			Reason: fmt.Sprintf("the envelope is %d bytes, over the %d byte limit (WithMaxPayloadSize)", len(body), s.cfg.maxPayload)}
+	}
+	targets, err := s.targets(ev, only)
+	if err != nil {
+		return nil, err
+	}
+	if len(targets) == 0 {
+		return nil, nil
+	}
+	ds := make([]Delivery, len(targets))
+	ids := make([]string, len(targets))
+	for i, e := range targets {
+		ids[i] = newDeliveryID(now)
+		ds[i] = Delivery{
+			ID: ids[i], EventID: ev.ID, EventType: ev.Type, EndpointID: e.ep.ID,
+			Version: ev.Version, Body: body, State: StatePending,
+			CreatedAt: now, QueuedAt: now, NextAttemptAt: now, UpdatedAt: now,
+		}
+	}
+	if err := s.enqueue(ctx, ds); err != nil {
+		return nil, err
+	}
+	s.poke()
+	return ids, nil
+}
+
+// targets returns the endpoints ev goes to.
+func (s *Sender) targets(ev Event, only []string) ([]*endpointEntry, error) {
+	snap := s.reg.load()
+	var out []*endpointEntry
+	if only != nil {
+		for _, id := range only {
+			e, ok := snap.byID[id]
+			switch {
+			case !ok:
+				return nil, fmt.Errorf("%w: %q", ErrEndpointNotFound, id)
+			case e.ep.Disabled:
+				return nil, fmt.Errorf("%w: %q; enable it with EnableEndpoint", ErrEndpointDisabled, id)
+			}
+			out = append(out, e)
+		}
+	} else {
+		for _, e := range snap.ordered {
+			version := e.ep.Version
+			if version == "" {
+				version = s.cfg.version
+			}
+			if !e.ep.Disabled && version == ev.Version && MatchEventType(e.ep.EventTypes, ev.Type) {
+				out = append(out, e)
+			}
+		}
+	}
+	if len(out) > s.cfg.maxFanout {
+		return nil, &ValidationError{Kind: ErrInvalidEvent, ID: ev.ID, Field: "Type",
+			Reason: fmt.Sprintf("matches %d endpoints, over the limit of %d (WithMaxEndpointsPerEvent)", len(out), s.cfg.maxFanout)}
+	}
+	return out, nil
+}
+
+// enqueue stores ds, waiting for room when the store is full unless fail-fast.
+func (s *Sender) enqueue(ctx context.Context, ds []Delivery) error {
+	err := s.store.Enqueue(ctx, ds)
+	for errors.Is(err, ErrQueueFull) && !s.cfg.failFast {
+		// Subscribe, then try again, so a delivery finishing in between is not missed.
+		ready := s.room.wait()
+		if err = s.store.Enqueue(ctx, ds); !errors.Is(err, ErrQueueFull) {
+			return err
+		}
+		// Room appears when this Sender finishes a delivery (the signal) or, for a store
+		// shared with other processes, when they do (the poll).
+		t := s.clock.NewTimerAt(s.clock.Now().Add(s.cfg.poll))
+		select {
+		case <-ready:
+		case <-t.C():
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("%w: %w", ErrQueueFull, ctx.Err())
+		case <-s.stop:
+			t.Stop()
+			return ErrClosed
+		}
+		t.Stop()
+		err = s.store.Enqueue(ctx, ds)
+	}
+	return err
+}
+
+// poke wakes the dispatcher without blocking.
+func (s *Sender) poke() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Close stops accepting events, lets in-flight attempts finish until ctx is done (then
+// aborts them; they are recorded and retried later), and returns once every goroutine
+// the Sender started has exited. Undelivered deliveries stay in the store: with a
+// durable store, the next Sender delivers them. Close does not close the store. It is
+// safe to call more than once.
+func (s *Sender) Close(ctx context.Context) error {
+	s.closeOnce.Do(func() {
+		s.closed.Store(true)
+		close(s.stop)
+		s.loopsDone.Wait()
+		close(s.work)
+	})
+	done := make(chan struct{})
+	go func() { s.workers.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		s.cancel()
+		<-done
+		return ctx.Err()
+	}
+}
+
+// AddEndpoint registers endpoints, all or none. It fails with ErrEndpointExists for an
+// ID already registered, or a *ValidationError. Safe for concurrent use.
+func (s *Sender) AddEndpoint(eps ...Endpoint) error {
+	if err := s.reg.add(eps, false); err != nil {
+		return err
+	}
+	s.poke()
+	return nil
+}
+
+// UpdateEndpoint replaces registered endpoints (matched by ID), all or none. Pending
+// deliveries use the new URL, secrets and headers on their next attempt.
+func (s *Sender) UpdateEndpoint(eps ...Endpoint) error {
+	if err := s.reg.add(eps, true); err != nil {
+		return err
+	}
+	s.poke()
+	return nil
+}
+
+// RemoveEndpoint unregisters an endpoint. Its pending deliveries fail (dead-letter) when
+// next due, with the reason recorded; add the endpoint again and Retry them to deliver.
+func (s *Sender) RemoveEndpoint(id string) error { return s.reg.remove(id) }
+
+// DisableEndpoint stops new deliveries to an endpoint and holds its pending ones.
+func (s *Sender) DisableEndpoint(id string) error {
+	_, err := s.reg.setDisabled(id, true)
+	return err
+}
+
+// EnableEndpoint resumes an endpoint; its held deliveries are attempted as they fall due.
+func (s *Sender) EnableEndpoint(id string) error {
+	_, err := s.reg.setDisabled(id, false)
+	s.poke()
+	return err
+}
+
+// Endpoint returns a registered endpoint, or ErrEndpointNotFound.
+func (s *Sender) Endpoint(id string) (Endpoint, error) {
+	e, ok := s.reg.get(id)
+	if !ok {
+		return Endpoint{}, fmt.Errorf("%w: %q", ErrEndpointNotFound, id)
+	}
+	return e.ep, nil
+}
+
+// Endpoints returns every registered endpoint in ID order.
+func (s *Sender) Endpoints() []Endpoint {
+	snap := s.reg.load()
+	out := make([]Endpoint, len(snap.ordered))
+	for i, e := range snap.ordered {
+		out[i] = e.ep
+	}
+	return out
+}
+
+// Delivery returns one delivery from the store, or an error wrapping ErrNotFound.
+func (s *Sender) Delivery(ctx context.Context, id string) (Delivery, error) {
+	return s.store.Get(ctx, id)
+}
+
+// Deliveries lists deliveries from the store; see ListParams. Failed deliveries (the dead
+// letters) are ListParams{State: StateFailed}.
+func (s *Sender) Deliveries(ctx context.Context, p ListParams) (ListResult, error) {
+	return s.store.List(ctx, p)
+}
+
+// Attempts returns a delivery's attempts in order.
+func (s *Sender) Attempts(ctx context.Context, deliveryID string) ([]Attempt, error) {
+	return s.store.Attempts(ctx, deliveryID)
+}
+
+// Retry requeues finished deliveries by ID (a manual retry), all or none, with a fresh
+// retry budget, due now.
+func (s *Sender) Retry(ctx context.Context, deliveryIDs ...string) (int, error) {
+	if len(deliveryIDs) == 0 {
+		return 0, nil
+	}
+	n, err := s.store.Requeue(ctx, RequeueParams{Now: s.clock.Now(), IDs: deliveryIDs})
+	s.poke()
+	return n, err
+}
+
+// RetryFailed requeues every failed delivery of an endpoint created at or after since.
+func (s *Sender) RetryFailed(ctx context.Context, endpointID string, since time.Time) (int, error) {
+	n, err := s.store.Requeue(ctx, RequeueParams{Now: s.clock.Now(), EndpointID: endpointID, Since: since})
+	s.poke()
+	return n, err
+}
+
+// broadcast wakes every waiter once per signal; waiting costs nothing when unsignalled.
+type broadcast struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+func (b *broadcast) wait() <-chan struct{} {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.ch == nil {
+		b.ch = make(chan struct{})
+	}
+	return b.ch
+}
+
+func (b *broadcast) signal() {
+	b.mu.Lock()
+	if b.ch != nil {
+		close(b.ch)
+		b.ch = nil
+	}
+	b.mu.Unlock()
+}

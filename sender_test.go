@@ -1,0 +1,912 @@
+package webhook_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/hooksmith/webhook"
+	"github.com/hooksmith/webhook/webhooktest"
+)
+
+// testCtx is a context for waits in tests: generous, so a slow machine does not fail a
+// correct test, but bounded, so a broken one ends.
+func testCtx(t *testing.T) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func newSender(t *testing.T, opts ...webhook.Option) *webhook.Sender {
+	t.Helper()
+	s, err := webhook.NewSender(opts...)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		require.NoError(t, s.Close(ctx))
+	})
+	return s
+}
+
+// reports collects AttemptReports through the OnAttempt hook.
+type reports struct {
+	ch chan webhook.AttemptReport
+}
+
+func newReports() *reports { return &reports{ch: make(chan webhook.AttemptReport, 1024)} }
+
+func (r *reports) hooks() webhook.Option {
+	return webhook.WithHooks(webhook.Hooks{OnAttempt: func(a webhook.AttemptReport) { r.ch <- a }})
+}
+
+func (r *reports) next(t *testing.T) webhook.AttemptReport {
+	t.Helper()
+	select {
+	case a := <-r.ch:
+		return a
+	case <-testCtx(t).Done():
+		t.Fatal("timed out waiting for an attempt")
+		return webhook.AttemptReport{}
+	}
+}
+
+// waitFinal waits until n deliveries reached a final state and returns their reports.
+func (r *reports) waitFinal(t *testing.T, n int) []webhook.AttemptReport {
+	t.Helper()
+	var out []webhook.AttemptReport
+	for len(out) < n {
+		if a := r.next(t); a.Final {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+func endpoint(id, url, secret string) webhook.Endpoint {
+	return webhook.Endpoint{ID: id, URL: url, Secret: secret}
+}
+
+func TestSendDeliversSignedVerifiableRequests(t *testing.T) {
+	secret := webhook.NewSecret()
+	recv := webhooktest.NewReceiver(t, secret)
+	rep := newReports()
+	s := newSender(t, webhook.WithEndpoints(endpoint("ep_1", recv.URL+"/hook", secret)), rep.hooks(),
+		webhook.WithWorkers(4))
+
+	ctx := testCtx(t)
+	const n = 50
+	eventIDs := map[string]bool{}
+	for i := range n {
+		ids, err := s.Send(ctx, webhook.Event{Type: "user.registered", Data: map[string]int{"n": i}})
+		require.NoError(t, err)
+		require.Len(t, ids, 1)
+		d, err := s.Delivery(ctx, ids[0])
+		require.NoError(t, err)
+		eventIDs[d.EventID] = true
+	}
+	require.NoError(t, recv.WaitVerified(ctx, n))
+	rep.waitFinal(t, n)
+
+	got := recv.Verified()
+	require.Len(t, got, n)
+	seen := map[int]bool{}
+	for _, d := range got {
+		assert.Equal(t, "application/json", d.Header.Get("Content-Type"))
+		assert.Equal(t, webhook.DefaultUserAgent, d.Header.Get("User-Agent"))
+		assert.Equal(t, webhook.DefaultVersion, d.Header.Get("webhook-version"))
+		assert.Equal(t, "user.registered", d.Envelope.Type)
+		assert.Equal(t, webhook.DefaultVersion, d.Envelope.Version)
+		assert.Equal(t, d.Header.Get("webhook-id"), d.Envelope.ID, "webhook-id is the envelope id")
+		assert.True(t, eventIDs[d.Envelope.ID], "unknown event id %s", d.Envelope.ID)
+		var data struct{ N int }
+		require.NoError(t, json.Unmarshal(d.Envelope.Data, &data))
+		seen[data.N] = true
+	}
+	assert.Len(t, seen, n, "every event delivered")
+	assert.Zero(t, recv.Duplicates())
+
+	res, err := s.Deliveries(ctx, webhook.ListParams{State: webhook.StateSucceeded, Limit: 1000})
+	require.NoError(t, err)
+	assert.Len(t, res.Deliveries, n)
+}
+
+func TestWrongSecretIsRejectedByReceiver(t *testing.T) {
+	recv := webhooktest.NewReceiver(t, webhook.NewSecret())
+	rep := newReports()
+	s := newSender(t, webhook.WithEndpoints(endpoint("ep_1", recv.URL, webhook.NewSecret())), rep.hooks(),
+		webhook.WithRetryPolicy(webhook.RetryPolicy{MaxAttempts: 1}))
+	_, err := s.Send(testCtx(t), webhook.Event{Type: "a.b"})
+	require.NoError(t, err)
+	a := rep.next(t)
+	assert.Equal(t, http.StatusUnauthorized, a.Attempt.StatusCode)
+	assert.Equal(t, webhook.StateFailed, a.Delivery.State, "401 is permanent")
+	require.Len(t, recv.Deliveries(), 1)
+	assert.ErrorIs(t, recv.Deliveries()[0].VerifyErr, webhook.ErrNoMatchingSignature)
+}
+
+func TestRetriesFollowScheduleWithInjectedClock(t *testing.T) {
+	secret := webhook.NewSecret()
+	recv := webhooktest.NewReceiver(t, secret)
+	recv.Script(webhooktest.Status(500), webhooktest.Status(503), webhooktest.Status(200))
+	clk := webhooktest.NewClock(time.Now())
+	recv.Verifier().Now = clk.Now
+	rep := newReports()
+	sched := webhook.FixedSchedule{10 * time.Second, time.Minute}
+	s := newSender(t, webhook.WithEndpoints(endpoint("ep_1", recv.URL, secret)), rep.hooks(),
+		webhook.WithClock(clk), webhook.WithRetryPolicy(webhook.RetryPolicy{Schedule: sched}))
+
+	start := clk.Now()
+	ids, err := s.Send(testCtx(t), webhook.Event{Type: "order.created"})
+	require.NoError(t, err)
+
+	a1 := rep.next(t)
+	assert.Equal(t, 500, a1.Attempt.StatusCode)
+	assert.Equal(t, webhook.Retry, a1.Verdict)
+	assert.False(t, a1.Final)
+	assert.Equal(t, start.Add(10*time.Second), a1.Delivery.NextAttemptAt)
+
+	// Nothing happens until the clock reaches the retry.
+	clk.Advance(9 * time.Second)
+	select {
+	case a := <-rep.ch:
+		t.Fatalf("attempt before it was due: %+v", a.Attempt)
+	default:
+	}
+	clk.Advance(time.Second)
+	a2 := rep.next(t)
+	assert.Equal(t, 503, a2.Attempt.StatusCode)
+	assert.Equal(t, clk.Now().Add(time.Minute), a2.Delivery.NextAttemptAt)
+
+	clk.Advance(time.Minute)
+	a3 := rep.next(t)
+	assert.Equal(t, 200, a3.Attempt.StatusCode)
+	assert.True(t, a3.Final)
+	assert.Equal(t, webhook.StateSucceeded, a3.Delivery.State)
+
+	attempts, err := s.Attempts(testCtx(t), ids[0])
+	require.NoError(t, err)
+	require.Len(t, attempts, 3)
+	for i, a := range attempts {
+		assert.Equal(t, i+1, a.Number)
+	}
+	// Every attempt carries the same event ID and body but its own timestamp.
+	got := recv.Deliveries()
+	require.Len(t, got, 3)
+	for _, d := range got {
+		assert.Equal(t, got[0].Header.Get("webhook-id"), d.Header.Get("webhook-id"))
+		assert.Equal(t, got[0].Body, d.Body)
+	}
+	assert.NotEqual(t, got[0].Header.Get("webhook-timestamp"), got[2].Header.Get("webhook-timestamp"))
+}
+
+func TestStatusClassification(t *testing.T) {
+	cases := []struct {
+		status  int
+		verdict webhook.Verdict
+		state   webhook.State
+	}{
+		{200, webhook.Delivered, webhook.StateSucceeded},
+		{204, webhook.Delivered, webhook.StateSucceeded},
+		{301, webhook.Permanent, webhook.StateFailed},
+		{302, webhook.Permanent, webhook.StateFailed},
+		{400, webhook.Permanent, webhook.StateFailed},
+		{401, webhook.Permanent, webhook.StateFailed},
+		{404, webhook.Permanent, webhook.StateFailed},
+		{408, webhook.Retry, webhook.StatePending},
+		{410, webhook.Gone, webhook.StateFailed},
+		{422, webhook.Permanent, webhook.StateFailed},
+		{425, webhook.Retry, webhook.StatePending},
+		{429, webhook.Retry, webhook.StatePending},
+		{500, webhook.Retry, webhook.StatePending},
+		{501, webhook.Permanent, webhook.StateFailed},
+		{502, webhook.Retry, webhook.StatePending},
+		{503, webhook.Retry, webhook.StatePending},
+	}
+	for _, tc := range cases {
+		t.Run(fmt.Sprint(tc.status), func(t *testing.T) {
+			tr := webhooktest.NewTransport()
+			resp := webhooktest.Status(tc.status)
+			if tc.status >= 300 && tc.status < 400 {
+				resp = resp.WithHeader("Location", "http://127.0.0.1:1/elsewhere")
+			}
+			tr.Script("https://receiver.test/hook", resp)
+			rep := newReports()
+			s := newSender(t, webhook.WithTransport(tr), rep.hooks(),
+				webhook.WithEndpoints(endpoint("ep_1", "https://receiver.test/hook", webhook.NewSecret())))
+			_, err := s.Send(testCtx(t), webhook.Event{Type: "a.b"})
+			require.NoError(t, err)
+			a := rep.next(t)
+			assert.Equal(t, tc.verdict, a.Verdict)
+			assert.Equal(t, tc.state, a.Delivery.State)
+			assert.Equal(t, 1, tr.Len(), "exactly one request; redirects are not followed")
+		})
+	}
+}
+
+func TestPermanent4xxIsNotRetried(t *testing.T) {
+	secret := webhook.NewSecret()
+	recv := webhooktest.NewReceiver(t, secret)
+	recv.Script(webhooktest.Status(400))
+	clk := webhooktest.NewClock(time.Now())
+	recv.Verifier().Now = clk.Now
+	rep := newReports()
+	s := newSender(t, webhook.WithEndpoints(endpoint("ep_1", recv.URL, secret)), rep.hooks(), webhook.WithClock(clk))
+	ids, err := s.Send(testCtx(t), webhook.Event{Type: "a.b"})
+	require.NoError(t, err)
+	a := rep.next(t)
+	require.True(t, a.Final)
+	// Run the clock well past every retry the schedule could make.
+	clk.Advance(48 * time.Hour)
+	d, err := s.Delivery(testCtx(t), ids[0])
+	require.NoError(t, err)
+	assert.Equal(t, webhook.StateFailed, d.State)
+	assert.Equal(t, 1, d.Attempts)
+	assert.Len(t, recv.Deliveries(), 1)
+	assert.Contains(t, d.LastError, "HTTP 400")
+
+	failed, err := s.Deliveries(testCtx(t), webhook.ListParams{State: webhook.StateFailed})
+	require.NoError(t, err)
+	require.Len(t, failed.Deliveries, 1, "dead letters are listed")
+}
+
+func TestRetryAfterIsHonouredAndClamped(t *testing.T) {
+	clk := webhooktest.NewClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+	cases := []struct {
+		name       string
+		status     int
+		retryAfter string
+		want       time.Duration
+	}{
+		{"seconds", 429, "120", 120 * time.Second},
+		{"date", 503, clk.Now().Add(90 * time.Second).Format(http.TimeFormat), 90 * time.Second},
+		{"absurd seconds clamped", 429, "99999999999", 30 * time.Minute},
+		{"absurd date clamped", 503, "Fri, 31 Dec 9999 23:59:59 GMT", 30 * time.Minute},
+		{"zero floored", 429, "0", webhook.MinRetryAfter},
+		{"garbage uses schedule", 429, "soon", 7 * time.Second},
+		{"ignored on 500", 500, "120", 7 * time.Second},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tr := webhooktest.NewTransport()
+			tr.Script("https://r.test/", webhooktest.Status(tc.status).WithHeader("Retry-After", tc.retryAfter))
+			rep := newReports()
+			s := newSender(t, webhook.WithTransport(tr), webhook.WithClock(clk), rep.hooks(),
+				webhook.WithEndpoints(endpoint("ep", "https://r.test/", webhook.NewSecret())),
+				webhook.WithRetryPolicy(webhook.RetryPolicy{Schedule: webhook.FixedSchedule{7 * time.Second}, MaxRetryAfter: 30 * time.Minute}))
+			_, err := s.Send(testCtx(t), webhook.Event{Type: "a.b"})
+			require.NoError(t, err)
+			a := rep.next(t)
+			require.Equal(t, webhook.StatePending, a.Delivery.State)
+			assert.Equal(t, tc.want, a.Delivery.NextAttemptAt.Sub(clk.Now()))
+		})
+	}
+}
+
+func TestMaxAttemptsDeadLettersAndManualRetryRedelivers(t *testing.T) {
+	tr := webhooktest.NewTransport()
+	tr.Script("https://r.test/", webhooktest.Status(500), webhooktest.Status(500), webhooktest.Status(200))
+	rep := newReports()
+	s := newSender(t, webhook.WithTransport(tr), rep.hooks(),
+		webhook.WithEndpoints(endpoint("ep", "https://r.test/", webhook.NewSecret())),
+		webhook.WithRetryPolicy(webhook.RetryPolicy{MaxAttempts: 2, Schedule: webhook.FixedSchedule{0}}))
+	ctx := testCtx(t)
+	ids, err := s.Send(ctx, webhook.Event{Type: "a.b"})
+	require.NoError(t, err)
+	final := rep.waitFinal(t, 1)[0]
+	assert.Equal(t, webhook.StateFailed, final.Delivery.State)
+	assert.Equal(t, 2, final.Delivery.Attempts)
+	assert.Equal(t, 2, tr.Len())
+
+	n, err := s.Retry(ctx, ids[0])
+	require.NoError(t, err)
+	assert.Equal(t, 1, n)
+	final = rep.waitFinal(t, 1)[0]
+	assert.Equal(t, webhook.StateSucceeded, final.Delivery.State)
+	assert.Equal(t, 1, final.Delivery.Attempts, "a manual retry starts a fresh budget")
+	attempts, err := s.Attempts(ctx, ids[0])
+	require.NoError(t, err)
+	assert.Len(t, attempts, 3, "the attempt log keeps every attempt")
+
+	_, err = s.Retry(ctx, "dlv_missing")
+	assert.ErrorIs(t, err, webhook.ErrNotFound)
+}
+
+func TestRetryFailedRequeuesAnEndpointsDeadLetters(t *testing.T) {
+	tr := webhooktest.NewTransport()
+	tr.Script("https://a.test/", webhooktest.Status(400), webhooktest.Status(400), webhooktest.Status(400), webhooktest.Status(200))
+	tr.Script("https://b.test/", webhooktest.Status(400))
+	rep := newReports()
+	s := newSender(t, webhook.WithTransport(tr), rep.hooks(), webhook.WithWorkers(1),
+		webhook.WithEndpoints(endpoint("a", "https://a.test/", webhook.NewSecret()), endpoint("b", "https://b.test/", webhook.NewSecret())))
+	ctx := testCtx(t)
+	for range 3 {
+		_, err := s.Send(ctx, webhook.Event{Type: "x.y"})
+		require.NoError(t, err)
+	}
+	rep.waitFinal(t, 6)
+	n, err := s.RetryFailed(ctx, "a", time.Time{})
+	require.NoError(t, err)
+	assert.Equal(t, 3, n)
+	for _, r := range rep.waitFinal(t, 3) {
+		assert.Equal(t, "a", r.Delivery.EndpointID)
+		assert.Equal(t, webhook.StateSucceeded, r.Delivery.State)
+	}
+	failed, err := s.Deliveries(ctx, webhook.ListParams{State: webhook.StateFailed})
+	require.NoError(t, err)
+	assert.Len(t, failed.Deliveries, 3, "b's dead letters untouched")
+}
+
+func TestFanOutByEventTypeAndVersion(t *testing.T) {
+	tr := webhooktest.NewTransport()
+	rep := newReports()
+	sec := webhook.NewSecret()
+	s := newSender(t, webhook.WithTransport(tr), rep.hooks(), webhook.WithVersion("2"),
+		webhook.WithEndpoints(
+			webhook.Endpoint{ID: "all", URL: "https://all.test/", Secret: sec},
+			webhook.Endpoint{ID: "users", URL: "https://users.test/", Secret: sec, EventTypes: []string{"user.*"}},
+			webhook.Endpoint{ID: "exact", URL: "https://exact.test/", Secret: sec, EventTypes: []string{"order.created"}},
+			webhook.Endpoint{ID: "v1", URL: "https://v1.test/", Secret: sec, Version: "1"},
+		))
+	ctx := testCtx(t)
+	cases := []struct {
+		ev   webhook.Event
+		want []string
+	}{
+		{webhook.Event{Type: "user.created"}, []string{"all", "users"}},
+		{webhook.Event{Type: "user.profile.updated"}, []string{"all", "users"}},
+		{webhook.Event{Type: "order.created"}, []string{"all", "exact"}},
+		{webhook.Event{Type: "order.deleted"}, []string{"all"}},
+		{webhook.Event{Type: "order.created", Version: "1"}, []string{"v1"}},
+		{webhook.Event{Type: "order.created", Version: "3"}, nil},
+	}
+	for _, tc := range cases {
+		ids, err := s.Send(ctx, tc.ev)
+		require.NoError(t, err)
+		var got []string
+		for _, id := range ids {
+			d, err := s.Delivery(ctx, id)
+			require.NoError(t, err)
+			got = append(got, d.EndpointID)
+		}
+		assert.Equal(t, tc.want, got, "%s v%s", tc.ev.Type, tc.ev.Version)
+	}
+	rep.waitFinal(t, 7)
+	for _, r := range tr.RequestsTo("https://v1.test/") {
+		assert.Equal(t, "1", r.Header.Get("webhook-version"))
+	}
+}
+
+func TestSendToTargetsNamedEndpoints(t *testing.T) {
+	tr := webhooktest.NewTransport()
+	rep := newReports()
+	sec := webhook.NewSecret()
+	s := newSender(t, webhook.WithTransport(tr), rep.hooks(), webhook.WithEndpoints(
+		webhook.Endpoint{ID: "a", URL: "https://a.test/", Secret: sec, EventTypes: []string{"only.this"}},
+		webhook.Endpoint{ID: "b", URL: "https://b.test/", Secret: sec, Disabled: true},
+	))
+	ctx := testCtx(t)
+	ids, err := s.SendTo(ctx, webhook.Event{Type: "other.type"}, "a")
+	require.NoError(t, err)
+	require.Len(t, ids, 1)
+	rep.waitFinal(t, 1)
+	assert.Len(t, tr.RequestsTo("https://a.test/"), 1)
+
+	_, err = s.SendTo(ctx, webhook.Event{Type: "x.y"}, "missing")
+	assert.ErrorIs(t, err, webhook.ErrEndpointNotFound)
+	_, err = s.SendTo(ctx, webhook.Event{Type: "x.y"}, "b")
+	assert.ErrorIs(t, err, webhook.ErrEndpointDisabled)
+	_, err = s.SendTo(ctx, webhook.Event{Type: "x.y"})
+	assert.ErrorIs(t, err, webhook.ErrEndpointNotFound)
+}
+
+func TestInvalidEventsAreRejectedWithTypedErrors(t *testing.T) {
+	tr := webhooktest.NewTransport()
+	s := newSender(t, webhook.WithTransport(tr), webhook.WithMaxPayloadSize(256),
+		webhook.WithEndpoints(endpoint("ep", "https://r.test/", webhook.NewSecret())))
+	ctx := testCtx(t)
+	cases := []struct {
+		name  string
+		ev    webhook.Event
+		field string
+		also  error
+	}{
+		{"empty type", webhook.Event{}, "Type", nil},
+		{"bad type", webhook.Event{Type: "has space"}, "Type", nil},
+		{"bad id", webhook.Event{ID: "no spaces allowed", Type: "a.b"}, "ID", nil},
+		{"bad version", webhook.Event{Type: "a.b", Version: "x\ny"}, "Version", nil},
+		{"unmarshalable", webhook.Event{Type: "a.b", Data: make(chan int)}, "Data", nil},
+		{"invalid raw json", webhook.Event{Type: "a.b", Data: json.RawMessage("{nope")}, "Data", nil},
+		{"too large", webhook.Event{Type: "a.b", Data: strings.Repeat("x", 300)}, "Data", webhook.ErrPayloadTooLarge},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ids, err := s.Send(ctx, tc.ev)
+			require.Error(t, err)
+			assert.Nil(t, ids)
+			assert.ErrorIs(t, err, webhook.ErrInvalidEvent)
+			var ve *webhook.ValidationError
+			require.ErrorAs(t, err, &ve)
+			assert.Equal(t, tc.field, ve.Field)
+			if tc.also != nil {
+				assert.ErrorIs(t, err, tc.also)
+			}
+		})
+	}
+	res, err := s.Deliveries(ctx, webhook.ListParams{})
+	require.NoError(t, err)
+	assert.Empty(t, res.Deliveries, "nothing half-accepted")
+	assert.Zero(t, tr.Len())
+}
+
+func TestInvalidEndpointsAreRejected(t *testing.T) {
+	good := webhook.Endpoint{ID: "ep", URL: "https://r.test/hook", Secret: webhook.NewSecret()}
+	cases := []struct {
+		name  string
+		edit  func(*webhook.Endpoint)
+		field string
+		also  error
+	}{
+		{"no id", func(e *webhook.Endpoint) { e.ID = "" }, "ID", nil},
+		{"relative url", func(e *webhook.Endpoint) { e.URL = "/hook" }, "URL", nil},
+		{"ftp url", func(e *webhook.Endpoint) { e.URL = "ftp://r.test/" }, "URL", nil},
+		{"no host", func(e *webhook.Endpoint) { e.URL = "https:///x" }, "URL", nil},
+		{"malformed secret", func(e *webhook.Endpoint) { e.Secret = "whsec_short" }, "Secret", webhook.ErrInvalidSecret},
+		{"raw secret", func(e *webhook.Endpoint) { e.Secret = "hunter2-hunter2-hunter2-hunter2" }, "Secret", webhook.ErrInvalidSecret},
+		{"bad previous secret", func(e *webhook.Endpoint) { e.PreviousSecrets = []string{"nope"} }, "PreviousSecrets[0]", webhook.ErrInvalidSecret},
+		{"header CRLF", func(e *webhook.Endpoint) { e.Headers = map[string]string{"X-A": "a\r\nX-B: b"} }, "Headers[X-A]", nil},
+		{"header bad name", func(e *webhook.Endpoint) { e.Headers = map[string]string{"X A": "a"} }, "Headers[X A]", nil},
+		{"reserved header", func(e *webhook.Endpoint) { e.Headers = map[string]string{"Webhook-Signature": "x"} }, "Headers[Webhook-Signature]", nil},
+		{"bad filter", func(e *webhook.Endpoint) { e.EventTypes = []string{"user*"} }, "EventTypes", nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ep := good
+			tc.edit(&ep)
+			_, err := webhook.NewSender(webhook.WithEndpoints(ep))
+			require.Error(t, err)
+			assert.ErrorIs(t, err, webhook.ErrInvalidEndpoint)
+			var ve *webhook.ValidationError
+			require.ErrorAs(t, err, &ve)
+			assert.Equal(t, tc.field, ve.Field)
+			if tc.also != nil {
+				assert.ErrorIs(t, err, tc.also)
+			}
+			assert.NotContains(t, err.Error(), ep.Secret)
+		})
+	}
+}
+
+func TestInvalidOptionsAreRejected(t *testing.T) {
+	cases := map[string][]webhook.Option{
+		"zero workers":          {webhook.WithWorkers(0)},
+		"negative timeout":      {webhook.WithTimeout(-time.Second)},
+		"lease below timeout":   {webhook.WithTimeout(time.Minute), webhook.WithLeaseDuration(time.Minute)},
+		"nil store":             {webhook.WithStore(nil)},
+		"capacity with store":   {webhook.WithStore(webhook.NewMemoryStore(10)), webhook.WithQueueCapacity(5)},
+		"endpoint limit":        {webhook.WithWorkers(2), webhook.WithEndpointConcurrency(3)},
+		"bad version header":    {webhook.WithVersionHeader("a b")},
+		"bad retry policy":      {webhook.WithRetryPolicy(webhook.RetryPolicy{MaxAttempts: -1})},
+		"bad exponential":       {webhook.WithRetryPolicy(webhook.RetryPolicy{Schedule: webhook.ExponentialSchedule{}})},
+		"tiny payload limit":    {webhook.WithMaxPayloadSize(1)},
+		"bad response limits":   {webhook.WithResponseLimits(10, 20)},
+		"bad retention":         {webhook.WithRetention(0, time.Hour)},
+		"duplicate endpoint id": {webhook.WithEndpoints(endpoint("a", "https://a.test/", webhook.NewSecret()), endpoint("a", "https://b.test/", webhook.NewSecret()))},
+	}
+	for name, opts := range cases {
+		t.Run(name, func(t *testing.T) {
+			s, err := webhook.NewSender(opts...)
+			require.Error(t, err)
+			assert.Nil(t, s)
+			if name != "duplicate endpoint id" {
+				assert.ErrorIs(t, err, webhook.ErrInvalidOption)
+			} else {
+				assert.ErrorIs(t, err, webhook.ErrEndpointExists)
+			}
+		})
+	}
+}
+
+func TestQueueFull(t *testing.T) {
+	tr := webhooktest.NewTransport()
+	tr.Script("https://r.test/", webhooktest.Status(200).WithDelay(time.Hour))
+	ctx := testCtx(t)
+
+	t.Run("fail fast", func(t *testing.T) {
+		store := webhook.NewMemoryStore(2)
+		s := newSender(t, webhook.WithTransport(tr), webhook.WithStore(store), webhook.WithFailFast(true),
+			webhook.WithEndpoints(endpoint("ep", "https://r.test/", webhook.NewSecret())), webhook.WithTimeout(time.Second),
+			webhook.WithLeaseDuration(time.Minute))
+		for range 2 {
+			_, err := s.Send(ctx, webhook.Event{Type: "a.b"})
+			require.NoError(t, err)
+		}
+		_, err := s.Send(ctx, webhook.Event{Type: "a.b"})
+		assert.ErrorIs(t, err, webhook.ErrQueueFull)
+		assert.Equal(t, 2, store.Len(), "the rejected event stored nothing")
+	})
+
+	t.Run("blocks until room", func(t *testing.T) {
+		recvSecret := webhook.NewSecret()
+		release := make(chan struct{})
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.Copy(io.Discard, r.Body)
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+		}))
+		defer srv.Close()
+		store := webhook.NewMemoryStore(1)
+		s := newSender(t, webhook.WithStore(store), webhook.WithEndpoints(endpoint("ep", srv.URL, recvSecret)))
+		_, err := s.Send(ctx, webhook.Event{Type: "a.b"})
+		require.NoError(t, err)
+
+		short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+		_, err = s.Send(short, webhook.Event{Type: "a.b"})
+		cancel()
+		assert.ErrorIs(t, err, webhook.ErrQueueFull)
+		assert.ErrorIs(t, err, context.DeadlineExceeded)
+
+		done := make(chan error, 1)
+		go func() {
+			_, err := s.Send(ctx, webhook.Event{Type: "a.b"})
+			done <- err
+		}()
+		close(release) // the first delivery completes, making room
+		require.NoError(t, <-done)
+	})
+}
+
+func TestCloseLeavesUndeliveredInStoreAndAbortsInFlight(t *testing.T) {
+	started := make(chan struct{}, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body) // the server notices a hang-up only after the body
+		started <- struct{}{}
+		<-r.Context().Done() // hang until the client gives up
+	}))
+	t.Cleanup(srv.Close)
+	store := webhook.NewMemoryStore(0)
+	clk := webhooktest.NewClock(time.Now())
+	s, err := webhook.NewSender(webhook.WithStore(store), webhook.WithClock(clk), webhook.WithWorkers(1),
+		webhook.WithEndpoints(endpoint("ep", srv.URL, webhook.NewSecret())))
+	require.NoError(t, err)
+	ctx := testCtx(t)
+	first, err := s.Send(ctx, webhook.Event{Type: "a.b"})
+	require.NoError(t, err)
+	second, err := s.Send(ctx, webhook.Event{Type: "a.b"})
+	require.NoError(t, err)
+	<-started
+
+	closeCtx, cancel := context.WithCancel(ctx)
+	cancel() // no grace: abort the hanging attempt at once
+	assert.ErrorIs(t, s.Close(closeCtx), context.Canceled)
+
+	_, err = s.Send(ctx, webhook.Event{Type: "a.b"})
+	assert.ErrorIs(t, err, webhook.ErrClosed)
+	assert.NoError(t, s.Close(ctx), "Close is idempotent")
+
+	for _, id := range append(first, second...) {
+		d, err := store.Get(ctx, id)
+		require.NoError(t, err)
+		assert.Equal(t, webhook.StatePending, d.State, "undelivered stays pending")
+		assert.False(t, d.NextAttemptAt.After(clk.Now()), "due at once for the next Sender")
+	}
+
+	// A new Sender on the same store delivers both.
+	secret := webhook.NewSecret()
+	recv := webhooktest.NewReceiver(t, secret)
+	rep := newReports()
+	s2 := newSender(t, webhook.WithStore(store), rep.hooks(), webhook.WithEndpoints(endpoint("ep", recv.URL, secret)))
+	rep.waitFinal(t, 2)
+	assert.Equal(t, 2, recv.UniqueIDs())
+	_ = s2
+}
+
+func TestSlowEndpointDoesNotStallOthers(t *testing.T) {
+	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		<-r.Context().Done()
+	}))
+	t.Cleanup(hang.Close) // after the Sender's Close, which aborts the hanging attempts
+	secret := webhook.NewSecret()
+	recv := webhooktest.NewReceiver(t, secret)
+	rep := newReports()
+	s := newSender(t, webhook.WithWorkers(4), rep.hooks(), webhook.WithEndpoints(
+		webhook.Endpoint{ID: "slow", URL: hang.URL, Secret: secret, EventTypes: []string{"slow.*"}},
+		webhook.Endpoint{ID: "fast", URL: recv.URL, Secret: secret, EventTypes: []string{"fast.*"}},
+	))
+	ctx := testCtx(t)
+	// A backlog for the hanging endpoint first, larger than the worker pool.
+	for range 20 {
+		_, err := s.Send(ctx, webhook.Event{Type: "slow.x"})
+		require.NoError(t, err)
+	}
+	for range 30 {
+		_, err := s.Send(ctx, webhook.Event{Type: "fast.x"})
+		require.NoError(t, err)
+	}
+	// The fast endpoint gets everything while the slow one still hangs (its attempts
+	// time out only after DefaultTimeout, far beyond this wait).
+	require.NoError(t, recv.WaitVerified(ctx, 30))
+	pending, err := s.Deliveries(ctx, webhook.ListParams{EndpointID: "slow", State: webhook.StatePending})
+	require.NoError(t, err)
+	assert.NotEmpty(t, pending.Deliveries, "slow endpoint capped below the pool size")
+
+	// Closing with a short grace aborts the hanging attempts and leaves them pending.
+	closeCtx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	assert.ErrorIs(t, s.Close(closeCtx), context.DeadlineExceeded)
+	stuck, err := s.Deliveries(ctx, webhook.ListParams{EndpointID: "slow", State: webhook.StatePending, Limit: 100})
+	require.NoError(t, err)
+	assert.Len(t, stuck.Deliveries, 20, "nothing accepted is lost")
+}
+
+func TestGoneDisablesEndpointAndKeepsItsPendingDeliveries(t *testing.T) {
+	tr := webhooktest.NewTransport()
+	tr.Script("https://gone.test/", webhooktest.Status(410))
+	disabled := make(chan string, 1)
+	rep := newReports()
+	s := newSender(t, webhook.WithTransport(tr), webhook.WithWorkers(1), webhook.WithEndpoints(
+		endpoint("gone", "https://gone.test/", webhook.NewSecret())),
+		webhook.WithHooks(webhook.Hooks{
+			OnAttempt:          func(a webhook.AttemptReport) { rep.ch <- a },
+			OnEndpointDisabled: func(id, reason string) { disabled <- id },
+		}))
+	ctx := testCtx(t)
+	_, err := s.Send(ctx, webhook.Event{Type: "a.b"})
+	require.NoError(t, err)
+	a := rep.next(t)
+	assert.Equal(t, webhook.Gone, a.Verdict)
+	assert.Equal(t, "gone", <-disabled)
+	ep, err := s.Endpoint("gone")
+	require.NoError(t, err)
+	assert.True(t, ep.Disabled)
+
+	// New events skip the disabled endpoint; explicit ones are refused.
+	ids, err := s.Send(ctx, webhook.Event{Type: "a.b"})
+	require.NoError(t, err)
+	assert.Empty(t, ids)
+
+	// Deliveries queued for it while disabled (requeued dead letter) wait, then go out
+	// once it is enabled again.
+	_, err = s.Retry(ctx, a.Delivery.ID)
+	require.NoError(t, err)
+	tr.Script("https://gone.test/", webhooktest.Status(200))
+	require.NoError(t, s.EnableEndpoint("gone"))
+	final := rep.waitFinal(t, 1)[0]
+	assert.Equal(t, webhook.StateSucceeded, final.Delivery.State)
+}
+
+func TestEndpointChangesApplyToQueuedDeliveries(t *testing.T) {
+	oldSecret, newSecret := webhook.NewSecret(), webhook.NewSecret()
+	recv := webhooktest.NewReceiver(t, newSecret) // knows only the new secret
+	tr := webhooktest.NewTransport()
+	clk := webhooktest.NewClock(time.Now())
+	recv.Verifier().Now = clk.Now
+	rep := newReports()
+	s := newSender(t, webhook.WithClock(clk), rep.hooks(),
+		webhook.WithEndpoints(webhook.Endpoint{ID: "ep", URL: "https://old.test/", Secret: oldSecret}),
+		webhook.WithTransport(routeTransport{tr, recv.URL}),
+		webhook.WithRetryPolicy(webhook.RetryPolicy{Schedule: webhook.FixedSchedule{time.Minute}}))
+	tr.Script("https://old.test/", webhooktest.Status(503))
+	ctx := testCtx(t)
+	ids, err := s.Send(ctx, webhook.Event{Type: "a.b"})
+	require.NoError(t, err)
+	a := rep.next(t)
+	require.Equal(t, webhook.StatePending, a.Delivery.State)
+
+	// Move the endpoint and rotate its secret, keeping the old one active.
+	require.NoError(t, s.UpdateEndpoint(webhook.Endpoint{ID: "ep", URL: "http://new.test/", Secret: newSecret, PreviousSecrets: []string{oldSecret}}))
+	clk.Advance(time.Minute)
+	a = rep.next(t)
+	assert.Equal(t, webhook.StateSucceeded, a.Delivery.State)
+	got := recv.Verified()
+	require.Len(t, got, 1)
+	assert.Equal(t, ids[0], a.Delivery.ID)
+	sigs := strings.Fields(got[0].Header.Get("webhook-signature"))
+	assert.Len(t, sigs, 2, "one signature per active secret")
+	old, err := webhook.NewVerifier(oldSecret)
+	require.NoError(t, err)
+	old.Now = clk.Now
+	assert.NoError(t, old.Verify(got[0].Header, got[0].Body), "receivers still on the old secret verify too")
+}
+
+// routeTransport sends requests for new.test to a real receiver and the rest to a fake.
+type routeTransport struct {
+	fake *webhooktest.Transport
+	real string
+}
+
+func (rt routeTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.URL.Host != "new.test" {
+		return rt.fake.RoundTrip(r)
+	}
+	r2 := r.Clone(r.Context())
+	u := *r.URL
+	u.Scheme, u.Host = "http", strings.TrimPrefix(rt.real, "http://")
+	r2.URL, r2.Host = &u, ""
+	return http.DefaultTransport.RoundTrip(r2)
+}
+
+func TestEndpointRegistryConcurrentChanges(t *testing.T) {
+	tr := webhooktest.NewTransport()
+	s := newSender(t, webhook.WithTransport(tr))
+	ctx := testCtx(t)
+	var wg sync.WaitGroup
+	var sent atomic.Int64
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 50 {
+				id := fmt.Sprintf("ep_%d_%d", g, i)
+				ep := endpoint(id, "https://r.test/"+id, webhook.NewSecret())
+				assert.NoError(t, s.AddEndpoint(ep))
+				ep.EventTypes = []string{"a.*"}
+				assert.NoError(t, s.UpdateEndpoint(ep))
+				assert.NoError(t, s.DisableEndpoint(id))
+				assert.NoError(t, s.EnableEndpoint(id))
+				ids, err := s.Send(ctx, webhook.Event{Type: "a.b"})
+				assert.NoError(t, err)
+				sent.Add(int64(len(ids)))
+				if i%2 == 0 {
+					assert.NoError(t, s.RemoveEndpoint(id))
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	assert.Len(t, s.Endpoints(), 100)
+	assert.ErrorIs(t, s.AddEndpoint(s.Endpoints()[0]), webhook.ErrEndpointExists)
+	assert.ErrorIs(t, s.UpdateEndpoint(endpoint("nope", "https://x.test/", webhook.NewSecret())), webhook.ErrEndpointNotFound)
+	assert.ErrorIs(t, s.RemoveEndpoint("nope"), webhook.ErrEndpointNotFound)
+	assert.Positive(t, sent.Load())
+}
+
+func TestRemovedEndpointDeadLettersItsDeliveries(t *testing.T) {
+	tr := webhooktest.NewTransport()
+	tr.Script("https://r.test/", webhooktest.Status(503))
+	clk := webhooktest.NewClock(time.Now())
+	rep := newReports()
+	s := newSender(t, webhook.WithTransport(tr), webhook.WithClock(clk), rep.hooks(),
+		webhook.WithEndpoints(endpoint("ep", "https://r.test/", webhook.NewSecret())),
+		webhook.WithRetryPolicy(webhook.RetryPolicy{Schedule: webhook.FixedSchedule{time.Minute}}))
+	ids, err := s.Send(testCtx(t), webhook.Event{Type: "a.b"})
+	require.NoError(t, err)
+	rep.next(t)
+	require.NoError(t, s.RemoveEndpoint("ep"))
+	// The next due attempt finds no endpoint: the delivery is dead-lettered with a reason,
+	// not dropped.
+	require.NoError(t, clk.WaitForTimers(testCtx(t), 1))
+	clk.Advance(time.Minute)
+	a := rep.next(t)
+	assert.True(t, a.Final)
+	assert.Zero(t, a.Attempt, "no request was made")
+	d, err := s.Delivery(testCtx(t), ids[0])
+	require.NoError(t, err)
+	assert.Contains(t, d.LastError, "removed")
+	assert.Equal(t, 1, tr.Len())
+}
+
+func TestHexSignerEndToEnd(t *testing.T) {
+	recv := webhooktest.NewUnverifiedReceiver(t)
+	secret := webhook.NewSecret()
+	rep := newReports()
+	s := newSender(t, rep.hooks(), webhook.WithEndpoints(webhook.Endpoint{ID: "gh", URL: recv.URL, Secret: secret,
+		Signer: webhook.HexSigner{Header: "X-Hub-Signature-256", Prefix: "sha256="}}))
+	_, err := s.Send(testCtx(t), webhook.Event{Type: "push.created"})
+	require.NoError(t, err)
+	rep.waitFinal(t, 1)
+	got := recv.Deliveries()
+	require.Len(t, got, 1)
+	sig := got[0].Header.Get("X-Hub-Signature-256")
+	require.True(t, strings.HasPrefix(sig, "sha256="))
+	assert.Equal(t, hexHMAC(t, secret, got[0].Body), strings.TrimPrefix(sig, "sha256="))
+	assert.Empty(t, got[0].Header.Get("webhook-signature"))
+	assert.NotEmpty(t, got[0].Header.Get("webhook-id"), "the idempotency key is sent whatever the scheme")
+}
+
+func TestCustomHeadersAndVersionHeader(t *testing.T) {
+	tr := webhooktest.NewTransport()
+	rep := newReports()
+	s := newSender(t, webhook.WithTransport(tr), rep.hooks(), webhook.WithVersionHeader("X-Api-Version"),
+		webhook.WithUserAgent("acme-hooks/2"),
+		webhook.WithEndpoints(webhook.Endpoint{ID: "ep", URL: "https://r.test/", Secret: webhook.NewSecret(),
+			Headers: map[string]string{"X-Tenant": "t1", "Authorization": "Bearer abc"}}))
+	_, err := s.Send(testCtx(t), webhook.Event{Type: "a.b", Version: "1"})
+	require.NoError(t, err)
+	rep.waitFinal(t, 1)
+	r := tr.Requests()[0]
+	assert.Equal(t, "t1", r.Header.Get("X-Tenant"))
+	assert.Equal(t, "Bearer abc", r.Header.Get("Authorization"))
+	assert.Equal(t, "1", r.Header.Get("X-Api-Version"))
+	assert.Equal(t, "acme-hooks/2", r.Header.Get("User-Agent"))
+	assert.Equal(t, http.MethodPost, r.Method)
+}
+
+func TestNetworkErrorsAreRetried(t *testing.T) {
+	tr := webhooktest.NewTransport()
+	tr.Script("https://r.test/", webhooktest.Fail(errors.New("connection reset by peer")), webhooktest.Status(200))
+	rep := newReports()
+	s := newSender(t, webhook.WithTransport(tr), rep.hooks(),
+		webhook.WithEndpoints(endpoint("ep", "https://r.test/", webhook.NewSecret())),
+		webhook.WithRetryPolicy(webhook.RetryPolicy{Schedule: webhook.FixedSchedule{0}}))
+	_, err := s.Send(testCtx(t), webhook.Event{Type: "a.b"})
+	require.NoError(t, err)
+	a := rep.next(t)
+	assert.Equal(t, webhook.Retry, a.Verdict)
+	assert.Zero(t, a.Attempt.StatusCode)
+	assert.Contains(t, a.Attempt.Error, "connection reset")
+	a = rep.next(t)
+	assert.Equal(t, webhook.StateSucceeded, a.Delivery.State)
+}
+
+func TestAttemptTimeoutIsRetried(t *testing.T) {
+	tr := webhooktest.NewTransport()
+	tr.Script("https://r.test/", webhooktest.Status(200).WithDelay(time.Hour), webhooktest.Status(200))
+	rep := newReports()
+	s := newSender(t, webhook.WithTransport(tr), rep.hooks(), webhook.WithTimeout(20*time.Millisecond),
+		webhook.WithLeaseDuration(10*time.Second),
+		webhook.WithEndpoints(endpoint("ep", "https://r.test/", webhook.NewSecret())),
+		webhook.WithRetryPolicy(webhook.RetryPolicy{Schedule: webhook.FixedSchedule{0}}))
+	_, err := s.Send(testCtx(t), webhook.Event{Type: "a.b"})
+	require.NoError(t, err)
+	a := rep.next(t)
+	assert.Equal(t, webhook.Retry, a.Verdict)
+	assert.Contains(t, a.Attempt.Error, "deadline exceeded")
+	assert.Equal(t, webhook.StateSucceeded, rep.next(t).Delivery.State)
+}
+
+func TestSecretsNeverReachLogsErrorsOrAttempts(t *testing.T) {
+	secret := webhook.NewSecret()
+	core, logs := observer.New(zap.DebugLevel)
+	tr := webhooktest.NewTransport()
+	const rawURL = "https://user:p4ssw0rd@r.test/hook?token=s3cr3tq"
+	tr.Script("https://r.test/hook", webhooktest.Fail(errors.New("boom")), webhooktest.Status(500),
+		webhooktest.Status(410))
+	rep := newReports()
+	s := newSender(t, webhook.WithTransport(tr), webhook.WithLogger(zap.New(core)), rep.hooks(),
+		webhook.WithEndpoints(webhook.Endpoint{ID: "ep", URL: rawURL, Secret: secret}),
+		webhook.WithRetryPolicy(webhook.RetryPolicy{Schedule: webhook.FixedSchedule{0}}))
+	_, err := s.Send(testCtx(t), webhook.Event{Type: "a.b"})
+	require.NoError(t, err)
+	var texts []string
+	for _, r := range rep.waitFinal(t, 1) {
+		texts = append(texts, r.Attempt.Error, r.Delivery.LastError)
+	}
+	require.Equal(t, 3, tr.Len())
+	sig := tr.Requests()[0].Header.Get("webhook-signature")
+	require.NotEmpty(t, sig)
+	for _, e := range logs.All() {
+		texts = append(texts, e.Message)
+		for k, v := range e.ContextMap() {
+			texts = append(texts, k, fmt.Sprint(v))
+		}
+	}
+	// Errors from bad input must not leak either.
+	err = s.AddEndpoint(webhook.Endpoint{ID: "x", URL: rawURL, Secret: secret[:20]})
+	require.Error(t, err)
+	texts = append(texts, err.Error())
+	require.NotEmpty(t, logs.All(), "the logger saw the attempts")
+	for _, text := range texts {
+		for _, leak := range []string{secret, secret[len("whsec_"):], "p4ssw0rd", "s3cr3tq", sig[3:]} {
+			assert.NotContains(t, text, leak)
+		}
+	}
+}

@@ -1,0 +1,190 @@
+package webhook
+
+import (
+	"context"
+	"time"
+)
+
+// State is where a Delivery is in its life.
+type State string
+
+// Delivery states. A delivery starts pending, is in flight while leased to a worker, and
+// ends succeeded or failed (dead-lettered). Requeue moves a finished delivery back to
+// pending.
+const (
+	StatePending   State = "pending"
+	StateInFlight  State = "in_flight"
+	StateSucceeded State = "succeeded"
+	StateFailed    State = "failed"
+)
+
+// Finished reports whether s is a final state (succeeded or failed).
+func (s State) Finished() bool { return s == StateSucceeded || s == StateFailed }
+
+func (s State) valid() bool {
+	switch s {
+	case StatePending, StateInFlight, StateSucceeded, StateFailed:
+		return true
+	}
+	return false
+}
+
+// Delivery is one event on its way to one endpoint. It holds the endpoint's ID, never its
+// URL or secrets: those are resolved when each attempt is made, so URL changes and secret
+// rotation apply to deliveries already queued.
+type Delivery struct {
+	ID         string // "dlv_..." unique, time-sortable
+	EventID    string // the webhook-id sent with every attempt
+	EventType  string
+	EndpointID string
+	Version    string
+	Body       []byte // the envelope, sent unchanged on every attempt; must not be modified
+
+	State State
+	// Attempts counts the attempts made since the delivery was last (re)queued; the retry
+	// schedule and MaxAttempts apply to it. Every attempt ever made is kept in the store's
+	// attempt log (Store.Attempts).
+	Attempts      int
+	CreatedAt     time.Time
+	QueuedAt      time.Time // when it was last (re)queued; MaxAge counts from here
+	NextAttemptAt time.Time // when it is next due (pending), or was claimed (in flight)
+	UpdatedAt     time.Time
+	LastStatus    int    // the last attempt's HTTP status, 0 if none
+	LastError     string // the last attempt's error, redacted; empty on success
+
+	LeaseOwner     string    // the Sender holding it while in flight
+	LeaseExpiresAt time.Time // after this another claimer may take it over
+}
+
+// Attempt is the record of one HTTP request made for a delivery.
+type Attempt struct {
+	DeliveryID string
+	// Number is the attempt's 1-based position in the delivery's whole history, across
+	// requeues. The store assigns it.
+	Number     int
+	StartedAt  time.Time
+	Duration   time.Duration
+	StatusCode int    // 0 when no response was received
+	Error      string // why it failed, redacted of URL credentials and query; empty on 2xx
+	// ResponseBody holds the first bytes of the response body (see
+	// DefaultResponseRecordBytes).
+	ResponseBody []byte
+}
+
+// ClaimParams are the arguments of Store.Claim.
+type ClaimParams struct {
+	Now   time.Time
+	Limit int    // at most this many deliveries
+	Owner string // the claiming Sender's ID, checked again by Record
+	// LeaseUntil is when the claim lapses. A delivery still in flight after it may be
+	// claimed again by anyone: this is what recovers deliveries from crashed senders.
+	LeaseUntil time.Time
+	// ExcludeEndpoints lists endpoints that cannot take work now (disabled, at their
+	// concurrency limit); their deliveries are left where they are.
+	ExcludeEndpoints []string
+	// MaxPerEndpoint caps how many deliveries of any one endpoint this claim returns, so a
+	// backlog for one endpoint cannot fill every free worker. Zero means no cap.
+	MaxPerEndpoint int
+}
+
+// RecordParams are the arguments of Store.Record: the result of one attempt and the state
+// it leaves the delivery in.
+type RecordParams struct {
+	DeliveryID string
+	Owner      string // must still hold the lease, or Record fails with ErrLeaseLost
+	Now        time.Time
+	// Attempt is appended to the delivery's attempt log and counted in Attempts. Nil
+	// releases the delivery without counting an attempt (nothing was sent).
+	Attempt *Attempt
+	// Reason becomes LastError when Attempt is nil and State is StateFailed (for
+	// example "endpoint removed"); it must be redacted like Attempt.Error.
+	Reason string
+	// State is StateSucceeded, StateFailed, or StatePending to retry at NextAttemptAt.
+	State         State
+	NextAttemptAt time.Time
+}
+
+// ListParams filter Store.List. Zero fields do not filter.
+type ListParams struct {
+	EndpointID    string
+	EventID       string
+	State         State
+	CreatedAfter  time.Time // inclusive
+	CreatedBefore time.Time // exclusive
+	// Cursor continues a previous listing: pass the previous ListResult.Next.
+	Cursor string
+	// Limit caps the page size. Zero means DefaultListLimit.
+	Limit int
+}
+
+// DefaultListLimit is the page size of List when ListParams.Limit is zero.
+const DefaultListLimit = 100
+
+// ListResult is one page of deliveries in ID (creation) order.
+type ListResult struct {
+	Deliveries []Delivery
+	// Next is the cursor of the following page, empty on the last page.
+	Next string
+}
+
+// RequeueParams select deliveries for Store.Requeue: either IDs, or the failed deliveries
+// of EndpointID created at or after Since.
+type RequeueParams struct {
+	Now        time.Time
+	IDs        []string
+	EndpointID string
+	Since      time.Time
+}
+
+// PruneParams select finished deliveries for deletion, with their attempts.
+type PruneParams struct {
+	SucceededBefore time.Time // zero keeps every succeeded delivery
+	FailedBefore    time.Time // zero keeps every failed delivery
+}
+
+// Store owns delivery state. The Sender is its only writer in normal operation; several
+// Senders (in one or several processes) may share one durable store, coordinating only
+// through leases. All methods must be safe for concurrent use, and every multi-row write
+// must be atomic.
+type Store interface {
+	// Enqueue stores new pending deliveries, all or none. When the store is bounded and
+	// full it returns an error wrapping ErrQueueFull and stores nothing. A durable store
+	// returns only once the deliveries are durable.
+	Enqueue(ctx context.Context, deliveries []Delivery) error
+	// Claim leases up to Limit due deliveries to Owner: pending ones whose NextAttemptAt
+	// is not after Now, and in-flight ones whose lease expired. Claimed deliveries are
+	// returned in flight, with LeaseOwner and LeaseExpiresAt set. No delivery is returned
+	// to two claimers while its lease is live.
+	Claim(ctx context.Context, p ClaimParams) ([]Delivery, error)
+	// Record stores an attempt's result atomically with the delivery's new state and
+	// releases the lease. ErrLeaseLost when Owner no longer holds it; ErrNotFound when the
+	// delivery is gone.
+	Record(ctx context.Context, p RecordParams) error
+	// Get returns one delivery, or ErrNotFound.
+	Get(ctx context.Context, id string) (Delivery, error)
+	// List returns deliveries matching p in ID order, one page at a time.
+	List(ctx context.Context, p ListParams) (ListResult, error)
+	// Attempts returns a delivery's attempts in order, or ErrNotFound.
+	Attempts(ctx context.Context, deliveryID string) ([]Attempt, error)
+	// Requeue makes finished deliveries pending again, due at Now, with Attempts reset.
+	// By IDs: each must exist (ErrNotFound) and not be pending or in flight
+	// (ErrInvalidState); all or none. By endpoint: every failed delivery of the endpoint
+	// created at or after Since. It returns how many were requeued.
+	Requeue(ctx context.Context, p RequeueParams) (int, error)
+	// NextDue returns the earliest time a delivery not of the excluded endpoints becomes
+	// claimable (a pending NextAttemptAt or an in-flight lease expiry), or the zero time
+	// when there is none.
+	NextDue(ctx context.Context, excludeEndpoints []string) (time.Time, error)
+	// Prune deletes finished deliveries (and their attempts) last updated before the
+	// given times, and returns how many it deleted.
+	Prune(ctx context.Context, p PruneParams) (int, error)
+}
+
+// Notifier is implemented by stores that can tell a Sender that work arrived from
+// elsewhere (another process enqueued or requeued), such as PostgreSQL's LISTEN/NOTIFY.
+// The Sender checks for it with a type assertion; without it, the Sender relies on its own
+// wake-ups and the poll interval.
+type Notifier interface {
+	// Notify returns a channel that receives a value when new work may be due.
+	Notify() <-chan struct{}
+}
