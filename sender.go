@@ -148,7 +148,27 @@ func (s *Sender) SendTo(ctx context.Context, ev Event, endpointIDs ...string) ([
 	return s.send(ctx, ev, endpointIDs)
 }
 
+// SendTx is Send inside the caller's own database transaction (the transactional
+// outbox): the deliveries are written with tx and exist only if tx commits, so an event
+// is sent if and only if the caller's change that caused it is committed. The store must
+// implement TxStore (the PostgreSQL store does; tx is then a pgx.Tx). Once tx commits,
+// any Sender on the store picks the deliveries up, woken by the store's notification or,
+// failing that, within the poll interval.
+func (s *Sender) SendTx(ctx context.Context, tx any, ev Event) ([]string, error) {
+	if _, ok := s.store.(TxStore); !ok {
+		return nil, fmt.Errorf("%w: SendTx needs a store that implements webhook.TxStore (such as the PostgreSQL store); this one is %T", ErrInvalidOption, s.store)
+	}
+	if tx == nil {
+		return nil, fmt.Errorf("%w: SendTx with a nil transaction", ErrInvalidOption)
+	}
+	return s.sendWith(ctx, ev, nil, tx)
+}
+
 func (s *Sender) send(ctx context.Context, ev Event, only []string) ([]string, error) {
+	return s.sendWith(ctx, ev, only, nil)
+}
+
+func (s *Sender) sendWith(ctx context.Context, ev Event, only []string, tx any) ([]string, error) {
 	if s.closed.Load() {
 		return nil, ErrClosed
 	}
@@ -182,6 +202,14 @@ func (s *Sender) send(ctx context.Context, ev Event, only []string) ([]string, e
 			Version: ev.Version, Body: body, State: StatePending,
 			CreatedAt: now, QueuedAt: now, NextAttemptAt: now, UpdatedAt: now,
 		}
+	}
+	if tx != nil {
+		// Not claimable before the commit; the store's notification (or the poll) wakes
+		// the dispatchers then.
+		if err := s.store.(TxStore).EnqueueTx(ctx, tx, ds); err != nil {
+			return nil, err
+		}
+		return ids, nil
 	}
 	if err := s.enqueue(ctx, ds); err != nil {
 		return nil, err

@@ -188,3 +188,13 @@ type Notifier interface {
 	// Notify returns a channel that receives a value when new work may be due.
 	Notify() <-chan struct{}
 }
+
+// TxStore is implemented by stores that can enqueue inside a transaction the caller
+// already holds (the transactional outbox): the deliveries commit or roll back with the
+// caller's own writes. tx is the driver's transaction type (for the PostgreSQL store, a
+// pgx.Tx); a store given a tx of another type returns an error wrapping ErrInvalidOption.
+type TxStore interface {
+	Store
+	// EnqueueTx is Enqueue inside tx. The deliveries become claimable when tx commits.
+	EnqueueTx(ctx context.Context, tx any, deliveries []Delivery) error
+}
