@@ -225,13 +225,6 @@ var ErrNoSecret = errors.New("webhook: endpoint has no secret this signer can us
 // sets webhook-id and webhook-timestamp. It is the default Signer.
 type StandardSigner struct{}
 
-// Canonical forms of the Standard Webhooks header names, so Header.Get finds what Sign sets.
-const (
-	canonicalHeaderID        = "Webhook-Id"
-	canonicalHeaderTimestamp = "Webhook-Timestamp"
-	canonicalHeaderSignature = "Webhook-Signature"
-)
-
 // Sign implements Signer. It replaces any webhook-id, webhook-timestamp and
 // webhook-signature values already in h, whether stored under the canonical key or the
 // lowercase one. Zero Secrets are skipped; ErrNoSecret means none was left.
@@ -262,9 +255,9 @@ func (StandardSigner) Sign(h http.Header, msg Message, secrets []Secret) error {
 	delete(h, HeaderID)
 	delete(h, HeaderTimestamp)
 	delete(h, HeaderSignature)
-	h[canonicalHeaderID] = vals[0:1:1]
-	h[canonicalHeaderTimestamp] = vals[1:2:2]
-	h[canonicalHeaderSignature] = vals[2:3:3]
+	h[canonicalID] = vals[0:1:1]
+	h[canonicalTimestamp] = vals[1:2:2]
+	h[canonicalSignature] = vals[2:3:3]
 	return nil
 }
 

@@ -286,6 +286,7 @@ func TestStandardSignerHeaders(t *testing.T) {
 	h.Set(webhook.HeaderID, "stale")
 	h.Set(webhook.HeaderTimestamp, "1")
 	h.Set(webhook.HeaderSignature, "v1,stale")
+	h[webhook.HeaderSignature] = []string{"v1,stale-lowercase"} // set directly, not canonicalised
 	ts := time.Date(2026, 1, 2, 15, 4, 5, 999_000_000, time.FixedZone("X", 3600))
 	require.NoError(t, webhook.StandardSigner{}.Sign(h, webhook.Message{ID: "msg_abc", Timestamp: ts, Body: []byte("{}")}, []webhook.Secret{sec}))
 
