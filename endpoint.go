@@ -158,6 +158,7 @@ type registry struct {
 	mu            sync.Mutex
 	snap          atomic.Pointer[regSnapshot]
 	versionHeader string
+	httpsOnly     bool
 }
 
 type regSnapshot struct {
@@ -168,8 +169,8 @@ type regSnapshot struct {
 	minMaxInFlight int
 }
 
-func newRegistry(versionHeader string) *registry {
-	r := &registry{versionHeader: versionHeader}
+func newRegistry(versionHeader string, httpsOnly bool) *registry {
+	r := &registry{versionHeader: versionHeader, httpsOnly: httpsOnly}
 	r.snap.Store(&regSnapshot{byID: map[string]*endpointEntry{}})
 	return r
 }
@@ -215,6 +216,10 @@ func (r *registry) add(eps []Endpoint, replace bool) error {
 		e, err := compileEndpoint(ep, r.versionHeader)
 		if err != nil {
 			return err
+		}
+		if r.httpsOnly && e.url.Scheme != "https" {
+			return &ValidationError{Kind: ErrInvalidEndpoint, ID: ep.ID, Field: "URL",
+				Reason: "must be https:// because the Sender was built WithHTTPSOnly"}
 		}
 		if seen[ep.ID] {
 			return fmt.Errorf("%w: %q is given twice", ErrEndpointExists, ep.ID)

@@ -3,6 +3,8 @@ package webhook
 import (
 	"fmt"
 	"net/http"
+	"net/netip"
+	"net/url"
 	"time"
 
 	"go.uber.org/zap"
@@ -78,6 +80,10 @@ type config struct {
 	recordBytes     int
 	retention       time.Duration
 	failedRetention time.Duration
+	guard           destinationGuard
+	guardSet        bool // an option configured the guard explicitly
+	httpsOnly       bool
+	proxy           func(*http.Request) (*url.URL, error)
 	errs            []error
 }
 
@@ -350,3 +356,47 @@ type AttemptReport struct {
 	// Final reports whether the delivery is finished (succeeded or failed).
 	Final bool
 }
+
+// WithAllowedNetworks lets the destination guard connect to addresses in these networks
+// although they lie in a blocked range (see ErrDestinationBlocked): for example
+// netip.MustParsePrefix("127.0.0.0/8") for a receiver on this machine, or an internal
+// network whose endpoints you trust. May be given several times.
+func WithAllowedNetworks(networks ...netip.Prefix) Option {
+	return optionFunc(func(c *config) {
+		for _, n := range networks {
+			if !n.IsValid() {
+				c.fail("WithAllowedNetworks: invalid prefix %v", n)
+				continue
+			}
+			c.guard.allowed = append(c.guard.allowed, n.Masked())
+		}
+		c.guardSet = true
+	})
+}
+
+// WithDangerouslyAllowAnyDestination turns the destination guard off: endpoints may then
+// reach loopback, private networks and cloud metadata services (169.254.169.254). Only
+// for senders whose endpoint URLs are all written by trusted operators, never by
+// customers. Prefer WithAllowedNetworks.
+func WithDangerouslyAllowAnyDestination() Option {
+	return optionFunc(func(c *config) { c.guard.off, c.guardSet = true, true })
+}
+
+// WithHTTPSOnly rejects endpoints whose URL is not https:// (ErrInvalidEndpoint).
+func WithHTTPSOnly() Option {
+	return optionFunc(func(c *config) { c.httpsOnly = true })
+}
+
+// WithProxy sends requests through an outgoing proxy chosen per request, as
+// http.Transport.Proxy (for example http.ProxyURL(u) or http.ProxyFromEnvironment). The
+// destination guard then sees only the proxy's address (allow it with
+// WithAllowedNetworks if it is private), and the proxy becomes responsible for refusing
+// internal destinations. Default: no proxy; the environment's HTTP_PROXY is ignored.
+func WithProxy(proxy func(*http.Request) (*url.URL, error)) Option {
+	return optionFunc(func(c *config) { c.proxy = proxy })
+}
+
+// guardOnByDefault: the destination guard protects every Sender that does not configure
+// it. Until every test and example states the loopback networks it needs, it is off
+// unless an option configures it.
+const guardOnByDefault = false

@@ -153,11 +153,12 @@ type Classifier func(status int, err error) Verdict
 
 // DefaultClassifier is the status table of the README: 2xx delivered; 408, 425, 429 and
 // 5xx except 501 retried; 410 gone; every other status (3xx, which is never followed,
-// other 4xx, 501) permanent; network errors and timeouts retried.
+// other 4xx, 501) permanent; network errors and timeouts retried, except a destination
+// the guard refused (ErrDestinationBlocked) and a *PermanentError, which are permanent.
 func DefaultClassifier(status int, err error) Verdict {
 	if err != nil {
 		var perm *PermanentError
-		if errors.As(err, &perm) {
+		if errors.As(err, &perm) || errors.Is(err, ErrDestinationBlocked) {
 			return Permanent
 		}
 		return Retry

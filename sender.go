@@ -2,8 +2,10 @@ package webhook
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -62,7 +64,7 @@ func NewSender(opts ...Option) (*Sender, error) {
 	if cfg.store != nil && cfg.queueCapacity != 0 {
 		cfg.fail("WithQueueCapacity applies to the default memory store only; bound the store given to WithStore instead")
 	}
-	reg := newRegistry(cfg.versionHeader)
+	reg := newRegistry(cfg.versionHeader, cfg.httpsOnly)
 	if len(cfg.errs) == 0 {
 		if err := reg.add(cfg.endpoints, false); err != nil {
 			cfg.errs = append(cfg.errs, err)
@@ -77,8 +79,11 @@ func NewSender(opts ...Option) (*Sender, error) {
 	if cfg.endpointLimit == 0 {
 		cfg.endpointLimit = (cfg.workers + 1) / 2
 	}
+	if !guardOnByDefault && !cfg.guardSet {
+		cfg.guard.off = true
+	}
 	if cfg.transport == nil {
-		cfg.transport = defaultTransport(cfg.workers)
+		cfg.transport = defaultTransport(cfg)
 	}
 	s := &Sender{
 		cfg:   cfg,
@@ -111,14 +116,23 @@ func NewSender(opts ...Option) (*Sender, error) {
 
 // defaultTransport is go-retryablehttp's pooled transport (keep-alive, HTTP/2 where the
 // server offers it) with an idle pool sized to the workers, so every worker can keep a
-// warm connection to a hot endpoint.
-func defaultTransport(workers int) http.RoundTripper {
+// warm connection to a hot endpoint; its dialer runs the destination guard on every
+// resolved address, and TLS below 1.2 is refused.
+func defaultTransport(cfg config) http.RoundTripper {
 	t, ok := retryablehttp.NewClient().HTTPClient.Transport.(*http.Transport)
 	if !ok {
 		t = http.DefaultTransport.(*http.Transport).Clone()
 	}
-	t.MaxIdleConnsPerHost = workers
-	t.MaxIdleConns = max(t.MaxIdleConns, 4*workers)
+	t.MaxIdleConnsPerHost = cfg.workers
+	t.MaxIdleConns = max(t.MaxIdleConns, 4*cfg.workers)
+	t.Proxy = cfg.proxy
+	guard := cfg.guard
+	dialer := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second, ControlContext: guard.control}
+	t.DialContext = dialer.DialContext
+	if t.TLSClientConfig == nil {
+		t.TLSClientConfig = &tls.Config{}
+	}
+	t.TLSClientConfig.MinVersion = tls.VersionTLS12
 	return t
 }
 
