@@ -2,12 +2,15 @@ package webhook
 
 import (
 	"fmt"
+	"math"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
+
+	"golang.org/x/time/rate"
 )
 
 // Endpoint limits.
@@ -50,6 +53,12 @@ type Endpoint struct {
 	// MaxInFlight caps concurrent attempts to this endpoint, so a slow endpoint cannot
 	// take every worker. Zero means the Sender's limit (WithEndpointConcurrency).
 	MaxInFlight int
+	// RateLimit caps attempts to this endpoint per second (a token bucket of RateBurst
+	// tokens). Zero means no limit. Deliveries over the rate wait in the store; they do
+	// not hold workers.
+	RateLimit float64
+	// RateBurst is the bucket size for RateLimit. Zero means max(1, RateLimit).
+	RateBurst int
 }
 
 // endpointEntry is an endpoint compiled for the hot path.
@@ -58,7 +67,8 @@ type endpointEntry struct {
 	url      *url.URL
 	redacted string // scheme://host/path, for logs and errors
 	secrets  []Secret
-	header   http.Header // custom headers, canonicalised
+	header   http.Header   // custom headers, canonicalised
+	limiter  *rate.Limiter // nil without RateLimit
 }
 
 var reservedHeaders = []string{
@@ -102,6 +112,16 @@ func compileEndpoint(ep Endpoint, versionHeader string) (*endpointEntry, error) 
 	}
 	if ep.Version != "" && !validVersion(ep.Version) {
 		return nil, bad("Version", "must be 1 to 64 printable characters without quotes or backslashes", nil)
+	}
+	if ep.RateLimit < 0 || ep.RateBurst < 0 || math.IsNaN(ep.RateLimit) || math.IsInf(ep.RateLimit, 0) {
+		return nil, bad("RateLimit", "RateLimit and RateBurst must be finite and not negative; 0 means no limit", nil)
+	}
+	if ep.RateLimit > 0 {
+		burst := ep.RateBurst
+		if burst == 0 {
+			burst = max(1, int(math.Ceil(ep.RateLimit)))
+		}
+		e.limiter = rate.NewLimiter(rate.Limit(ep.RateLimit), burst)
 	}
 	if ep.MaxInFlight < 0 {
 		return nil, bad("MaxInFlight", "must not be negative; 0 means the Sender's limit", nil)
@@ -165,6 +185,7 @@ type regSnapshot struct {
 	byID     map[string]*endpointEntry
 	ordered  []*endpointEntry // by ID, for a deterministic fan-out order
 	disabled []string         // IDs of disabled endpoints, excluded from claims
+	limited  []*endpointEntry // endpoints with a RateLimit
 	// minMaxInFlight is the least Endpoint.MaxInFlight set on any endpoint, 0 if none.
 	minMaxInFlight int
 }
@@ -199,6 +220,8 @@ func (r *registry) update(fn func(m map[string]*endpointEntry) error) error {
 		s.ordered = append(s.ordered, e)
 		if e.ep.Disabled {
 			s.disabled = append(s.disabled, e.ep.ID)
+		} else if e.limiter != nil {
+			s.limited = append(s.limited, e)
 		}
 		if n := e.ep.MaxInFlight; n > 0 && (s.minMaxInFlight == 0 || n < s.minMaxInFlight) {
 			s.minMaxInFlight = n

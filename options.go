@@ -80,6 +80,9 @@ type config struct {
 	recordBytes     int
 	retention       time.Duration
 	failedRetention time.Duration
+	breaker         [2]time.Duration // cooldown, max cooldown
+	breakerAt       int              // failures that open the circuit; <0 disables
+	disableAfter    time.Duration
 	guard           destinationGuard
 	guardSet        bool // an option configured the guard explicitly
 	httpsOnly       bool
@@ -105,6 +108,9 @@ func defaultConfig() config {
 		recordBytes:     DefaultResponseRecordBytes,
 		retention:       DefaultRetention,
 		failedRetention: DefaultFailedRetention,
+		breaker:         [2]time.Duration{DefaultBreakerCooldown, DefaultBreakerMaxCooldown},
+		breakerAt:       DefaultBreakerThreshold,
+		disableAfter:    DefaultDisableAfter,
 	}
 }
 
@@ -343,8 +349,11 @@ type Hooks struct {
 	// ends without an attempt (its endpoint was removed), with a zero Attempt.
 	OnAttempt func(AttemptReport)
 	// OnEndpointDisabled is called when the Sender disables an endpoint by itself (a
-	// 410 Gone answer), with the reason.
+	// 410 Gone answer, or failing continuously for WithAutoDisable's time), with the
+	// reason.
 	OnEndpointDisabled func(endpointID, reason string)
+	// OnCircuitChange is called when an endpoint's circuit breaker opens or closes.
+	OnCircuitChange func(endpointID string, h EndpointHealth)
 }
 
 // AttemptReport describes one finished attempt.
@@ -400,3 +409,30 @@ func WithProxy(proxy func(*http.Request) (*url.URL, error)) Option {
 // it. Until every test and example states the loopback networks it needs, it is off
 // unless an option configures it.
 const guardOnByDefault = false
+
+// WithCircuitBreaker configures the per-endpoint circuit breaker: after threshold
+// consecutive failed attempts an endpoint gets no attempts for cooldown, then one probe;
+// each failed probe doubles the cool-down up to maxCooldown, a successful one closes the
+// circuit. Deliveries wait meanwhile without using up attempts. Defaults
+// DefaultBreakerThreshold, DefaultBreakerCooldown, DefaultBreakerMaxCooldown; a threshold
+// of -1 disables the breaker.
+func WithCircuitBreaker(threshold int, cooldown, maxCooldown time.Duration) Option {
+	return optionFunc(func(c *config) {
+		if threshold == 0 || threshold < -1 || (threshold > 0 && (cooldown <= 0 || maxCooldown < cooldown)) {
+			c.fail("WithCircuitBreaker(%d, %s, %s): need threshold >= 1 (or -1 to disable) and 0 < cooldown <= maxCooldown", threshold, cooldown, maxCooldown)
+		}
+		c.breakerAt, c.breaker = threshold, [2]time.Duration{cooldown, maxCooldown}
+	})
+}
+
+// WithAutoDisable disables an endpoint whose every attempt has failed for d (its
+// pending deliveries are kept, and go out once it is enabled again). Default
+// DefaultDisableAfter; -1 never disables.
+func WithAutoDisable(d time.Duration) Option {
+	return optionFunc(func(c *config) {
+		if d <= 0 && d != -1 {
+			c.fail("WithAutoDisable(%s): must be positive, or -1 to never disable", d)
+		}
+		c.disableAfter = d
+	})
+}

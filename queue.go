@@ -66,7 +66,7 @@ func (s *Sender) dispatch() {
 		free := s.cfg.workers - inflight
 		var dueAt time.Time // when to look again; zero: only when something happens
 		if free > 0 {
-			exclude, capPer := s.exclusions(perEndpoint)
+			exclude, capPer, reopen := s.exclusions(perEndpoint, now)
 			ds, err := s.store.Claim(s.baseCtx, ClaimParams{
 				Now: now, Limit: free, Owner: s.id, LeaseUntil: now.Add(s.cfg.lease),
 				ExcludeEndpoints: exclude, MaxPerEndpoint: capPer,
@@ -74,7 +74,13 @@ func (s *Sender) dispatch() {
 			for _, d := range ds {
 				inflight++
 				perEndpoint[d.EndpointID]++
+				if e, ok := s.reg.get(d.EndpointID); ok && e.limiter != nil {
+					e.limiter.AllowN(now, 1) // spend the token the exclusions counted
+				}
 				s.work <- d
+			}
+			if !reopen.IsZero() && (dueAt.IsZero() || reopen.Before(dueAt)) {
+				dueAt = reopen
 			}
 			switch {
 			case err != nil:
@@ -84,7 +90,7 @@ func (s *Sender) dispatch() {
 				continue // perhaps more is due
 			default:
 				if len(ds) > 0 {
-					exclude, _ = s.exclusions(perEndpoint)
+					exclude, _, _ = s.exclusions(perEndpoint, now)
 				}
 				next, err := s.store.NextDue(s.baseCtx, exclude)
 				switch {
@@ -92,6 +98,8 @@ func (s *Sender) dispatch() {
 					s.log.Error("webhook: reading the next due time failed; retrying", zap.Error(err))
 					dueAt = now.Add(storeErrorBackoff)
 				case next.IsZero():
+				case !dueAt.IsZero() && dueAt.Before(next):
+					// an excluded endpoint reopens first
 				case len(ds) == 0 && !next.After(now):
 					// The store says work is due but gave none: back off a little rather
 					// than spin, growing to the poll interval.
@@ -123,34 +131,51 @@ func (s *Sender) dispatch() {
 	}
 }
 
-// exclusions lists endpoints that must not be claimed now (disabled ones and those at
-// their concurrency limit) and the most any one endpoint may get from the next claim: the
-// least room any endpoint has, so a single claim cannot push one past its limit. A
-// smaller claim than needed only means another claim right after.
-func (s *Sender) exclusions(perEndpoint map[string]int) ([]string, int) {
+// exclusions lists endpoints that must not be claimed at now: disabled ones, those at
+// their concurrency limit, those whose circuit is open or that asked for a pause, and
+// rate-limited ones out of tokens. It also returns the most any one endpoint may get from
+// the next claim (the least room any endpoint has, so a single claim cannot push one past
+// its limit; a smaller claim than needed only means another claim right after), and the
+// earliest time an excluded endpoint becomes available again (zero if none).
+func (s *Sender) exclusions(perEndpoint map[string]int, now time.Time) ([]string, int, time.Time) {
 	snap := s.reg.load()
-	out := snap.disabled
+	out := append(make([]string, 0, len(snap.disabled)+4), snap.disabled...)
 	capPer := s.cfg.endpointLimit
 	if snap.minMaxInFlight > 0 {
 		capPer = min(capPer, snap.minMaxInFlight)
 	}
-	copied := false
-	for id, n := range perEndpoint {
+	var halfOpen []string
+	out, reopen := s.health.blocked(now, out, func(id string) { halfOpen = append(halfOpen, id) })
+	room := func(id string, limit int) {
+		if n := perEndpoint[id]; n < limit {
+			capPer = min(capPer, limit-n)
+		} else {
+			out = append(out, id)
+		}
+	}
+	for id := range perEndpoint {
 		limit := s.cfg.endpointLimit
 		if e, ok := snap.byID[id]; ok && e.ep.MaxInFlight > 0 {
 			limit = e.ep.MaxInFlight
 		}
-		if n < limit {
-			capPer = min(capPer, limit-n)
+		room(id, limit)
+	}
+	for _, id := range halfOpen {
+		room(id, 1) // one probe at a time
+	}
+	for _, e := range snap.limited {
+		tokens := e.limiter.TokensAt(now)
+		if tokens >= 1 {
+			capPer = min(capPer, int(tokens))
 			continue
 		}
-		if !copied {
-			out = append(make([]string, 0, len(out)+len(perEndpoint)), out...)
-			copied = true
+		out = append(out, e.ep.ID)
+		next := now.Add(time.Duration((1 - tokens) / float64(e.limiter.Limit()) * float64(time.Second)))
+		if reopen.IsZero() || next.Before(reopen) {
+			reopen = next
 		}
-		out = append(out, id)
 	}
-	return out, capPer
+	return out, max(capPer, 1), reopen
 }
 
 // prune deletes finished deliveries past their retention, every DefaultPruneInterval.
@@ -212,8 +237,9 @@ func (s *Sender) attempt(d Delivery) {
 		verdict = s.retry.Classify(a.StatusCode, err)
 	}
 	p := RecordParams{Attempt: &a}
+	aborted := s.baseCtx.Err() != nil && a.StatusCode == 0
 	switch {
-	case s.baseCtx.Err() != nil && a.StatusCode == 0:
+	case aborted:
 		// Close aborted the attempt: try again as soon as a Sender runs.
 		p.State, p.NextAttemptAt, verdict = StatePending, s.clock.Now(), Retry
 	case verdict == Delivered:
@@ -228,13 +254,35 @@ func (s *Sender) attempt(d Delivery) {
 		p.State = StateFailed
 	}
 	s.finish(d, e, p, verdict)
-	if verdict == Gone {
-		if changed, _ := s.reg.setDisabled(e.ep.ID, true); changed {
-			reason := "the endpoint answered 410 Gone"
-			s.log.Warn("webhook: endpoint disabled", zap.String("endpoint_id", e.ep.ID), zap.String("reason", reason))
-			if s.cfg.hooks.OnEndpointDisabled != nil {
-				s.cfg.hooks.OnEndpointDisabled(e.ep.ID, reason)
-			}
+	if aborted {
+		return
+	}
+	var pauseUntil time.Time
+	if retryAfter > 0 {
+		pauseUntil = s.clock.Now().Add(min(retryAfter, s.retry.MaxRetryAfter))
+	}
+	ch := s.health.record(e.ep.ID, s.clock.Now(), verdict == Delivered, pauseUntil)
+	if ch.circuitChanged {
+		s.log.Info("webhook: endpoint circuit "+ch.health.Circuit.String(), zap.String("endpoint_id", e.ep.ID),
+			zap.Int("consecutive_failures", ch.health.ConsecutiveFailures), zap.Time("open_until", ch.health.OpenUntil))
+		if s.cfg.hooks.OnCircuitChange != nil {
+			s.cfg.hooks.OnCircuitChange(e.ep.ID, ch.health)
+		}
+	}
+	switch {
+	case verdict == Gone:
+		s.disableEndpoint(e.ep.ID, "the endpoint answered 410 Gone")
+	case ch.disable != "":
+		s.disableEndpoint(e.ep.ID, ch.disable)
+	}
+}
+
+// disableEndpoint disables an endpoint on the Sender's own initiative and says so.
+func (s *Sender) disableEndpoint(id, reason string) {
+	if changed, _ := s.reg.setDisabled(id, true); changed {
+		s.log.Warn("webhook: endpoint disabled", zap.String("endpoint_id", id), zap.String("reason", reason))
+		if s.cfg.hooks.OnEndpointDisabled != nil {
+			s.cfg.hooks.OnEndpointDisabled(id, reason)
 		}
 	}
 }

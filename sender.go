@@ -29,6 +29,7 @@ type Sender struct {
 	retry  RetryPolicy
 	log    *zap.Logger
 	clock  Clock
+	health *healthTable
 	// versionHeader is WithVersionHeader's name in canonical form.
 	versionHeader string
 
@@ -98,10 +99,12 @@ func NewSender(opts ...Option) (*Sender, error) {
 		log:           cfg.logger,
 		clock:         cfg.clock,
 		versionHeader: http.CanonicalHeaderKey(cfg.versionHeader),
-		wake:          make(chan struct{}, 1),
-		stop:          make(chan struct{}),
-		work:          make(chan Delivery),
-		results:       make(chan string, cfg.workers),
+		health: &healthTable{m: map[string]*EndpointHealth{}, threshold: cfg.breakerAt,
+			cooldown: cfg.breaker[0], maxCooldown: cfg.breaker[1], disableAfter: cfg.disableAfter},
+		wake:    make(chan struct{}, 1),
+		stop:    make(chan struct{}),
+		work:    make(chan Delivery),
+		results: make(chan string, cfg.workers),
 	}
 	s.baseCtx, s.cancel = context.WithCancel(context.Background())
 	s.workers.Add(cfg.workers)
@@ -379,6 +382,15 @@ func (s *Sender) Endpoints() []Endpoint {
 		out[i] = e.ep
 	}
 	return out
+}
+
+// EndpointHealth returns what this Sender knows of an endpoint's recent attempts: its
+// circuit breaker state, consecutive failures, and any pause a 429/503 asked for.
+func (s *Sender) EndpointHealth(id string) (EndpointHealth, error) {
+	if _, ok := s.reg.get(id); !ok {
+		return EndpointHealth{}, fmt.Errorf("%w: %q", ErrEndpointNotFound, id)
+	}
+	return s.health.get(id), nil
 }
 
 // Delivery returns one delivery from the store, or an error wrapping ErrNotFound.

@@ -1,0 +1,157 @@
+package webhook_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/hooksmith/webhook"
+	"github.com/hooksmith/webhook/webhooktest"
+)
+
+func TestCircuitBreakerOpensHoldsAndCloses(t *testing.T) {
+	tr := webhooktest.NewTransport()
+	tr.Script("https://r.test/", webhooktest.Status(500), webhooktest.Status(500), webhooktest.Status(500),
+		webhooktest.Status(200))
+	clk := webhooktest.NewClock(time.Now())
+	rep := newReports()
+	changes := make(chan webhook.EndpointHealth, 10)
+	s := newSender(t, webhook.WithTransport(tr), webhook.WithClock(clk), webhook.WithWorkers(1),
+		webhook.WithHooks(webhook.Hooks{
+			OnAttempt:       func(a webhook.AttemptReport) { rep.ch <- a },
+			OnCircuitChange: func(id string, h webhook.EndpointHealth) { changes <- h },
+		}),
+		webhook.WithCircuitBreaker(2, time.Minute, 10*time.Minute),
+		webhook.WithEndpoints(endpoint("ep", "https://r.test/", webhook.NewSecret())),
+		webhook.WithRetryPolicy(webhook.RetryPolicy{Schedule: webhook.FixedSchedule{time.Second}, MaxAttempts: 20}))
+	ctx := testCtx(t)
+	_, err := s.Send(ctx, webhook.Event{Type: "a.b"})
+	require.NoError(t, err)
+	rep.next(t)
+	clk.Advance(time.Second)
+	rep.next(t) // second failure opens the circuit
+	h := <-changes
+	assert.Equal(t, webhook.CircuitOpen, h.Circuit)
+	assert.Equal(t, clk.Now().Add(time.Minute), h.OpenUntil)
+	got, err := s.EndpointHealth("ep")
+	require.NoError(t, err)
+	assert.Equal(t, webhook.CircuitOpen, got.Circuit)
+	assert.Equal(t, 2, got.ConsecutiveFailures)
+
+	// The delivery is due after 1s, but the open circuit holds it without burning attempts.
+	clk.Advance(30 * time.Second)
+	select {
+	case a := <-rep.ch:
+		t.Fatalf("attempt while the circuit is open: %+v", a.Attempt)
+	default:
+	}
+	clk.Advance(30 * time.Second) // cool-down over: one probe, which fails
+	a := rep.next(t)
+	assert.Equal(t, 3, a.Delivery.Attempts)
+	h = <-changes
+	assert.Equal(t, webhook.CircuitOpen, h.Circuit, "the failed probe reopens it")
+	assert.Equal(t, clk.Now().Add(2*time.Minute), h.OpenUntil, "with a doubled cool-down")
+
+	clk.Advance(2 * time.Minute) // the next probe succeeds and closes it
+	a = rep.next(t)
+	assert.Equal(t, webhook.StateSucceeded, a.Delivery.State)
+	h = <-changes
+	assert.Equal(t, webhook.CircuitClosed, h.Circuit)
+	assert.Equal(t, 4, tr.Len())
+}
+
+func TestRetryAfterPausesOnlyThatEndpoint(t *testing.T) {
+	tr := webhooktest.NewTransport()
+	tr.Script("https://slow.test/", webhooktest.Status(429).WithHeader("Retry-After", "60"), webhooktest.Status(200))
+	clk := webhooktest.NewClock(time.Now())
+	rep := newReports()
+	sec := webhook.NewSecret()
+	s := newSender(t, webhook.WithTransport(tr), webhook.WithClock(clk), rep.hooks(), webhook.WithWorkers(1),
+		webhook.WithEndpoints(
+			webhook.Endpoint{ID: "slow", URL: "https://slow.test/", Secret: sec, EventTypes: []string{"slow.x"}},
+			webhook.Endpoint{ID: "fast", URL: "https://fast.test/", Secret: sec, EventTypes: []string{"fast.x"}}))
+	ctx := testCtx(t)
+	_, err := s.Send(ctx, webhook.Event{Type: "slow.x"})
+	require.NoError(t, err)
+	a := rep.next(t)
+	require.Equal(t, 429, a.Attempt.StatusCode)
+	h, err := s.EndpointHealth("slow")
+	require.NoError(t, err)
+	assert.Equal(t, clk.Now().Add(time.Minute), h.PausedUntil)
+
+	// Another event for the paused endpoint waits; the other endpoint is served at once.
+	_, err = s.Send(ctx, webhook.Event{Type: "slow.x"})
+	require.NoError(t, err)
+	_, err = s.Send(ctx, webhook.Event{Type: "fast.x"})
+	require.NoError(t, err)
+	a = rep.next(t)
+	assert.Equal(t, "fast", a.Delivery.EndpointID)
+	select {
+	case a := <-rep.ch:
+		t.Fatalf("paused endpoint attempted: %s", a.Delivery.EndpointID)
+	default:
+	}
+	clk.Advance(time.Minute)
+	for _, r := range rep.waitFinal(t, 2) {
+		assert.Equal(t, "slow", r.Delivery.EndpointID)
+		assert.Equal(t, webhook.StateSucceeded, r.Delivery.State)
+	}
+}
+
+func TestRateLimitSpacesAttempts(t *testing.T) {
+	tr := webhooktest.NewTransport()
+	clk := webhooktest.NewClock(time.Now())
+	rep := newReports()
+	s := newSender(t, webhook.WithTransport(tr), webhook.WithClock(clk), rep.hooks(),
+		webhook.WithEndpoints(webhook.Endpoint{ID: "ep", URL: "https://r.test/", Secret: webhook.NewSecret(),
+			RateLimit: 1, RateBurst: 2}))
+	ctx := testCtx(t)
+	for range 5 {
+		_, err := s.Send(ctx, webhook.Event{Type: "a.b"})
+		require.NoError(t, err)
+	}
+	rep.waitFinal(t, 2) // the burst
+	select {
+	case a := <-rep.ch:
+		t.Fatalf("attempt beyond the burst before a token: %+v", a.Delivery.ID)
+	default:
+	}
+	for i := range 3 {
+		clk.Advance(time.Second)
+		rep.waitFinal(t, 1)
+		assert.Equal(t, 3+i, tr.Len())
+	}
+}
+
+func TestAutoDisableAfterContinuousFailure(t *testing.T) {
+	tr := webhooktest.NewTransport()
+	tr.Script("https://r.test/", webhooktest.Status(500))
+	clk := webhooktest.NewClock(time.Now())
+	rep := newReports()
+	disabled := make(chan string, 1)
+	s := newSender(t, webhook.WithTransport(tr), webhook.WithClock(clk), webhook.WithCircuitBreaker(-1, 0, 0),
+		webhook.WithAutoDisable(time.Hour),
+		webhook.WithHooks(webhook.Hooks{
+			OnAttempt:          func(a webhook.AttemptReport) { rep.ch <- a },
+			OnEndpointDisabled: func(id, reason string) { disabled <- reason },
+		}),
+		webhook.WithEndpoints(endpoint("ep", "https://r.test/", webhook.NewSecret())),
+		webhook.WithRetryPolicy(webhook.RetryPolicy{Schedule: webhook.FixedSchedule{40 * time.Minute}, MaxAttempts: 10}))
+	ctx := testCtx(t)
+	ids, err := s.Send(ctx, webhook.Event{Type: "a.b"})
+	require.NoError(t, err)
+	rep.next(t)
+	clk.Advance(40 * time.Minute)
+	rep.next(t)
+	clk.Advance(40 * time.Minute) // 80 minutes of nothing but failures
+	rep.next(t)
+	assert.Contains(t, <-disabled, "every attempt has failed")
+	ep, err := s.Endpoint("ep")
+	require.NoError(t, err)
+	assert.True(t, ep.Disabled)
+	d, err := s.Delivery(ctx, ids[0])
+	require.NoError(t, err)
+	assert.Equal(t, webhook.StatePending, d.State, "its pending delivery is kept")
+}
