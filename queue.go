@@ -253,15 +253,17 @@ func (s *Sender) attempt(d Delivery) {
 	default:
 		p.State = StateFailed
 	}
-	s.finish(d, e, p, verdict)
 	if aborted {
+		s.finish(d, e, p, verdict)
 		return
 	}
+	// Health first, so that whoever the attempt hook tells already sees it.
 	var pauseUntil time.Time
 	if retryAfter > 0 {
 		pauseUntil = s.clock.Now().Add(min(retryAfter, s.retry.MaxRetryAfter))
 	}
 	ch := s.health.record(e.ep.ID, s.clock.Now(), verdict == Delivered, pauseUntil)
+	s.finish(d, e, p, verdict)
 	if ch.circuitChanged {
 		s.log.Info("webhook: endpoint circuit "+ch.health.Circuit.String(), zap.String("endpoint_id", e.ep.ID),
 			zap.Int("consecutive_failures", ch.health.ConsecutiveFailures), zap.Time("open_until", ch.health.OpenUntil))
