@@ -30,6 +30,8 @@ type Sender struct {
 	log    *zap.Logger
 	clock  Clock
 	health *healthTable
+	// ownTransport: the Sender built its transport and closes its idle connections.
+	ownTransport bool
 	// versionHeader is WithVersionHeader's name in canonical form.
 	versionHeader string
 
@@ -83,7 +85,8 @@ func NewSender(opts ...Option) (*Sender, error) {
 	if !guardOnByDefault && !cfg.guardSet {
 		cfg.guard.off = true
 	}
-	if cfg.transport == nil {
+	ownTransport := cfg.transport == nil
+	if ownTransport {
 		cfg.transport = defaultTransport(cfg)
 	}
 	s := &Sender{
@@ -99,6 +102,7 @@ func NewSender(opts ...Option) (*Sender, error) {
 		log:           cfg.logger,
 		clock:         cfg.clock,
 		versionHeader: http.CanonicalHeaderKey(cfg.versionHeader),
+		ownTransport:  ownTransport,
 		health: &healthTable{m: map[string]*EndpointHealth{}, threshold: cfg.breakerAt,
 			cooldown: cfg.breaker[0], maxCooldown: cfg.breaker[1], disableAfter: cfg.disableAfter},
 		wake:    make(chan struct{}, 1),
@@ -317,7 +321,13 @@ func (s *Sender) Close(ctx context.Context) error {
 		close(s.work)
 	})
 	done := make(chan struct{})
-	go func() { s.workers.Wait(); close(done) }()
+	go func() {
+		s.workers.Wait()
+		if s.ownTransport {
+			s.client.CloseIdleConnections() // its keep-alive connections die with it
+		}
+		close(done)
+	}()
 	select {
 	case <-done:
 		return nil
