@@ -66,7 +66,7 @@ func (m *MemoryStore) Enqueue(ctx context.Context, ds []Delivery) error {
 		return fmt.Errorf("%w: the memory store holds %d unfinished deliveries (capacity %d); raise it with WithQueueCapacity or use a durable store", ErrQueueFull, m.unfinished, m.capacity)
 	}
 	for i := range ds {
-		if _, dup := m.byID[ds[i].ID]; dup {
+		if _, dup := m.byID[ds[i].ID]; dup || slices.ContainsFunc(ds[:i], func(d Delivery) bool { return d.ID == ds[i].ID }) {
 			return fmt.Errorf("webhook: memory store: delivery %q already exists", ds[i].ID)
 		}
 	}

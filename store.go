@@ -47,7 +47,7 @@ type Delivery struct {
 	Attempts      int
 	CreatedAt     time.Time
 	QueuedAt      time.Time // when it was last (re)queued; MaxAge counts from here
-	NextAttemptAt time.Time // when it is next due (pending), or was claimed (in flight)
+	NextAttemptAt time.Time // when it is next due; unchanged by Claim
 	UpdatedAt     time.Time
 	LastStatus    int    // the last attempt's HTTP status, 0 if none
 	LastError     string // the last attempt's error, redacted; empty on success
@@ -152,13 +152,15 @@ type Store interface {
 	// returns only once the deliveries are durable.
 	Enqueue(ctx context.Context, deliveries []Delivery) error
 	// Claim leases up to Limit due deliveries to Owner: pending ones whose NextAttemptAt
-	// is not after Now, and in-flight ones whose lease expired. Claimed deliveries are
-	// returned in flight, with LeaseOwner and LeaseExpiresAt set. No delivery is returned
-	// to two claimers while its lease is live.
+	// is not after Now, and in-flight ones whose lease expired, earliest due first (ties,
+	// and the order between the two kinds, are the store's choice). Claimed deliveries
+	// are returned in flight, with LeaseOwner and LeaseExpiresAt set. No delivery is
+	// returned to two claimers while its lease is live.
 	Claim(ctx context.Context, p ClaimParams) ([]Delivery, error)
 	// Record stores an attempt's result atomically with the delivery's new state and
-	// releases the lease. ErrLeaseLost when Owner no longer holds it; ErrNotFound when the
-	// delivery is gone.
+	// releases the lease. ErrLeaseLost when the delivery is not in flight for Owner (it
+	// finished, or another owner claimed it after the lease expired; an expired lease
+	// nobody took over still counts as Owner's); ErrNotFound when the delivery is gone.
 	Record(ctx context.Context, p RecordParams) error
 	// Get returns one delivery, or ErrNotFound.
 	Get(ctx context.Context, id string) (Delivery, error)
@@ -167,6 +169,7 @@ type Store interface {
 	// Attempts returns a delivery's attempts in order, or ErrNotFound.
 	Attempts(ctx context.Context, deliveryID string) ([]Attempt, error)
 	// Requeue makes finished deliveries pending again, due at Now, with Attempts reset.
+	// A bounded store's capacity does not apply: a manual retry is never refused.
 	// By IDs: each must exist (ErrNotFound) and not be pending or in flight
 	// (ErrInvalidState); all or none. By endpoint: every failed delivery of the endpoint
 	// created at or after Since. It returns how many were requeued.

@@ -1,0 +1,64 @@
+package storetest_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/hooksmith/webhook"
+	"github.com/hooksmith/webhook/storetest"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+func TestMemoryStore(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) webhook.Store { return webhook.NewMemoryStore(-1) })
+}
+
+func TestMemoryStoreCapacity(t *testing.T) {
+	ctx := t.Context()
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	s := webhook.NewMemoryStore(2)
+
+	require.NoError(t, s.Enqueue(ctx, []webhook.Delivery{storetest.Delivery("dlv_0001", "ep_a", base)}))
+	err := s.Enqueue(ctx, []webhook.Delivery{
+		storetest.Delivery("dlv_0002", "ep_a", base), storetest.Delivery("dlv_0003", "ep_a", base),
+	})
+	require.ErrorIs(t, err, webhook.ErrQueueFull, "a batch that does not fit")
+	for _, id := range []string{"dlv_0002", "dlv_0003"} {
+		_, err := s.Get(ctx, id)
+		assert.ErrorIs(t, err, webhook.ErrNotFound, "%s of the rejected batch", id)
+	}
+	assert.Equal(t, 1, s.Len())
+
+	require.NoError(t, s.Enqueue(ctx, []webhook.Delivery{storetest.Delivery("dlv_0002", "ep_a", base)}))
+	err = s.Enqueue(ctx, []webhook.Delivery{storetest.Delivery("dlv_0003", "ep_a", base)})
+	require.ErrorIs(t, err, webhook.ErrQueueFull, "a third delivery")
+	_, err = s.Get(ctx, "dlv_0003")
+	assert.ErrorIs(t, err, webhook.ErrNotFound)
+
+	// A retry keeps its place; only a finished delivery makes room.
+	claimed, err := s.Claim(ctx, webhook.ClaimParams{Now: base, Limit: 1, Owner: "owner", LeaseUntil: base.Add(time.Minute)})
+	require.NoError(t, err)
+	require.Len(t, claimed, 1)
+	require.NoError(t, s.Record(ctx, webhook.RecordParams{
+		DeliveryID: claimed[0].ID, Owner: "owner", Now: base, State: webhook.StatePending, NextAttemptAt: base,
+	}))
+	require.ErrorIs(t, s.Enqueue(ctx, []webhook.Delivery{storetest.Delivery("dlv_0003", "ep_a", base)}), webhook.ErrQueueFull)
+
+	claimed, err = s.Claim(ctx, webhook.ClaimParams{Now: base, Limit: 1, Owner: "owner", LeaseUntil: base.Add(time.Minute)})
+	require.NoError(t, err)
+	require.Len(t, claimed, 1)
+	require.NoError(t, s.Record(ctx, webhook.RecordParams{
+		DeliveryID: claimed[0].ID, Owner: "owner", Now: base, State: webhook.StateSucceeded,
+		Attempt: &webhook.Attempt{StartedAt: base, StatusCode: 200},
+	}))
+	assert.Equal(t, 1, s.Len())
+	require.NoError(t, s.Enqueue(ctx, []webhook.Delivery{storetest.Delivery("dlv_0003", "ep_a", base)}), "after a delivery finished")
+	assert.Equal(t, 2, s.Len())
+}
