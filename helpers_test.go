@@ -5,6 +5,8 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"io"
+	"log"
 	"strings"
 	"testing"
 
@@ -20,3 +22,6 @@ func hexHMAC(t *testing.T, secret string, body []byte) string {
 	m.Write(body)
 	return hex.EncodeToString(m.Sum(nil))
 }
+
+// nullLogger silences an httptest server's own error log (TLS handshake noise).
+func nullLogger() *log.Logger { return log.New(io.Discard, "", 0) }
