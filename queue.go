@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -353,26 +354,31 @@ func (s *Sender) post(e *endpointEntry, d Delivery, now time.Time) (Attempt, tim
 }
 
 // readResponse reads up to drain bytes, so the connection can be reused, and returns a
-// copy of the first record bytes.
+// copy of the first record bytes (nil for an empty body). The read buffer is pooled:
+// most receivers answer with an empty or tiny body, which then costs no allocation.
 func readResponse(body io.Reader, drain int64, record int) ([]byte, error) {
+	bp := readBufs.Get().(*[]byte)
+	defer readBufs.Put(bp)
+	buf := *bp
 	var head []byte
-	if record > 0 {
-		buf := make([]byte, record)
-		n, err := io.ReadFull(body, buf)
-		head = buf[:n]
+	var read int64
+	for read < drain {
+		n, err := body.Read(buf[:min(int64(len(buf)), drain-read)])
+		if len(head) < record && n > 0 {
+			head = append(head, buf[:min(n, record-len(head))]...)
+		}
+		read += int64(n)
 		if err != nil {
-			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			if errors.Is(err, io.EOF) {
 				err = nil
-			}
-			if len(head) == 0 {
-				head = nil
 			}
 			return head, err
 		}
 	}
-	_, err := io.Copy(io.Discard, io.LimitReader(body, drain-int64(len(head))))
-	return head, err
+	return head, nil
 }
+
+var readBufs = sync.Pool{New: func() any { b := make([]byte, 8<<10); return &b }}
 
 // redactError replaces the URL in a *url.Error with its redacted form, so credentials and
 // query strings never reach logs, errors or attempt records.
