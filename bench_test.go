@@ -1,0 +1,185 @@
+package webhook_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hooksmith/webhook"
+)
+
+// The Sender's hot path, piece by piece. BenchmarkSign (signer_test.go) covers signing;
+// the end-to-end comparison with raw net/http and go-retryablehttp is the program in
+// internal/bench (scripts/bench.sh runs both and rewrites BENCHMARKS.md):
+//
+//	go test -run '^$' -bench 'Envelope|SendEnqueue|Scheduler' -benchmem .
+
+// benchData returns valid JSON of n bytes, as json.RawMessage is sent unchanged.
+func benchData(n int) json.RawMessage {
+	return json.RawMessage(`"` + strings.Repeat("x", n-2) + `"`)
+}
+
+// BenchmarkEnvelope measures Send up to the store: validation, the envelope built around
+// the marshalled data, and the fan-out match. The one endpoint is disabled, so Send finds
+// no target after building the body and stores nothing. json.Marshal of an Envelope is
+// the hand-written baseline.
+func BenchmarkEnvelope(b *testing.B) {
+	s, err := webhook.NewSender(webhook.WithEndpoints(webhook.Endpoint{
+		ID: "ep", URL: "http://127.0.0.1:1/hook", Secret: webhook.NewSecret(), Disabled: true}))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = s.Close(context.Background()) })
+	ctx := context.Background()
+	type order struct {
+		ID     string   `json:"id"`
+		Amount int      `json:"amount"`
+		Items  []string `json:"items"`
+	}
+	for _, tc := range []struct {
+		name string
+		data any
+	}{
+		{"raw-200B", benchData(200)},
+		{"raw-1KiB", benchData(1 << 10)},
+		{"struct", order{ID: "ord_123", Amount: 4200, Items: []string{"a", "b", "c"}}},
+	} {
+		b.Run("send-"+tc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			ev := webhook.Event{Type: "order.created", Data: tc.data}
+			for b.Loop() {
+				if _, err := s.Send(ctx, ev); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+	b.Run("json.Marshal-raw-200B", func(b *testing.B) {
+		b.ReportAllocs()
+		data := benchData(200)
+		for b.Loop() {
+			env := webhook.Envelope{ID: webhook.NewEventID(), Type: "order.created",
+				Timestamp: time.Now().UTC(), Version: webhook.DefaultVersion, Data: data}
+			if _, err := json.Marshal(env); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// holdingStore is a MemoryStore whose deliveries are never claimed, so Send's enqueue can
+// be measured without deliveries competing for the CPU. (A disabled endpoint would not
+// do: Send makes no delivery for it.)
+type holdingStore struct{ *webhook.MemoryStore }
+
+func (holdingStore) Claim(context.Context, webhook.ClaimParams) ([]webhook.Delivery, error) {
+	return nil, nil
+}
+
+func (holdingStore) NextDue(context.Context, []string) (time.Time, error) {
+	return time.Time{}, nil
+}
+
+// BenchmarkSendEnqueue is Send into the memory store from 64 concurrent callers, the
+// whole of what a caller waits for while the Sender is not full.
+func BenchmarkSendEnqueue(b *testing.B) {
+	for _, size := range []int{200, 1 << 10} {
+		b.Run(fmt.Sprintf("64-callers-%dB", size), func(b *testing.B) {
+			s, err := webhook.NewSender(
+				webhook.WithStore(holdingStore{webhook.NewMemoryStore(-1)}),
+				webhook.WithEndpoints(webhook.Endpoint{ID: "ep", URL: "http://127.0.0.1:1/hook", Secret: webhook.NewSecret()}))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer func() { _ = s.Close(context.Background()) }()
+			ev := webhook.Event{Type: "order.created", Data: benchData(size)}
+			b.ReportAllocs()
+			b.SetParallelism(max(1, 64/runtime.GOMAXPROCS(0)))
+			b.RunParallel(func(pb *testing.PB) {
+				ctx := context.Background()
+				for pb.Next() {
+					if _, err := s.Send(ctx, ev); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}
+
+// BenchmarkScheduler is the dispatcher's store traffic: claim a batch of due deliveries
+// for 64 free workers (at most 32 per endpoint), then record each one's result. Results
+// are recorded as "retry now", so the store keeps its size and every iteration does the
+// same work. ns/op and allocs/op are per batch; ns/delivery divides by the batch.
+func BenchmarkScheduler(b *testing.B) {
+	const pending, batch = 10_000, 64
+	for _, tc := range []struct {
+		endpoints, excluded int
+	}{{1, 0}, {100, 0}, {1000, 0}, {1000, 100}} {
+		name := fmt.Sprintf("%d-endpoints", tc.endpoints)
+		if tc.excluded > 0 {
+			name += fmt.Sprintf("-%d-excluded", tc.excluded)
+		}
+		b.Run(name, func(b *testing.B) {
+			ctx := context.Background()
+			m := webhook.NewMemoryStore(-1)
+			now := time.Now()
+			body := benchData(200)
+			ds := make([]webhook.Delivery, pending)
+			for i := range ds {
+				ds[i] = webhook.Delivery{ID: fmt.Sprintf("dlv_%08d", i), EventID: fmt.Sprintf("msg_%08d", i),
+					EventType: "order.created", EndpointID: fmt.Sprintf("ep%04d", i%tc.endpoints), Version: "1",
+					Body: body, State: webhook.StatePending, CreatedAt: now, QueuedAt: now, NextAttemptAt: now, UpdatedAt: now}
+			}
+			if err := m.Enqueue(ctx, ds); err != nil {
+				b.Fatal(err)
+			}
+			var exclude []string
+			for i := range tc.excluded {
+				exclude = append(exclude, fmt.Sprintf("ep%04d", i))
+			}
+			p := webhook.ClaimParams{Now: now, Limit: batch, Owner: "snd_bench", LeaseUntil: now.Add(time.Minute),
+				ExcludeEndpoints: exclude, MaxPerEndpoint: batch / 2}
+			claimed := 0
+			b.ReportAllocs()
+			for b.Loop() {
+				got, err := m.Claim(ctx, p)
+				if err != nil || len(got) == 0 {
+					b.Fatalf("claimed %d: %v", len(got), err)
+				}
+				claimed += len(got)
+				for _, d := range got {
+					if err := m.Record(ctx, webhook.RecordParams{DeliveryID: d.ID, Owner: p.Owner, Now: now,
+						State: webhook.StatePending, NextAttemptAt: now}); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(claimed), "ns/delivery")
+		})
+	}
+	b.Run("NextDue-1000-endpoints", func(b *testing.B) {
+		ctx := context.Background()
+		m := webhook.NewMemoryStore(-1)
+		now := time.Now()
+		var ds []webhook.Delivery
+		for i := range 1000 {
+			ds = append(ds, webhook.Delivery{ID: fmt.Sprintf("dlv_%08d", i), EventID: "msg_1", EventType: "order.created",
+				EndpointID: fmt.Sprintf("ep%04d", i), Version: "1", Body: benchData(200), NextAttemptAt: now.Add(time.Hour)})
+		}
+		if err := m.Enqueue(ctx, ds); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := m.NextDue(ctx, nil); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

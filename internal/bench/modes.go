@@ -1,0 +1,470 @@
+package main
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-retryablehttp"
+	"github.com/hooksmith/webhook"
+)
+
+// Mode names.
+const (
+	modeCeiling       = "ceiling"
+	modeNaive         = "naive"
+	modeHooksmith     = "hooksmith"
+	modeHooksmithFull = "hooksmith-full"
+)
+
+var allModes = []string{modeCeiling, modeNaive, modeHooksmith, modeHooksmithFull}
+
+var modeLabels = map[string]string{
+	modeCeiling:       "raw net/http keep-alive, C goroutines, no signing, no queue",
+	modeNaive:         "go-retryablehttp default client + StandardSigner + json.Marshal, C goroutines",
+	modeHooksmith:     "Sender, memory store, default per-endpoint cap (half the workers)",
+	modeHooksmithFull: "Sender, memory store, WithEndpointConcurrency(workers)",
+}
+
+// ModeResult is one mode's figures from one measured window.
+type ModeResult struct {
+	Mode       string  `json:"mode"`
+	Label      string  `json:"label"`
+	Workers    int     `json:"workers"`
+	Endpoints  int     `json:"endpoints"`
+	Seconds    float64 `json:"seconds"`
+	Deliveries int64   `json:"deliveries"`
+	PerSec     float64 `json:"deliveries_per_sec"`
+	// Latency is from just before the request (or Send) to the receiver's arrival
+	// stamp, over sequence numbers issued in the window that arrived.
+	P50Micros      float64 `json:"p50_us"`
+	P99Micros      float64 `json:"p99_us"`
+	LatencySamples int     `json:"latency_samples"`
+	Undelivered    int64   `json:"undelivered_in_window"`
+	AllocsPer      float64 `json:"allocs_per_delivery"`
+	BytesPer       float64 `json:"bytes_per_delivery"`
+	CPUMicrosPer   float64 `json:"cpu_us_per_delivery"`
+	GCs            uint32  `json:"gcs"`
+	PeakRSSMiB     float64 `json:"peak_rss_mib"`
+	PeakRSSIsLife  bool    `json:"peak_rss_is_lifetime,omitempty"`
+	Errors         int64   `json:"errors"`
+	// Rounds is how many rounds were run; RoundFigures are each round's ratio of
+	// deliveries/s to that round's ceiling (the ceiling's own deliveries/s).
+	Rounds       int       `json:"rounds"`
+	RoundFigures []float64 `json:"round_figures"`
+	// Ratios to the ceiling at the same worker count, from the same run.
+	Ratio *Ratios `json:"ratio_to_ceiling,omitempty"`
+}
+
+// Ratios are a mode's figures divided by the ceiling's.
+type Ratios struct {
+	PerSec float64 `json:"deliveries_per_sec"`
+	P50    float64 `json:"p50"`
+	P99    float64 `json:"p99"`
+	Allocs float64 `json:"allocs"`
+	Bytes  float64 `json:"bytes"`
+	CPU    float64 `json:"cpu"`
+	RSS    float64 `json:"peak_rss"`
+}
+
+func ratios(r, c ModeResult) *Ratios {
+	return &Ratios{
+		PerSec: ratio(r.PerSec, c.PerSec), P50: ratio(r.P50Micros, c.P50Micros),
+		P99: ratio(r.P99Micros, c.P99Micros), Allocs: ratio(r.AllocsPer, c.AllocsPer),
+		Bytes: ratio(r.BytesPer, c.BytesPer), CPU: ratio(r.CPUMicrosPer, c.CPUMicrosPer),
+		RSS: ratio(r.PeakRSSMiB, c.PeakRSSMiB),
+	}
+}
+
+// load is one running load generator: it issues sequence numbers, stamps their send
+// times and counts its errors.
+type load struct {
+	next     atomic.Int64
+	sendAt   []int64
+	stopping atomic.Bool
+	errors   atomic.Int64
+	wg       sync.WaitGroup
+}
+
+// issue returns the next sequence number and its event ID, stamping the send time.
+func (l *load) issue() (int64, string) {
+	seq := l.next.Add(1) - 1
+	id := "evt_" + strconv.FormatInt(seq, 10)
+	if seq < int64(len(l.sendAt)) {
+		l.sendAt[seq] = time.Now().UnixNano()
+	}
+	return seq, id
+}
+
+// bench holds what every mode and scenario shares within one run.
+type bench struct {
+	cfg     config
+	rcv     *receiverProc
+	sendAt  []int64
+	used    int64           // sequence numbers the last load issued, to clear from sendAt
+	payload json.RawMessage // the event data, -payload bytes of JSON
+	secret  string
+	// profiled is set once the -profile-mode window has been profiled.
+	profiled bool
+}
+
+// starter starts a load of one mode and returns a function that stops it and waits.
+type starter func(l *load) (stop func(), err error)
+
+// measure runs one mode: warm-up, then a measured window of -duration.
+func (b *bench) measure(mode string, workers, endpoints int, start starter) (ModeResult, error) {
+	res := ModeResult{Mode: mode, Label: modeLabels[mode], Workers: workers, Endpoints: endpoints}
+	if err := b.rcv.reset(); err != nil {
+		return res, err
+	}
+	// Clear only what the last load used: clearing it all would make all of it resident.
+	clear(b.sendAt[:min(b.used, int64(len(b.sendAt)))])
+	res.PeakRSSIsLife = !resetPeakRSS()
+	l := &load{sendAt: b.sendAt}
+	stop, err := start(l)
+	if err != nil {
+		return res, err
+	}
+	time.Sleep(b.cfg.warmup)
+	ok0, _, err := b.rcv.counts()
+	if err != nil {
+		stop()
+		return res, err
+	}
+	s0 := take(ok0, l.next.Load())
+	prof := b.startProfile(mode)
+	time.Sleep(b.cfg.duration)
+	ok1, _, err := b.rcv.counts()
+	s1 := take(ok1, l.next.Load())
+	b.stopProfile(prof)
+	res.PeakRSSMiB = float64(peakRSS()) / (1 << 20)
+	stop()
+	b.used = l.next.Load()
+	if err != nil {
+		return res, err
+	}
+	b.fill(&res, s0, s1, l)
+	return res, nil
+}
+
+// fill computes res's figures from the window s0..s1.
+func (b *bench) fill(res *ModeResult, s0, s1 snapshot, l *load) {
+	res.Seconds = s1.at.Sub(s0.at).Seconds()
+	res.Deliveries = s1.delivered - s0.delivered
+	res.PerSec = float64(res.Deliveries) / res.Seconds
+	res.Errors = l.errors.Load()
+	res.GCs = s1.gcs - s0.gcs
+	if n := float64(res.Deliveries); n > 0 {
+		res.AllocsPer = float64(s1.mallocs-s0.mallocs) / n
+		res.BytesPer = float64(s1.bytes-s0.bytes) / n
+		res.CPUMicrosPer = micros(s1.cpu-s0.cpu) / n
+	}
+	to := min(s1.seq, int64(len(l.sendAt)))
+	arr, err := b.rcv.arrivals(s0.seq, to)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench: reading arrivals:", err)
+		return
+	}
+	lat := make([]int64, 0, len(arr))
+	for i, at := range arr {
+		sent := l.sendAt[s0.seq+int64(i)]
+		if at == 0 || sent == 0 {
+			res.Undelivered++
+			continue
+		}
+		lat = append(lat, at-sent)
+	}
+	res.LatencySamples = len(lat)
+	p := percentiles(lat, 0.5, 0.99)
+	res.P50Micros, res.P99Micros = micros(p[0]), micros(p[1])
+}
+
+// startProfile starts the CPU profile for the first window of -profile-mode.
+func (b *bench) startProfile(mode string) *os.File {
+	if b.cfg.cpuProfile == "" || b.profiled || mode != b.cfg.profileMode {
+		return nil
+	}
+	f, err := os.Create(b.cfg.cpuProfile)
+	if err == nil {
+		err = pprof.StartCPUProfile(f)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench: cpu profile:", err)
+		return nil
+	}
+	return f
+}
+
+func (b *bench) stopProfile(f *os.File) {
+	if f == nil {
+		return
+	}
+	pprof.StopCPUProfile()
+	_ = f.Close()
+	b.profiled = true
+	if b.cfg.memProfile != "" {
+		if mf, err := os.Create(b.cfg.memProfile); err == nil {
+			_ = pprof.Lookup("allocs").WriteTo(mf, 0)
+			_ = mf.Close()
+		}
+	}
+}
+
+// urls returns the receiver URLs of n endpoints.
+func (b *bench) urls(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = b.rcv.base + "/e/" + strconv.Itoa(i)
+	}
+	return out
+}
+
+// envelope returns a body shaped like the Sender's, for the modes that do not build one.
+func (b *bench) envelope() []byte {
+	body, _ := json.Marshal(webhook.Envelope{ID: "evt_1000000", Type: "bench.e0",
+		Timestamp: time.Now().UTC(), Version: webhook.DefaultVersion, Data: b.payload})
+	return body
+}
+
+// drainClose reads a response body to its end so the connection is reused.
+func drainClose(resp *http.Response) {
+	_, _ = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
+}
+
+// ceiling: raw keep-alive POSTs of one body from workers goroutines.
+func (b *bench) ceiling(workers int, urls []string) starter {
+	return func(l *load) (func(), error) {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.MaxIdleConnsPerHost = workers
+		tr.MaxIdleConns = 4 * workers
+		client := &http.Client{Transport: tr}
+		body := b.envelope()
+		for range workers {
+			l.wg.Go(func() {
+				for !l.stopping.Load() {
+					seq, id := l.issue()
+					req, err := http.NewRequest(http.MethodPost, urls[seq%int64(len(urls))], bytes.NewReader(body))
+					if err != nil {
+						l.errors.Add(1)
+						continue
+					}
+					req.Header["Webhook-Id"] = []string{id}
+					resp, err := client.Do(req)
+					if err != nil {
+						l.errors.Add(1)
+						continue
+					}
+					if resp.StatusCode/100 != 2 {
+						l.errors.Add(1)
+					}
+					drainClose(resp)
+				}
+			})
+		}
+		return func() { l.stopping.Store(true); l.wg.Wait(); tr.CloseIdleConnections() }, nil
+	}
+}
+
+// naive: what a user writes by hand with go-retryablehttp: marshal, sign, POST.
+func (b *bench) naive(workers int, urls []string) starter {
+	return func(l *load) (func(), error) {
+		sec, err := webhook.ParseSecret(b.secret)
+		if err != nil {
+			return nil, err
+		}
+		secrets := []webhook.Secret{sec}
+		client := retryablehttp.NewClient()
+		client.Logger = nil
+		for range workers {
+			l.wg.Go(func() {
+				for !l.stopping.Load() {
+					seq, id := l.issue()
+					now := time.Now()
+					body, err := json.Marshal(webhook.Envelope{ID: id, Type: "bench.e0",
+						Timestamp: now.UTC(), Version: webhook.DefaultVersion, Data: b.payload})
+					if err != nil {
+						l.errors.Add(1)
+						continue
+					}
+					req, err := retryablehttp.NewRequest(http.MethodPost, urls[seq%int64(len(urls))], body)
+					if err != nil {
+						l.errors.Add(1)
+						continue
+					}
+					req.Header.Set("Content-Type", "application/json")
+					if err := (webhook.StandardSigner{}).Sign(req.Header, webhook.Message{ID: id, Timestamp: now, Body: body}, secrets); err != nil {
+						l.errors.Add(1)
+						continue
+					}
+					resp, err := client.Do(req)
+					if err != nil {
+						l.errors.Add(1)
+						continue
+					}
+					if resp.StatusCode/100 != 2 {
+						l.errors.Add(1)
+					}
+					drainClose(resp)
+				}
+			})
+		}
+		return func() {
+			l.stopping.Store(true)
+			l.wg.Wait()
+			client.HTTPClient.CloseIdleConnections()
+		}, nil
+	}
+}
+
+// benchEndpoints returns n endpoints, endpoint i receiving event type "bench.e<i>" only,
+// so every Send makes exactly one delivery.
+func (b *bench) benchEndpoints(urls []string) ([]webhook.Endpoint, []string) {
+	eps := make([]webhook.Endpoint, len(urls))
+	types := make([]string, len(urls))
+	for i, u := range urls {
+		types[i] = "bench.e" + strconv.Itoa(i)
+		eps[i] = webhook.Endpoint{ID: fmt.Sprintf("ep%04d", i), URL: u, Secret: b.secret,
+			EventTypes: []string{types[i]}}
+	}
+	return eps, types
+}
+
+// hooksmith: the Sender, fed by workers goroutines as fast as it drains.
+func (b *bench) hooksmith(workers int, urls []string, full bool) starter {
+	return func(l *load) (func(), error) {
+		eps, types := b.benchEndpoints(urls)
+		opts := append(b.storeOptions(b.queueCapacity(workers)),
+			webhook.WithEndpoints(eps...), webhook.WithWorkers(workers))
+		if full {
+			opts = append(opts, webhook.WithEndpointConcurrency(workers))
+		}
+		s, err := webhook.NewSender(opts...)
+		if err != nil {
+			return nil, err
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		for range workers {
+			l.wg.Go(func() {
+				for !l.stopping.Load() {
+					seq, id := l.issue()
+					ev := webhook.Event{ID: id, Type: types[seq%int64(len(types))], Data: b.payload}
+					if _, err := s.Send(ctx, ev); err != nil && ctx.Err() == nil {
+						l.errors.Add(1)
+					}
+				}
+			})
+		}
+		return func() {
+			l.stopping.Store(true)
+			cancel()
+			l.wg.Wait()
+			closeSender(s, 10*time.Second)
+		}, nil
+	}
+}
+
+// storeOptions selects the -store, bounded to capacity unfinished deliveries (-1:
+// unbounded, 0: the store's default). Only the memory store exists so far; file and
+// postgres are refused by validate until their packages exist.
+func (b *bench) storeOptions(capacity int) []webhook.Option {
+	if capacity == 0 {
+		return nil
+	}
+	return []webhook.Option{webhook.WithQueueCapacity(capacity)}
+}
+
+func (b *bench) queueCapacity(workers int) int {
+	if b.cfg.queue > 0 {
+		return b.cfg.queue
+	}
+	return 2 * workers
+}
+
+func closeSender(s *webhook.Sender, grace time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	if err := s.Close(ctx); err != nil && ctx.Err() == nil {
+		fmt.Fprintln(os.Stderr, "bench: closing sender:", err)
+	}
+}
+
+// throughput runs every selected mode at every worker count, -rounds times, modes
+// interleaved so that load from other processes hits them alike. Each round's ratios are
+// to that round's ceiling; the result kept for a mode is its median round by the
+// deliveries/s ratio (by deliveries/s for the ceiling), with the spread alongside.
+func (b *bench) throughput() ([]ModeResult, error) {
+	type key struct {
+		workers int
+		mode    string
+	}
+	rounds := map[key][]ModeResult{}
+	for round := range b.cfg.rounds {
+		for _, workers := range b.cfg.workers {
+			urls := b.urls(b.cfg.endpoints)
+			var ceil *ModeResult
+			for _, mode := range b.cfg.modes {
+				var st starter
+				switch mode {
+				case modeCeiling:
+					st = b.ceiling(workers, urls)
+				case modeNaive:
+					st = b.naive(workers, urls)
+				case modeHooksmith:
+					st = b.hooksmith(workers, urls, false)
+				case modeHooksmithFull:
+					st = b.hooksmith(workers, urls, true)
+				}
+				b.logf("round %d/%d: %s, %d workers, %d endpoint(s)...", round+1, b.cfg.rounds, mode, workers, b.cfg.endpoints)
+				r, err := b.measure(mode, workers, b.cfg.endpoints, st)
+				if err != nil {
+					return nil, fmt.Errorf("%s at %d workers: %w", mode, workers, err)
+				}
+				if mode == modeCeiling {
+					ceil = &r
+				} else if ceil != nil {
+					r.Ratio = ratios(r, *ceil)
+				}
+				k := key{workers, mode}
+				rounds[k] = append(rounds[k], r)
+			}
+		}
+	}
+	var out []ModeResult
+	for _, workers := range b.cfg.workers {
+		for _, mode := range b.cfg.modes {
+			out = append(out, median(rounds[key{workers, mode}]))
+		}
+	}
+	return out, nil
+}
+
+// median returns the median round, by ratio to the ceiling when there is one, with the
+// spread of that figure across rounds.
+func median(rs []ModeResult) ModeResult {
+	fig := func(r ModeResult) float64 {
+		if r.Ratio != nil {
+			return r.Ratio.PerSec
+		}
+		return r.PerSec
+	}
+	sorted := slices.Clone(rs)
+	slices.SortFunc(sorted, func(a, b ModeResult) int { return cmp.Compare(fig(a), fig(b)) })
+	m := sorted[(len(sorted)-1)/2]
+	m.Rounds = len(rs)
+	for _, r := range rs {
+		m.RoundFigures = append(m.RoundFigures, fig(r))
+	}
+	return m
+}

@@ -1,0 +1,400 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"cmp"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// printText writes a report for people.
+func printText(w io.Writer, rep report) {
+	m := rep.Machine
+	fmt.Fprintf(w, "%s | %d CPUs (GOMAXPROCS %d), %s, load %s\n", m.CPUModel, m.NumCPU, m.GOMAXPROCS, m.GoVersion, m.LoadAvg)
+	st := rep.Settings
+	fmt.Fprintf(w, "duration %s (after %s warm-up), payload %d B (envelope %d B), %d endpoint(s), receiver latency %s, store %s\n\n",
+		st.Duration, st.Warmup, st.Payload, st.EnvelopeBytes, st.Endpoints, st.ReceiverLatency, st.Store)
+	if len(rep.Throughput) > 0 {
+		writeThroughput(w, rep.Throughput, false)
+	}
+	if r := rep.Backlog; r != nil {
+		writeBacklog(w, r, false)
+	}
+	if r := rep.HOL; r != nil {
+		writeHOL(w, r, false)
+	}
+	if r := rep.SendLatency; r != nil {
+		writeSendLatency(w, r, false)
+	}
+}
+
+func x(r float64) string { return strconv.FormatFloat(r, 'f', 2, 64) + "x" }
+
+func withRatio(v float64, prec int, r *Ratios, pick func(*Ratios) float64) string {
+	s := strconv.FormatFloat(v, 'f', prec, 64)
+	if r != nil {
+		s += " (" + x(pick(r)) + ")"
+	}
+	return s
+}
+
+func writeThroughput(w io.Writer, rs []ModeResult, md bool) {
+	head := []string{"workers", "mode", "deliveries/s", "rounds", "p50 µs", "p99 µs", "allocs/dlv", "B/dlv", "CPU µs/dlv", "peak RSS MiB", "errors"}
+	var rows [][]string
+	for _, r := range rs {
+		rows = append(rows, []string{
+			strconv.Itoa(r.Workers), r.Mode,
+			withRatio(r.PerSec, 0, r.Ratio, func(r *Ratios) float64 { return r.PerSec }),
+			roundFigures(r),
+			withRatio(r.P50Micros, 0, r.Ratio, func(r *Ratios) float64 { return r.P50 }),
+			withRatio(r.P99Micros, 0, r.Ratio, func(r *Ratios) float64 { return r.P99 }),
+			withRatio(r.AllocsPer, 1, r.Ratio, func(r *Ratios) float64 { return r.Allocs }),
+			withRatio(r.BytesPer, 0, r.Ratio, func(r *Ratios) float64 { return r.Bytes }),
+			withRatio(r.CPUMicrosPer, 1, r.Ratio, func(r *Ratios) float64 { return r.CPU }),
+			withRatio(r.PeakRSSMiB, 1, r.Ratio, func(r *Ratios) float64 { return r.RSS }),
+			strconv.FormatInt(r.Errors, 10),
+		})
+	}
+	table(w, md, head, rows)
+	fmt.Fprintln(w)
+	for _, m := range allModes {
+		fmt.Fprintf(w, "%s%s: %s\n", bullet(md), m, modeLabels[m])
+	}
+	fmt.Fprintln(w)
+}
+
+// roundFigures lists each round's deliveries/s ratio (the ceiling's deliveries/s).
+func roundFigures(r ModeResult) string {
+	var fs []string
+	for _, f := range r.RoundFigures {
+		if r.Ratio != nil {
+			fs = append(fs, strconv.FormatFloat(f, 'f', 2, 64))
+		} else {
+			fs = append(fs, strconv.FormatFloat(f, 'f', 0, 64))
+		}
+	}
+	return strings.Join(fs, " ")
+}
+
+func indent(md bool) string {
+	if md {
+		return "  "
+	}
+	return "    "
+}
+
+func bullet(md bool) string {
+	if md {
+		return "- "
+	}
+	return "  "
+}
+
+func writeBacklog(w io.Writer, r *BacklogResult, md bool) {
+	title(w, md, "Backlog")
+	fmt.Fprintf(w, "%s%d pending deliveries of a %d B payload (envelope %d B, capacity %d B), %d workers. Send makes no delivery for a disabled\n", bullet(md), r.Pending, r.PayloadBytes, r.EnvelopeBytes, r.EnvelopeCap, r.Workers)
+	fmt.Fprintf(w, "%sendpoint, so the receiver is \"down\" by hanging: MaxInFlight 1 and a URL that holds the one attempt; the drain switches the\n", indent(md))
+	fmt.Fprintf(w, "%sendpoint (UpdateEndpoint) to the answering URL and releases the hang. Heap is HeapAlloc after runtime.GC, minus the same before\n", indent(md))
+	fmt.Fprintf(w, "%sheap per pending delivery: %.0f B, of which beyond the envelope: %.0f B, beyond the payload: %.0f B (target ≤ 400 beyond the payload)\n", bullet(md), r.HeapPerDelivery, r.BeyondEnvelope, r.BeyondPayload)
+	fmt.Fprintf(w, "%sSend into the backlog: %.0f/s; peak RSS %.0f MiB\n", bullet(md), r.EnqueuePerSec, r.PeakRSSMiB)
+	fmt.Fprintf(w, "%sdrain: %.0f/s vs ceiling %.0f/s (mean of %.0f before and %.0f after) = %s (%s); CPU µs/delivery %.1f vs %.1f\n\n", bullet(md), r.DrainPerSec, r.CeilingPerSec, at(r.CeilingRuns, 0), at(r.CeilingRuns, 1), x(r.DrainRatio), r.DrainLabel, r.DrainCPUMicros, r.CeilingCPUMicros)
+}
+
+func at(xs []float64, i int) float64 {
+	if i < len(xs) {
+		return xs[i]
+	}
+	return 0
+}
+
+func writeHOL(w io.Writer, r *HOLResult, md bool) {
+	title(w, md, "Head-of-line blocking")
+	fmt.Fprintf(w, "%s%d endpoints, every tenth hanging until the %s timeout (%d), %d workers, default options otherwise; Send from 64\n", bullet(md), r.Endpoints, r.Timeout, r.Hanging, r.Workers)
+	fmt.Fprintf(w, "%sgoroutines round-robin over the endpoints (one EventTypes filter each); measured after %s of warm-up. \"Alone\" is the\n", indent(md), r.Warmup)
+	fmt.Fprintf(w, "%ssame healthy endpoints without the hanging ones.\n", indent(md))
+	fmt.Fprintf(w, "%shealthy endpoints alone: %.0f/s; with the hanging ones: %.0f/s = %s (target ≥ 0.80x); hanging requests started: %.1f/s; send errors %d\n\n", bullet(md), r.AlonePerSec, r.MixedPerSec, x(r.Ratio), r.HungPerSec, r.MixedSendError)
+}
+
+func writeSendLatency(w io.Writer, r *SendLatencyResult, md bool) {
+	title(w, md, "Send latency while delivering")
+	fmt.Fprintf(w, "%s%d callers, %d workers, queue capacity %d; full speed calibrated at %.0f deliveries/s (%s)\n",
+		bullet(md), r.Callers, r.Workers, r.QueueCapacity, r.FullSpeed, r.CalibrationRun)
+	for _, p := range r.Phases {
+		fmt.Fprintf(w, "%soffered %.1fx full speed (%.0f sends/s), delivered %.0f/s meanwhile: Send p50 %.1f µs, p99 %.1f µs, p99.9 %.1f µs, max %.0f µs over %d calls; control (json.Valid + 512 B alloc, same callers) p50 %.1f µs, p99 %.1f µs; %d GCs; errors %d\n",
+			bullet(md), p.Load, p.OfferedPerSec, p.DeliveredPer, p.P50Micros, p.P99Micros, p.P999Micros, p.MaxMicros, p.Sends, p.ControlP50Micros, p.ControlP99Micros, p.GCs, p.Errors)
+	}
+	fmt.Fprintln(w)
+}
+
+func title(w io.Writer, md bool, s string) {
+	if md {
+		fmt.Fprintf(w, "### %s\n\n", s)
+		return
+	}
+	fmt.Fprintln(w, s)
+}
+
+func table(w io.Writer, md bool, head []string, rows [][]string) {
+	if md {
+		fmt.Fprintf(w, "| %s |\n|%s\n", strings.Join(head, " | "), strings.Repeat(" --- |", len(head)))
+		for _, r := range rows {
+			fmt.Fprintf(w, "| %s |\n", strings.Join(r, " | "))
+		}
+		return
+	}
+	width := make([]int, len(head))
+	for _, r := range append([][]string{head}, rows...) {
+		for i, c := range r {
+			width[i] = max(width[i], len([]rune(c)))
+		}
+	}
+	for _, r := range append([][]string{head}, rows...) {
+		for i, c := range r {
+			fmt.Fprintf(w, "%-*s  ", width[i], c)
+		}
+		fmt.Fprintln(w)
+	}
+}
+
+func medianOf(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[(len(s)-1)/2]
+}
+
+func joinX(xs []float64) string {
+	var out []string
+	for _, v := range xs {
+		out = append(out, strconv.FormatFloat(v, 'f', 2, 64))
+	}
+	return strings.Join(out, " ")
+}
+
+// goBench is one line of go test -bench output.
+type goBench struct {
+	name    string
+	metrics map[string]float64 // by unit: ns/op, B/op, allocs/op, ...
+	line    string
+}
+
+func parseGoBench(b []byte) []goBench {
+	var out []goBench
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) < 4 || !strings.HasPrefix(f[0], "Benchmark") {
+			continue
+		}
+		gb := goBench{name: f[0], metrics: map[string]float64{}, line: sc.Text()}
+		// Drop the -GOMAXPROCS suffix.
+		if i := strings.LastIndexByte(gb.name, '-'); i > 0 {
+			if _, err := strconv.Atoi(gb.name[i+1:]); err == nil {
+				gb.name = gb.name[:i]
+			}
+		}
+		for i := 2; i+1 < len(f); i += 2 {
+			if v, err := strconv.ParseFloat(f[i], 64); err == nil {
+				gb.metrics[f[i+1]] = v
+			}
+		}
+		out = append(out, gb)
+	}
+	return out
+}
+
+// findBench returns the run of name with the median ns/op, when -count repeated it.
+func findBench(bs []goBench, name string) (goBench, bool) {
+	var runs []goBench
+	for _, b := range bs {
+		if b.name == name {
+			runs = append(runs, b)
+		}
+	}
+	if len(runs) == 0 {
+		return goBench{}, false
+	}
+	slices.SortFunc(runs, func(a, b goBench) int { return cmp.Compare(a.metrics["ns/op"], b.metrics["ns/op"]) })
+	return runs[(len(runs)-1)/2], true
+}
+
+func readReport(dir, name string) (*report, error) {
+	b, err := os.ReadFile(filepath.Join(dir, name))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var r report
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return &r, nil
+}
+
+// render writes BENCHMARKS.md from dir's throughput.json, backlog.json, hol.json,
+// send-latency.json and gobench.txt; missing files are reported as not run.
+func render(dir, out string) error {
+	reps := map[string]*report{}
+	for _, n := range []string{"throughput", "backlog", "hol", "send-latency"} {
+		r, err := readReport(dir, n+".json")
+		if err != nil {
+			return err
+		}
+		reps[n] = r
+	}
+	gobench, _ := os.ReadFile(filepath.Join(dir, "gobench.txt"))
+	benches := parseGoBench(gobench)
+
+	var w bytes.Buffer
+	fmt.Fprintf(&w, "# Benchmarks\n\n")
+	fmt.Fprintf(&w, "Generated by `scripts/bench.sh` (about 2 to 3 minutes); do not edit by hand. Every ratio compares\n")
+	fmt.Fprintf(&w, "figures from the same process and run, because absolute numbers on a shared machine are noisy.\n")
+	fmt.Fprintf(&w, "The receiver is the bench program re-executed as a child process on 127.0.0.1 answering 204,\n")
+	fmt.Fprintf(&w, "so its CPU, allocations and GC are not in the measured process's figures (it still competes for the CPUs).\n\n")
+	var any *report
+	for _, n := range []string{"throughput", "backlog", "hol", "send-latency"} {
+		if reps[n] != nil {
+			any = reps[n]
+			break
+		}
+	}
+	if any != nil {
+		m := any.Machine
+		fmt.Fprintf(&w, "Machine: %s, nproc %d (GOMAXPROCS %d), %.0f GiB, %s; load average at start %s; %s.\n\n",
+			m.CPUModel, m.NumCPU, m.GOMAXPROCS, m.MemTotalGB, m.GoVersion, m.LoadAvg, m.Date)
+	}
+
+	fmt.Fprintf(&w, "## Targets\n\n")
+	targets(&w, reps, benches)
+
+	if r := reps["throughput"]; r != nil {
+		st := r.Settings
+		fmt.Fprintf(&w, "## Throughput\n\n`%s`\n\n", r.Command)
+		fmt.Fprintf(&w, "%s measured after %s of warm-up per mode; payload %d B of data (envelope %d B); %d endpoint(s); receiver latency %s; store %s; hooksmith queue capacity %s (Send blocks when full).\n",
+			st.Duration, st.Warmup, st.Payload, st.EnvelopeBytes, st.Endpoints, st.ReceiverLatency, st.Store, st.Queue)
+		fmt.Fprintf(&w, "%d round(s), modes interleaved; each row is the mode's median round, and \"rounds\" lists every round's\n", st.Rounds)
+		fmt.Fprintf(&w, "deliveries/s ratio to that round's ceiling (the ceiling's deliveries/s), to show the noise. Rows of one worker count\n")
+		fmt.Fprintf(&w, "may come from different rounds: compare ratios, not absolute figures, across rows.\n")
+		fmt.Fprintf(&w, "Figures in parentheses are ratios to the ceiling at the same worker count. Latency runs from just before the\n")
+		fmt.Fprintf(&w, "request (ceiling, naive) or the Send call (hooksmith) to the receiver's arrival stamp, so hooksmith's includes\n")
+		fmt.Fprintf(&w, "time queued behind up to the queue capacity. allocs, bytes and CPU are the measured process's, per delivery;\n")
+		fmt.Fprintf(&w, "hooksmith's include the feeding goroutines' Send calls. Peak RSS is VmHWM, reset before each mode.\n\n")
+		writeThroughput(&w, r.Throughput, true)
+	}
+	for _, n := range []string{"backlog", "hol", "send-latency"} {
+		r := reps[n]
+		if r == nil {
+			fmt.Fprintf(&w, "### %s\n\nnot run\n\n", n)
+			continue
+		}
+		switch n {
+		case "backlog":
+			writeBacklog(&w, r.Backlog, true)
+		case "hol":
+			writeHOL(&w, r.HOL, true)
+		case "send-latency":
+			writeSendLatency(&w, r.SendLatency, true)
+		}
+		fmt.Fprintf(&w, "`%s`\n\n", r.Command)
+	}
+	fmt.Fprintf(&w, "## Micro-benchmarks\n\n")
+	if len(benches) == 0 {
+		fmt.Fprintf(&w, "not run\n\n")
+	} else {
+		fmt.Fprintf(&w, "`go test -run '^$' -bench '^Benchmark(Sign|Envelope|SendEnqueue|Scheduler)$' -benchmem -benchtime 0.3s -count 3 .`\n")
+		fmt.Fprintf(&w, "(BenchmarkSign is in signer_test.go, the rest in bench_test.go). BenchmarkEnvelope's send-* is Send to a disabled endpoint:\n")
+		fmt.Fprintf(&w, "validation, envelope and fan-out, nothing stored. BenchmarkSendEnqueue is Send into a MemoryStore that is never claimed,\n")
+		fmt.Fprintf(&w, "from 64 goroutines (ns/op is wall time per Send over 2 CPUs). BenchmarkScheduler is MemoryStore Claim (64, at most 32 per\n")
+		fmt.Fprintf(&w, "endpoint) plus Record of each, per batch, over 10,000 pending deliveries.\n\n```\n")
+		for _, b := range benches {
+			fmt.Fprintln(&w, b.line)
+		}
+		fmt.Fprintf(&w, "```\n")
+	}
+	return os.WriteFile(out, w.Bytes(), 0o644)
+}
+
+// targets writes the issue's targets with the figures that decide them.
+func targets(w io.Writer, reps map[string]*report, benches []goBench) {
+	fmt.Fprintf(w, "| target | figure | met |\n| --- | --- | --- |\n")
+	row := func(name, fig string, met bool, known bool) {
+		verdict := "no"
+		switch {
+		case !known:
+			verdict = "not measured"
+		case met:
+			verdict = "yes"
+		}
+		fmt.Fprintf(w, "| %s | %s | %s |\n", name, fig, verdict)
+	}
+	if r := reps["throughput"]; r != nil {
+		naive, hs := map[int]ModeResult{}, map[int][]ModeResult{}
+		for _, m := range r.Throughput {
+			switch m.Mode {
+			case modeCeiling:
+			case modeNaive:
+				naive[m.Workers] = m
+			default:
+				hs[m.Workers] = append(hs[m.Workers], m)
+			}
+		}
+		for _, m := range hs[64] {
+			if r.Settings.Payload == 200 && m.Ratio != nil {
+				row(fmt.Sprintf("%s ≥ 85%% of ceiling deliveries/s (200 B, 64 workers)", m.Mode),
+					fmt.Sprintf("per round %s, median %s", joinX(m.RoundFigures), x(m.Ratio.PerSec)), m.Ratio.PerSec >= 0.85, true)
+			}
+		}
+		for _, wk := range r.Settings.Workers {
+			n, ok := naive[wk]
+			for _, m := range hs[wk] {
+				// Both figures are ratios to their round's ceiling, so their quotient is
+				// hooksmith over naive within one round; the median round is kept.
+				var per []float64
+				for i := range min(len(m.RoundFigures), len(n.RoundFigures)) {
+					per = append(per, ratio(m.RoundFigures[i], n.RoundFigures[i]))
+				}
+				med := medianOf(per)
+				row(fmt.Sprintf("%s ≥ naive at %d workers", m.Mode, wk),
+					fmt.Sprintf("hooksmith/naive per round %s, median %s", joinX(per), x(med)), med >= 1, ok && len(per) > 0)
+			}
+		}
+	}
+	std, ok1 := findBench(benches, "BenchmarkSign/standard-1KiB")
+	for _, bare := range []string{"bare-hmac-1KiB", "bare-hmac-reset-1KiB"} {
+		b, ok2 := findBench(benches, "BenchmarkSign/"+bare)
+		r := ratio(b.metrics["ns/op"], std.metrics["ns/op"])
+		row("signing ≥ 90% of "+bare+" speed", fmt.Sprintf("%.0f vs %.0f ns/op (medians of -count runs) = %s", std.metrics["ns/op"], b.metrics["ns/op"], x(r)), r >= 0.9, ok1 && ok2)
+	}
+	if r := reps["send-latency"]; r != nil && r.SendLatency != nil {
+		for _, p := range r.SendLatency.Phases {
+			row(fmt.Sprintf("Send p99 < 20 µs, %d callers, offered %.1fx full speed", r.SendLatency.Callers, p.Load),
+				fmt.Sprintf("%.1f µs (p50 %.1f µs)", p.P99Micros, p.P50Micros), p.P99Micros < 20, true)
+		}
+	} else {
+		row("Send p99 < 20 µs, 64 callers, delivering", "", false, false)
+	}
+	if r := reps["backlog"]; r != nil && r.Backlog != nil {
+		row("backlog ≤ 400 B of heap beyond each payload", fmt.Sprintf("%.0f B beyond the %d B payload (%.0f B beyond the envelope)", r.Backlog.BeyondPayload, r.Backlog.PayloadBytes, r.Backlog.BeyondEnvelope), r.Backlog.BeyondPayload <= 400, true)
+	} else {
+		row("backlog ≤ 400 B of heap beyond each payload", "", false, false)
+	}
+	if r := reps["hol"]; r != nil && r.HOL != nil {
+		row("HOL: healthy throughput ≥ 80% of alone", fmt.Sprintf("%.0f vs %.0f/s = %s", r.HOL.MixedPerSec, r.HOL.AlonePerSec, x(r.HOL.Ratio)), r.HOL.Ratio >= 0.8, true)
+	} else {
+		row("HOL: healthy throughput ≥ 80% of alone", "", false, false)
+	}
+	fmt.Fprintln(w)
+}

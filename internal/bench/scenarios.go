@@ -1,0 +1,398 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hooksmith/webhook"
+)
+
+// BacklogResult is the backlog scenario: a million deliveries held for a disabled
+// endpoint, then drained.
+type BacklogResult struct {
+	Workers          int       `json:"workers"`
+	Pending          int       `json:"pending"`
+	PayloadBytes     int       `json:"payload_bytes"`
+	EnvelopeBytes    int       `json:"envelope_bytes"`
+	EnvelopeCap      int       `json:"envelope_cap_bytes"`
+	HeapPerDelivery  float64   `json:"heap_bytes_per_delivery"`
+	BeyondEnvelope   float64   `json:"heap_bytes_beyond_envelope"`
+	BeyondPayload    float64   `json:"heap_bytes_beyond_payload"`
+	EnqueuePerSec    float64   `json:"enqueue_per_sec"`
+	PeakRSSMiB       float64   `json:"peak_rss_mib"`
+	DrainPerSec      float64   `json:"drain_per_sec"`
+	DrainLabel       string    `json:"drain_label"`
+	CeilingPerSec    float64   `json:"ceiling_per_sec"` // the mean of the runs before and after
+	CeilingRuns      []float64 `json:"ceiling_runs_per_sec"`
+	DrainRatio       float64   `json:"drain_ratio_to_ceiling"`
+	DrainCPUMicros   float64   `json:"drain_cpu_us_per_delivery"`
+	CeilingCPUMicros float64   `json:"ceiling_cpu_us_per_delivery"`
+}
+
+// backlog: Send -backlog-count events to a disabled endpoint, measure the heap they hold,
+// then enable it and measure the drain rate against the ceiling of the same run.
+func (b *bench) backlog() (*BacklogResult, error) {
+	workers := b.cfg.workers[0]
+	urls := b.urls(1)
+	b.logf("backlog: ceiling, %d workers...", workers)
+	ceil, err := b.measure(modeCeiling, workers, 1, b.ceiling(workers, urls))
+	if err != nil {
+		return nil, err
+	}
+	res := &BacklogResult{Workers: workers, Pending: b.cfg.backlogCount, PayloadBytes: b.cfg.payload,
+		DrainLabel: "WithEndpointConcurrency(workers), so the one endpoint may use every worker"}
+
+	// Send skips disabled endpoints (no delivery is made for them), so "receiver down"
+	// is a receiver that hangs: the endpoint may have one attempt in flight (MaxInFlight
+	// 1), held by /hang/, and every other delivery waits pending. Draining points it at
+	// the answering path with the Sender's full concurrency, then releases the hang.
+	eps, types := b.benchEndpoints(urls)
+	drainTo := eps[0]
+	eps[0].URL, eps[0].MaxInFlight = b.rcv.base+"/hang/0", 1
+	opts := append(b.storeOptions(-1), webhook.WithEndpoints(eps...), webhook.WithWorkers(workers),
+		webhook.WithEndpointConcurrency(workers))
+	s, err := webhook.NewSender(opts...)
+	if err != nil {
+		return nil, err
+	}
+	closed := false
+	defer func() {
+		if !closed {
+			closeSender(s, 10*time.Second)
+		}
+	}()
+	resetPeakRSS()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	base := ms.HeapAlloc
+
+	b.logf("backlog: sending %d events to a hanging endpoint...", b.cfg.backlogCount)
+	var first atomic.Value
+	var sent, failed atomic.Int64
+	start := time.Now()
+	var wg sync.WaitGroup
+	per := b.cfg.backlogCount / workers
+	for w := range workers {
+		n := per
+		if w == 0 {
+			n += b.cfg.backlogCount % workers
+		}
+		wg.Go(func() {
+			ev := webhook.Event{Type: types[0], Data: b.payload}
+			for range n {
+				ids, err := s.Send(context.Background(), ev)
+				if err != nil || len(ids) == 0 {
+					failed.Add(1)
+					continue
+				}
+				sent.Add(1)
+				first.CompareAndSwap(nil, ids[0])
+			}
+		})
+	}
+	wg.Wait()
+	res.EnqueuePerSec = float64(sent.Load()) / time.Since(start).Seconds()
+	if failed.Load() > 0 || sent.Load() == 0 {
+		return nil, fmt.Errorf("backlog: %d of %d Sends failed or stored nothing", failed.Load(), b.cfg.backlogCount)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	res.PeakRSSMiB = float64(peakRSS()) / (1 << 20)
+	res.HeapPerDelivery = float64(int64(ms.HeapAlloc)-int64(base)) / float64(sent.Load())
+	d, err := s.Delivery(context.Background(), first.Load().(string))
+	if err != nil {
+		return nil, err
+	}
+	res.EnvelopeBytes, res.EnvelopeCap = len(d.Body), cap(d.Body)
+	res.BeyondEnvelope = res.HeapPerDelivery - float64(len(d.Body))
+	res.BeyondPayload = res.HeapPerDelivery - float64(b.cfg.payload)
+
+	b.logf("backlog: draining...")
+	if err := b.rcv.reset(); err != nil {
+		return nil, err
+	}
+	if err := s.UpdateEndpoint(drainTo); err != nil {
+		return nil, err
+	}
+	if err := b.rcv.releaseHangs(); err != nil {
+		return nil, err
+	}
+	time.Sleep(b.cfg.warmup)
+	ok0, _, err := b.rcv.counts()
+	if err != nil {
+		return nil, err
+	}
+	s0 := take(ok0, 0)
+	time.Sleep(b.cfg.duration)
+	ok1, _, err := b.rcv.counts()
+	if err != nil {
+		return nil, err
+	}
+	s1 := take(ok1, 0)
+	n := float64(s1.delivered - s0.delivered)
+	res.DrainPerSec = n / s1.at.Sub(s0.at).Seconds()
+	if n > 0 {
+		res.DrainCPUMicros = micros(s1.cpu-s0.cpu) / n
+	}
+	closeSender(s, 10*time.Second)
+	closed = true
+	s = nil
+	// The ceiling again, after the drain, so that load from other processes that comes
+	// and goes during the scenario weighs on both sides of the ratio alike.
+	b.logf("backlog: ceiling again...")
+	ceil2, err := b.measure(modeCeiling, workers, 1, b.ceiling(workers, urls))
+	if err != nil {
+		return nil, err
+	}
+	res.CeilingRuns = []float64{ceil.PerSec, ceil2.PerSec}
+	res.CeilingPerSec = (ceil.PerSec + ceil2.PerSec) / 2
+	res.CeilingCPUMicros = (ceil.CPUMicrosPer + ceil2.CPUMicrosPer) / 2
+	res.DrainRatio = ratio(res.DrainPerSec, res.CeilingPerSec)
+	return res, nil
+}
+
+// HOLResult is the head-of-line scenario: healthy endpoints' throughput while a tenth of
+// the endpoints hang until the attempt timeout, against the healthy ones alone.
+type HOLResult struct {
+	Workers        int     `json:"workers"`
+	Endpoints      int     `json:"endpoints"`
+	Hanging        int     `json:"hanging"`
+	Timeout        string  `json:"timeout"`
+	Warmup         string  `json:"warmup"`
+	AlonePerSec    float64 `json:"healthy_alone_per_sec"`
+	MixedPerSec    float64 `json:"healthy_with_hanging_per_sec"`
+	Ratio          float64 `json:"ratio"`
+	HungPerSec     float64 `json:"hanging_requests_per_sec"`
+	MixedSendError int64   `json:"send_errors"`
+}
+
+func (b *bench) hol() (*HOLResult, error) {
+	workers := b.cfg.workers[0]
+	n := b.cfg.holEndpoints
+	res := &HOLResult{Workers: workers, Endpoints: n, Timeout: b.cfg.holTimeout.String(),
+		Warmup: max(b.cfg.warmup, b.cfg.holWarmup).String()}
+	var healthy, all []string
+	for i := range n {
+		if i%10 == 9 {
+			all = append(all, b.rcv.base+"/hang/"+strconv.Itoa(i))
+			res.Hanging++
+			continue
+		}
+		u := b.rcv.base + "/e/" + strconv.Itoa(i)
+		healthy = append(healthy, u)
+		all = append(all, u)
+	}
+	runOne := func(urls []string) (perSec, hungPerSec float64, errs int64, err error) {
+		eps, types := b.benchEndpoints(urls)
+		s, err := webhook.NewSender(append(b.storeOptions(0), webhook.WithEndpoints(eps...),
+			webhook.WithWorkers(workers), webhook.WithTimeout(b.cfg.holTimeout))...)
+		if err != nil {
+			return 0, 0, 0, err
+		}
+		if err := b.rcv.reset(); err != nil {
+			return 0, 0, 0, err
+		}
+		l := &load{}
+		ctx, cancel := context.WithCancel(context.Background())
+		for range workers {
+			l.wg.Go(func() {
+				for !l.stopping.Load() {
+					seq := l.next.Add(1) - 1
+					ev := webhook.Event{Type: types[seq%int64(len(types))], Data: b.payload}
+					if _, err := s.Send(ctx, ev); err != nil && ctx.Err() == nil {
+						l.errors.Add(1)
+					}
+				}
+			})
+		}
+		// The hanging endpoints take a timeout to fill the workers, and any protection
+		// (a circuit breaker) some failures to react: warm up past both.
+		time.Sleep(max(b.cfg.warmup, b.cfg.holWarmup))
+		ok0, hung0, err0 := b.rcv.counts()
+		t0 := time.Now()
+		time.Sleep(b.cfg.duration)
+		ok1, hung1, err1 := b.rcv.counts()
+		secs := time.Since(t0).Seconds()
+		l.stopping.Store(true)
+		cancel()
+		l.wg.Wait()
+		closeSender(s, 100*time.Millisecond) // abort the hanging attempts
+		if err := cmpErr(err0, err1); err != nil {
+			return 0, 0, 0, err
+		}
+		return float64(ok1-ok0) / secs, float64(hung1-hung0) / secs, l.errors.Load(), nil
+	}
+	var err error
+	b.logf("hol: %d healthy endpoints alone...", len(healthy))
+	if res.AlonePerSec, _, _, err = runOne(healthy); err != nil {
+		return nil, err
+	}
+	b.logf("hol: %d endpoints, %d hanging...", n, res.Hanging)
+	if res.MixedPerSec, res.HungPerSec, res.MixedSendError, err = runOne(all); err != nil {
+		return nil, err
+	}
+	res.Ratio = ratio(res.MixedPerSec, res.AlonePerSec)
+	return res, nil
+}
+
+func cmpErr(errs ...error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// SendLatencyResult is how long Send takes for concurrent callers while the Sender
+// delivers, at 1.2 times the calibrated full speed (saturated: a backlog builds, so the
+// Sender delivers flat out) and at half of it.
+type SendLatencyResult struct {
+	Workers        int                `json:"workers"`
+	Callers        int                `json:"callers"`
+	FullSpeed      float64            `json:"calibrated_deliveries_per_sec"`
+	CalibrationRun string             `json:"calibration"`
+	QueueCapacity  int                `json:"queue_capacity"`
+	Phases         []SendLatencyPhase `json:"phases"`
+}
+
+// SendLatencyPhase is one offered load.
+type SendLatencyPhase struct {
+	Load          float64 `json:"offered_fraction_of_full_speed"`
+	OfferedPerSec float64 `json:"offered_sends_per_sec"`
+	Sends         int     `json:"sends"`
+	DeliveredPer  float64 `json:"delivered_per_sec_during"`
+	BacklogGrowth float64 `json:"backlog_growth_per_sec"`
+	P50Micros     float64 `json:"send_p50_us"`
+	P99Micros     float64 `json:"send_p99_us"`
+	P999Micros    float64 `json:"send_p999_us"`
+	MaxMicros     float64 `json:"send_max_us"`
+	// Control is a Send-sized piece of work that shares nothing (json.Valid of the
+	// payload and a 512-byte allocation), timed by the same callers right after each
+	// Send: what scheduling and GC alone add on this machine at this load.
+	ControlP50Micros float64 `json:"control_p50_us"`
+	ControlP99Micros float64 `json:"control_p99_us"`
+	GCs              uint32  `json:"gcs"`
+	Errors           int64   `json:"errors"`
+}
+
+var sink []byte
+
+// control is the Send-sized work that shares no state with other callers.
+func control(payload []byte) {
+	if json.Valid(payload) {
+		sink = make([]byte, 512)
+	}
+}
+
+// sendLatency calibrates the full-speed delivery rate in this process, then offers a
+// fraction of it from -callers paced goroutines and times every Send. The queue is the
+// default 100,000, so Send never waits for room within the window.
+func (b *bench) sendLatency() (*SendLatencyResult, error) {
+	workers := b.cfg.workers[0]
+	urls := b.urls(1)
+	b.logf("send-latency: calibrating with hooksmith-full, %d workers...", workers)
+	cal, err := b.measure(modeHooksmithFull, workers, 1, b.hooksmith(workers, urls, true))
+	if err != nil {
+		return nil, err
+	}
+	if cal.PerSec <= 0 {
+		return nil, fmt.Errorf("send-latency: calibration delivered nothing")
+	}
+	res := &SendLatencyResult{Workers: workers, Callers: b.cfg.callers, FullSpeed: cal.PerSec,
+		QueueCapacity: webhook.DefaultQueueCapacity, CalibrationRun: "hooksmith-full closed loop, same process"}
+	for _, load := range []float64{1.2, 0.5} {
+		b.logf("send-latency: %d callers offering %.1fx full speed...", b.cfg.callers, load)
+		ph, err := b.sendLatencyPhase(workers, urls, load*cal.PerSec)
+		if err != nil {
+			return nil, err
+		}
+		ph.Load = load
+		res.Phases = append(res.Phases, ph)
+	}
+	return res, nil
+}
+
+func (b *bench) sendLatencyPhase(workers int, urls []string, offered float64) (SendLatencyPhase, error) {
+	ph := SendLatencyPhase{OfferedPerSec: offered}
+	eps, types := b.benchEndpoints(urls)
+	s, err := webhook.NewSender(append(b.storeOptions(webhook.DefaultQueueCapacity), webhook.WithEndpoints(eps...),
+		webhook.WithWorkers(workers), webhook.WithEndpointConcurrency(workers))...)
+	if err != nil {
+		return ph, err
+	}
+	if err := b.rcv.reset(); err != nil {
+		return ph, err
+	}
+	interval := time.Duration(float64(b.cfg.callers) / offered * float64(time.Second))
+	perCaller := int(float64(b.cfg.duration)/float64(interval)) + 16
+	durs := make([][]int64, b.cfg.callers)
+	ctrl := make([][]int64, b.cfg.callers)
+	var recording, stopping atomic.Bool
+	var errs atomic.Int64
+	var wg sync.WaitGroup
+	ctx, cancel := context.WithCancel(context.Background())
+	for c := range b.cfg.callers {
+		durs[c] = make([]int64, 0, perCaller)
+		ctrl[c] = make([]int64, 0, perCaller)
+		wg.Go(func() {
+			t := time.NewTicker(interval)
+			defer t.Stop()
+			ev := webhook.Event{Type: types[0], Data: b.payload}
+			for !stopping.Load() {
+				<-t.C
+				start := time.Now()
+				_, err := s.Send(ctx, ev)
+				d := time.Since(start)
+				if err != nil && ctx.Err() == nil {
+					errs.Add(1)
+				}
+				start = time.Now()
+				control(b.payload)
+				cd := time.Since(start)
+				if recording.Load() && len(durs[c]) < cap(durs[c]) {
+					durs[c] = append(durs[c], int64(d))
+					ctrl[c] = append(ctrl[c], int64(cd))
+				}
+			}
+		})
+	}
+	time.Sleep(b.cfg.warmup)
+	ok0, _, err0 := b.rcv.counts()
+	s0 := take(ok0, 0)
+	recording.Store(true)
+	time.Sleep(b.cfg.duration)
+	recording.Store(false)
+	ok1, _, err1 := b.rcv.counts()
+	s1 := take(ok1, 0)
+	stopping.Store(true)
+	cancel()
+	wg.Wait()
+	closeSender(s, 10*time.Second)
+	if err := cmpErr(err0, err1); err != nil {
+		return ph, err
+	}
+	var all, call []int64
+	for c := range durs {
+		all = append(all, durs[c]...)
+		call = append(call, ctrl[c]...)
+	}
+	cp := percentiles(call, 0.5, 0.99)
+	ph.ControlP50Micros, ph.ControlP99Micros = micros(cp[0]), micros(cp[1])
+	secs := s1.at.Sub(s0.at).Seconds()
+	ph.Sends = len(all)
+	ph.DeliveredPer = float64(s1.delivered-s0.delivered) / secs
+	ph.BacklogGrowth = float64(ph.Sends)/secs - ph.DeliveredPer
+	ph.GCs = s1.gcs - s0.gcs
+	ph.Errors = errs.Load()
+	p := percentiles(all, 0.5, 0.99, 0.999, 1)
+	ph.P50Micros, ph.P99Micros, ph.P999Micros, ph.MaxMicros = micros(p[0]), micros(p[1]), micros(p[2]), micros(p[3])
+	return ph, nil
+}
