@@ -14,6 +14,9 @@ import (
 // default in-memory store holds before Send blocks or fails with ErrQueueFull.
 const DefaultQueueCapacity = 100_000
 
+// errMemoryFull is built once: a full queue is a hot path for callers waiting for room.
+var errMemoryFull = fmt.Errorf("%w: the memory store is at its capacity of unfinished deliveries; raise it with WithQueueCapacity or use a durable store", ErrQueueFull)
+
 // MemoryStore is the default Store: it keeps deliveries in this process's memory, so they
 // are lost when the process exits. Due deliveries wait in per-endpoint heaps ordered by
 // NextAttemptAt, so a claim costs O(log n) and an endpoint excluded from claims (disabled,
@@ -63,7 +66,7 @@ func (m *MemoryStore) Enqueue(ctx context.Context, ds []Delivery) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.capacity > 0 && m.unfinished+len(ds) > m.capacity {
-		return fmt.Errorf("%w: the memory store holds %d unfinished deliveries (capacity %d); raise it with WithQueueCapacity or use a durable store", ErrQueueFull, m.unfinished, m.capacity)
+		return errMemoryFull
 	}
 	for i := range ds {
 		if _, dup := m.byID[ds[i].ID]; dup || slices.ContainsFunc(ds[:i], func(d Delivery) bool { return d.ID == ds[i].ID }) {

@@ -115,6 +115,15 @@ func (s *Sender) dispatch() {
 				}
 			}
 		}
+		if free == 0 {
+			// Every worker is busy: nothing can be claimed until one finishes, so no timer.
+			select {
+			case <-s.stop:
+			case ep := <-s.results:
+				finished(ep)
+			}
+			continue
+		}
 		pollAt := now.Add(s.cfg.poll)
 		if dueAt.IsZero() || dueAt.After(pollAt) {
 			dueAt = pollAt
@@ -302,21 +311,16 @@ func (s *Sender) post(e *endpointEntry, d Delivery, now time.Time) (Attempt, tim
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(s.baseCtx, s.cfg.timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.ep.URL, bytes.NewReader(d.Body))
-	if err != nil { // the URL was validated when the endpoint was registered
-		err = &PermanentError{Err: fmt.Errorf("building request to %s failed", e.redacted)}
-		a.Error = err.Error()
-		return a, 0, err
-	}
-	h := req.Header
+	// The request is built by hand around the endpoint's parsed URL: parsing it again
+	// for every attempt is measurable on the hot path. Header slices shared between
+	// requests are never written by net/http.
+	h := make(http.Header, len(e.header)+6)
 	for k, v := range e.header {
 		h[k] = v
 	}
-	h["Content-Type"] = []string{"application/json"}
-	h["User-Agent"] = []string{s.cfg.userAgent}
+	h["Content-Type"] = jsonContentType
+	h["User-Agent"] = s.userAgent
 	h[s.versionHeader] = []string{d.Version}
-	h[canonicalID] = []string{d.EventID}
-	h[canonicalTimestamp] = []string{formatUnix(now)}
 	signer := e.ep.Signer
 	if signer == nil {
 		signer = s.cfg.signer
@@ -326,6 +330,18 @@ func (s *Sender) post(e *endpointEntry, d Delivery, now time.Time) (Attempt, tim
 		a.Error = serr.Error()
 		return a, 0, serr
 	}
+	if _, ok := h[canonicalTimestamp]; !ok { // signers other than StandardSigner
+		h[canonicalID] = []string{d.EventID}
+		h[canonicalTimestamp] = []string{formatUnix(now)}
+	}
+	body := d.Body
+	req := (&http.Request{
+		Method: http.MethodPost, URL: e.url, Host: e.url.Host, Header: h,
+		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Body: io.NopCloser(bytes.NewReader(body)), ContentLength: int64(len(body)),
+		// GetBody lets the transport resend on a keep-alive connection the server closed.
+		GetBody: func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil },
+	}).WithContext(ctx)
 	resp, err := s.client.Do(req)
 	if err != nil {
 		err = redactError(err, e.redacted)
@@ -352,6 +368,8 @@ func (s *Sender) post(e *endpointEntry, d Delivery, now time.Time) (Attempt, tim
 	}
 	return a, retryAfter, nil
 }
+
+var jsonContentType = []string{"application/json"}
 
 // readResponse reads up to drain bytes, so the connection can be reused, and returns a
 // copy of the first record bytes (nil for an empty body). The read buffer is pooled:
@@ -414,7 +432,7 @@ func (s *Sender) finish(d Delivery, e *endpointEntry, p RecordParams, verdict Ve
 	var log []Attempt
 	applyRecord(&after, &log, p)
 	if p.State.Finished() {
-		s.room.signal()
+		s.passRoom()
 	}
 	if p.Attempt == nil && p.State == StatePending {
 		return // handed back, nothing happened

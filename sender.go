@@ -30,6 +30,8 @@ type Sender struct {
 	log    *zap.Logger
 	clock  Clock
 	health *healthTable
+	// userAgent is WithUserAgent's value, as a header slice shared by every request.
+	userAgent []string
 	// ownTransport: the Sender built its transport and closes its idle connections.
 	ownTransport bool
 	// versionHeader is WithVersionHeader's name in canonical form.
@@ -37,7 +39,8 @@ type Sender struct {
 
 	closed    atomic.Bool
 	wake      chan struct{} // cap 1: new work was enqueued or an endpoint enabled
-	room      broadcast     // a delivery finished: a full queue may have room
+	room      chan struct{} // cap 1: the baton for one Send waiting for room
+	waiting   atomic.Int32  // Sends waiting for room
 	stop      chan struct{} // closed by Close: stop claiming and waiting
 	work      chan Delivery
 	results   chan string // endpoint IDs of finished attempts, cap = workers
@@ -103,9 +106,11 @@ func NewSender(opts ...Option) (*Sender, error) {
 		clock:         cfg.clock,
 		versionHeader: http.CanonicalHeaderKey(cfg.versionHeader),
 		ownTransport:  ownTransport,
+		userAgent:     []string{cfg.userAgent},
 		health: &healthTable{m: map[string]*EndpointHealth{}, threshold: cfg.breakerAt,
 			cooldown: cfg.breaker[0], maxCooldown: cfg.breaker[1], disableAfter: cfg.disableAfter},
 		wake:    make(chan struct{}, 1),
+		room:    make(chan struct{}, 1),
 		stop:    make(chan struct{}),
 		work:    make(chan Delivery),
 		results: make(chan string, cfg.workers),
@@ -275,29 +280,60 @@ func (s *Sender) targets(ev Event, only []string) ([]*endpointEntry, error) {
 // enqueue stores ds, waiting for room when the store is full unless fail-fast.
 func (s *Sender) enqueue(ctx context.Context, ds []Delivery) error {
 	err := s.store.Enqueue(ctx, ds)
-	for errors.Is(err, ErrQueueFull) && !s.cfg.failFast {
-		// Subscribe, then try again, so a delivery finishing in between is not missed.
-		ready := s.room.wait()
-		if err = s.store.Enqueue(ctx, ds); !errors.Is(err, ErrQueueFull) {
-			return err
+	if !errors.Is(err, ErrQueueFull) || s.cfg.failFast {
+		return err
+	}
+	// Wait for room: this Sender finishing a delivery hands one waiter the baton (and a
+	// waiter that gets in passes it on, since more room may remain), so a completion
+	// wakes one caller rather than all of them; the poll covers room made by other
+	// processes sharing the store.
+	s.waiting.Add(1)
+	defer s.waiting.Add(-1)
+	// Try once more now that a finishing delivery will pass the baton: one finishing
+	// between the first try and registering as a waiter would otherwise go unseen.
+	if err = s.store.Enqueue(ctx, ds); !errors.Is(err, ErrQueueFull) {
+		if err == nil {
+			s.passRoom()
 		}
-		// Room appears when this Sender finishes a delivery (the signal) or, for a store
-		// shared with other processes, when they do (the poll).
-		t := s.clock.NewTimerAt(s.clock.Now().Add(s.cfg.poll))
-		select {
-		case <-ready:
-		case <-t.C():
-		case <-ctx.Done():
+		return err
+	}
+	var t Timer
+	defer func() {
+		if t != nil {
 			t.Stop()
+		}
+	}()
+	for {
+		if t == nil {
+			t = s.clock.NewTimerAt(s.clock.Now().Add(s.cfg.poll))
+		}
+		select {
+		case <-s.room:
+		case <-t.C():
+			t = nil
+		case <-ctx.Done():
 			return fmt.Errorf("%w: %w", ErrQueueFull, ctx.Err())
 		case <-s.stop:
-			t.Stop()
 			return ErrClosed
 		}
-		t.Stop()
 		err = s.store.Enqueue(ctx, ds)
+		if !errors.Is(err, ErrQueueFull) {
+			if err == nil {
+				s.passRoom()
+			}
+			return err
+		}
 	}
-	return err
+}
+
+// passRoom wakes one caller waiting for room, if any.
+func (s *Sender) passRoom() {
+	if s.waiting.Load() > 0 {
+		select {
+		case s.room <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // poke wakes the dispatcher without blocking.
@@ -435,28 +471,4 @@ func (s *Sender) RetryFailed(ctx context.Context, endpointID string, since time.
 	n, err := s.store.Requeue(ctx, RequeueParams{Now: s.clock.Now(), EndpointID: endpointID, Since: since})
 	s.poke()
 	return n, err
-}
-
-// broadcast wakes every waiter once per signal; waiting costs nothing when unsignalled.
-type broadcast struct {
-	mu sync.Mutex
-	ch chan struct{}
-}
-
-func (b *broadcast) wait() <-chan struct{} {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.ch == nil {
-		b.ch = make(chan struct{})
-	}
-	return b.ch
-}
-
-func (b *broadcast) signal() {
-	b.mu.Lock()
-	if b.ch != nil {
-		close(b.ch)
-		b.ch = nil
-	}
-	b.mu.Unlock()
 }
