@@ -20,6 +20,10 @@ const (
 	// DefaultDisableAfter disables an endpoint that has failed every attempt for this
 	// long, as the Standard Webhooks guidance suggests.
 	DefaultDisableAfter = 5 * 24 * time.Hour
+	// DefaultFailingShare is the share of workers, in percent, that endpoints whose last
+	// attempt failed may hold together, so that many endpoints hanging until the timeout
+	// at once cannot take the workers from the healthy ones.
+	DefaultFailingShare = 25
 )
 
 // CircuitState is the state of an endpoint's circuit breaker.
@@ -133,9 +137,9 @@ func (t *healthTable) get(id string) EndpointHealth {
 }
 
 // blocked appends to exclude the endpoints that may not be attempted at now, reports the
-// half-open ones (at most one attempt in flight), and returns the earliest time one of
-// them reopens.
-func (t *healthTable) blocked(now time.Time, exclude []string, halfOpen func(id string)) ([]string, time.Time) {
+// half-open ones (at most one attempt in flight) and the other failing ones (whose last
+// attempt failed), and returns the earliest time an excluded one reopens.
+func (t *healthTable) blocked(now time.Time, exclude []string, halfOpen, failing func(id string)) ([]string, time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var reopen time.Time
@@ -159,6 +163,8 @@ func (t *healthTable) blocked(now time.Time, exclude []string, halfOpen func(id 
 			halfOpen(id)
 		case h.Circuit == CircuitHalfOpen:
 			halfOpen(id)
+		case h.ConsecutiveFailures > 0:
+			failing(id)
 		}
 	}
 	return exclude, reopen

@@ -1,6 +1,11 @@
 package webhook_test
 
 import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync"
 	"testing"
 	"time"
 
@@ -154,4 +159,54 @@ func TestAutoDisableAfterContinuousFailure(t *testing.T) {
 	d, err := s.Delivery(ctx, ids[0])
 	require.NoError(t, err)
 	assert.Equal(t, webhook.StatePending, d.State, "its pending delivery is kept")
+}
+
+func TestFailingEndpointsShareIsCapped(t *testing.T) {
+	var mu sync.Mutex
+	inFlight, maxInFlight := 0, 0
+	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		mu.Lock()
+		inFlight++
+		maxInFlight = max(maxInFlight, inFlight)
+		mu.Unlock()
+		<-r.Context().Done()
+		mu.Lock()
+		inFlight--
+		mu.Unlock()
+	}))
+	t.Cleanup(hang.Close)
+	secret := webhook.NewSecret()
+	recv := webhooktest.NewReceiver(t, secret)
+	eps := []webhook.Endpoint{{ID: "healthy", URL: recv.URL, Secret: secret, EventTypes: []string{"ok.x"}}}
+	for i := range 10 {
+		eps = append(eps, webhook.Endpoint{ID: fmt.Sprintf("hang%d", i), URL: hang.URL, Secret: secret, EventTypes: []string{"hang.x"}})
+	}
+	rep := newReports()
+	s := newSender(t, webhook.WithWorkers(8), rep.hooks(), webhook.WithEndpoints(eps...), loopback,
+		webhook.WithTimeout(100*time.Millisecond), webhook.WithLeaseDuration(10*time.Second),
+		webhook.WithRetryPolicy(webhook.RetryPolicy{Schedule: webhook.FixedSchedule{time.Hour}}))
+	ctx := testCtx(t)
+	// Every hanging endpoint fails once (times out) and so counts as failing.
+	_, err := s.Send(ctx, webhook.Event{Type: "hang.x"})
+	require.NoError(t, err)
+	for range 10 {
+		require.Equal(t, webhook.Retry, rep.next(t).Verdict)
+	}
+	mu.Lock()
+	maxInFlight = inFlight
+	mu.Unlock()
+	for range 5 {
+		_, err := s.Send(ctx, webhook.Event{Type: "hang.x"})
+		require.NoError(t, err)
+	}
+	for range 40 {
+		_, err := s.Send(ctx, webhook.Event{Type: "ok.x"})
+		require.NoError(t, err)
+	}
+	require.NoError(t, recv.WaitVerified(ctx, 40))
+	mu.Lock()
+	defer mu.Unlock()
+	assert.LessOrEqual(t, maxInFlight, 8*webhook.DefaultFailingShare/100, "failing endpoints hold at most their share of the workers")
+	assert.Positive(t, maxInFlight, "the failing endpoints were still attempted")
 }

@@ -67,11 +67,21 @@ func (s *Sender) dispatch() {
 		free := s.cfg.workers - inflight
 		var dueAt time.Time // when to look again; zero: only when something happens
 		if free > 0 {
-			exclude, capPer, reopen := s.exclusions(perEndpoint, now)
-			ds, err := s.store.Claim(s.baseCtx, ClaimParams{
-				Now: now, Limit: free, Owner: s.id, LeaseUntil: now.Add(s.cfg.lease),
-				ExcludeEndpoints: exclude, MaxPerEndpoint: capPer,
-			})
+			ex := s.exclusions(perEndpoint, now)
+			exclude, reopen := ex.exclude, ex.reopen
+			params := ClaimParams{Now: now, Limit: free, Owner: s.id, LeaseUntil: now.Add(s.cfg.lease),
+				ExcludeEndpoints: exclude, MaxPerEndpoint: ex.capPer}
+			if len(ex.failing) > 0 {
+				// Healthy endpoints first; then the failing ones, within their share.
+				params.ExcludeEndpoints = append(exclude[:len(exclude):len(exclude)], ex.failing...)
+			}
+			ds, err := s.store.Claim(s.baseCtx, params)
+			if err == nil && len(ex.failing) > 0 && len(ds) < free && ex.failingRoom > 0 {
+				params.ExcludeEndpoints, params.Limit = exclude, min(free-len(ds), ex.failingRoom)
+				var more []Delivery
+				more, err = s.store.Claim(s.baseCtx, params)
+				ds = append(ds, more...)
+			}
 			for _, d := range ds {
 				inflight++
 				perEndpoint[d.EndpointID]++
@@ -91,7 +101,7 @@ func (s *Sender) dispatch() {
 				continue // perhaps more is due
 			default:
 				if len(ds) > 0 {
-					exclude, _, _ = s.exclusions(perEndpoint, now)
+					exclude = s.exclusions(perEndpoint, now).exclude
 				}
 				next, err := s.store.NextDue(s.baseCtx, exclude)
 				switch {
@@ -141,21 +151,35 @@ func (s *Sender) dispatch() {
 	}
 }
 
-// exclusions lists endpoints that must not be claimed at now: disabled ones, those at
-// their concurrency limit, those whose circuit is open or that asked for a pause, and
-// rate-limited ones out of tokens. It also returns the most any one endpoint may get from
-// the next claim (the least room any endpoint has, so a single claim cannot push one past
-// its limit; a smaller claim than needed only means another claim right after), and the
-// earliest time an excluded endpoint becomes available again (zero if none).
-func (s *Sender) exclusions(perEndpoint map[string]int, now time.Time) ([]string, int, time.Time) {
+// claimLimits says what the next claim may take.
+type claimLimits struct {
+	// exclude lists endpoints that must not be claimed now: disabled ones, those at
+	// their concurrency limit, those whose circuit is open or that asked for a pause,
+	// rate-limited ones out of tokens, and failing ones once they hold their share.
+	exclude []string
+	// capPer is the most any one endpoint may get from the claim: the least room any
+	// endpoint has, so a single claim cannot push one past its limit (a smaller claim
+	// than needed only means another claim right after).
+	capPer int
+	// failing lists endpoints whose last attempt failed and which may still be claimed,
+	// together at most failingRoom more deliveries (DefaultFailingShare).
+	failing     []string
+	failingRoom int
+	// reopen is the earliest time an excluded endpoint becomes available again.
+	reopen time.Time
+}
+
+// exclusions computes the limits of a claim at now.
+func (s *Sender) exclusions(perEndpoint map[string]int, now time.Time) claimLimits {
 	snap := s.reg.load()
 	out := append(make([]string, 0, len(snap.disabled)+4), snap.disabled...)
 	capPer := s.cfg.endpointLimit
 	if snap.minMaxInFlight > 0 {
 		capPer = min(capPer, snap.minMaxInFlight)
 	}
-	var halfOpen []string
-	out, reopen := s.health.blocked(now, out, func(id string) { halfOpen = append(halfOpen, id) })
+	var halfOpen, failing []string
+	out, reopen := s.health.blocked(now, out, func(id string) { halfOpen = append(halfOpen, id) },
+		func(id string) { failing = append(failing, id) })
 	room := func(id string, limit int) {
 		if n := perEndpoint[id]; n < limit {
 			capPer = min(capPer, limit-n)
@@ -185,7 +209,20 @@ func (s *Sender) exclusions(perEndpoint map[string]int, now time.Time) ([]string
 			reopen = next
 		}
 	}
-	return out, max(capPer, 1), reopen
+	l := claimLimits{capPer: max(capPer, 1), reopen: reopen}
+	if len(failing) > 0 {
+		held := 0
+		for _, id := range failing {
+			held += perEndpoint[id]
+		}
+		if share := max(1, s.cfg.workers*DefaultFailingShare/100); held < share {
+			l.failing, l.failingRoom = failing, share-held
+		} else {
+			out = append(out, failing...)
+		}
+	}
+	l.exclude = out
+	return l
 }
 
 // prune deletes finished deliveries past their retention, every DefaultPruneInterval.
