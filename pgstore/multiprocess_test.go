@@ -1,0 +1,255 @@
+package pgstore_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/hooksmith/webhook"
+	"github.com/hooksmith/webhook/internal/pgtest"
+	"github.com/hooksmith/webhook/pgstore"
+)
+
+// Multi-process test settings.
+const (
+	mpEvents   = 20_000
+	mpChildren = 3
+	mpWorkers  = 16 // per child: the bound on duplicates from the killed one
+	mpSchema   = "multiprocess"
+)
+
+// Environment of a TestSenderChild process.
+const (
+	envChild    = "PGSTORE_TEST_CHILD"
+	envURL      = "PGSTORE_TEST_URL"
+	envReceiver = "PGSTORE_TEST_RECEIVER"
+	envSecret   = "PGSTORE_TEST_SECRET"
+	envRange    = "PGSTORE_TEST_RANGE" // "first,count" of the events it sends
+)
+
+// TestMultiProcess runs three sender processes on one database, sends 20,000 events
+// across them, SIGKILLs one halfway through the deliveries, and checks that every event
+// is delivered at least once, that duplicates are bounded by the killed process's
+// workers, and that nothing is left pending or in flight: the survivors rescued the dead
+// process's leases once they expired.
+func TestMultiProcess(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three processes and sends 20,000 webhooks")
+	}
+	url := pgtest.URL(t)
+	pool := newPool(t, url)
+	store := newStore(t, pool, pgstore.WithSchema(mpSchema))
+	secret := webhook.NewSecret()
+	verifier, err := webhook.NewVerifier(secret)
+	require.NoError(t, err)
+
+	var (
+		mu       sync.Mutex
+		seen     = make(map[string]int, mpEvents) // webhook-id -> requests
+		requests int
+		rejected atomic.Int64
+		half     = make(chan struct{})
+		all      = make(chan struct{})
+	)
+	rcv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, err := verifier.VerifyRequest(r, 0); err != nil {
+			rejected.Add(1)
+			http.Error(w, err.Error(), http.StatusUnauthorized)
+			return
+		}
+		id := r.Header.Get(webhook.HeaderID)
+		mu.Lock()
+		seen[id]++
+		requests++
+		switch len(seen) {
+		case mpEvents / 2:
+			if seen[id] == 1 {
+				close(half)
+			}
+		case mpEvents:
+			if seen[id] == 1 {
+				close(all)
+			}
+		}
+		mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer rcv.Close()
+
+	type child struct {
+		cmd    *exec.Cmd
+		stdin  io.WriteCloser
+		stderr bytes.Buffer
+		sent   chan struct{} // closed when it printed SENT
+		read   chan struct{} // closed when its stdout is drained
+	}
+	var (
+		acceptedMu sync.Mutex
+		accepted   = make(map[string]bool, mpEvents)
+	)
+	start := time.Now()
+	children := make([]*child, mpChildren)
+	per := (mpEvents + mpChildren - 1) / mpChildren
+	for i := range children {
+		first, count := i*per, min(per, mpEvents-i*per)
+		c := &child{sent: make(chan struct{}), read: make(chan struct{})}
+		c.cmd = exec.Command(os.Args[0], "-test.run=^TestSenderChild$", "-test.count=1")
+		c.cmd.Env = append(os.Environ(), envChild+"=1", envURL+"="+url, envReceiver+"="+rcv.URL,
+			envSecret+"="+secret, fmt.Sprintf("%s=%d,%d", envRange, first, count))
+		c.cmd.Stderr = &c.stderr
+		c.stdin, err = c.cmd.StdinPipe()
+		require.NoError(t, err)
+		stdout, err := c.cmd.StdoutPipe()
+		require.NoError(t, err)
+		require.NoError(t, c.cmd.Start())
+		go func() {
+			defer close(c.read)
+			sc := bufio.NewScanner(stdout)
+			for sc.Scan() {
+				line := sc.Text()
+				switch {
+				case strings.HasPrefix(line, "ACCEPTED "):
+					acceptedMu.Lock()
+					accepted[strings.TrimPrefix(line, "ACCEPTED ")] = true
+					acceptedMu.Unlock()
+				case line == "SENT":
+					close(c.sent)
+				}
+			}
+		}()
+		children[i] = c
+		t.Cleanup(func() { c.cmd.Process.Kill() }) // no-op once it exited
+	}
+
+	deadline := time.NewTimer(90 * time.Second)
+	defer deadline.Stop()
+	wait := func(ch <-chan struct{}, what string) {
+		t.Helper()
+		select {
+		case <-ch:
+		case <-deadline.C:
+			mu.Lock()
+			n := len(seen)
+			mu.Unlock()
+			for i, c := range children {
+				t.Logf("child %d stderr:\n%s", i, c.stderr.String())
+			}
+			t.Fatalf("timed out waiting for %s; %d events delivered", what, n)
+		}
+	}
+	for i, c := range children {
+		wait(c.sent, fmt.Sprintf("child %d to send its events", i))
+	}
+	wait(half, "half the events")
+	victim := children[0]
+	require.NoError(t, victim.cmd.Process.Kill()) // SIGKILL: no Close, leases left behind
+	mu.Lock()
+	atKill := len(seen)
+	mu.Unlock()
+	killedAt := time.Now()
+	<-victim.read
+	victim.cmd.Wait()
+	t.Logf("killed child 0 after %s, with %d events delivered", killedAt.Sub(start).Round(time.Millisecond), atKill)
+
+	wait(all, "every event")
+	lastAt := time.Now()
+	t.Logf("all %d events delivered %s after the kill, %s in all", mpEvents,
+		time.Since(killedAt).Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+
+	// The survivors shut down cleanly: Close waits for their last Records.
+	for i, c := range children[1:] {
+		require.NoError(t, c.stdin.Close())
+		<-c.read
+		require.NoError(t, c.cmd.Wait(), "child %d: %s", i+1, c.stderr.String())
+	}
+	t.Logf("survivors exited %s after the last delivery", time.Since(lastAt).Round(time.Millisecond))
+
+	acceptedMu.Lock()
+	assert.Len(t, accepted, mpEvents, "every Send succeeded")
+	acceptedMu.Unlock()
+	mu.Lock()
+	var missing []string
+	for id := range accepted {
+		if seen[id] == 0 {
+			missing = append(missing, id)
+		}
+	}
+	assert.Empty(t, missing, "accepted events never delivered")
+	duplicates := requests - len(seen)
+	mu.Unlock()
+	t.Logf("%d requests for %d events: %d duplicates (bound %d)", requests, mpEvents, duplicates, mpWorkers)
+	assert.LessOrEqual(t, duplicates, mpWorkers)
+	assert.Zero(t, rejected.Load(), "requests failing verification")
+
+	for _, st := range []webhook.State{webhook.StatePending, webhook.StateInFlight} {
+		res, err := store.List(t.Context(), webhook.ListParams{State: st})
+		require.NoError(t, err)
+		assert.Empty(t, res.Deliveries, "deliveries left %s", st)
+	}
+	res, err := store.List(t.Context(), webhook.ListParams{State: webhook.StateSucceeded, Limit: 2 * mpEvents})
+	require.NoError(t, err)
+	assert.Len(t, res.Deliveries, mpEvents)
+}
+
+// TestSenderChild is one sender process of TestMultiProcess; alone, it skips. It sends
+// its range of events, printing each accepted event ID, then delivers (with the other
+// processes) until its stdin closes, and shuts down cleanly.
+func TestSenderChild(t *testing.T) {
+	if os.Getenv(envChild) == "" {
+		t.Skip("a child process of TestMultiProcess")
+	}
+	var first, count int
+	_, err := fmt.Sscanf(os.Getenv(envRange), "%d,%d", &first, &count)
+	require.NoError(t, err)
+	pool := newPool(t, os.Getenv(envURL))
+	store, err := pgstore.New(t.Context(), pool, pgstore.WithSchema(mpSchema))
+	require.NoError(t, err)
+	t.Cleanup(store.Close)
+	sender, err := webhook.NewSender(webhook.WithStore(store),
+		webhook.WithEndpoints(webhook.Endpoint{ID: "ep_parent", URL: os.Getenv(envReceiver), Secret: os.Getenv(envSecret)}),
+		webhook.WithWorkers(mpWorkers), webhook.WithEndpointConcurrency(mpWorkers),
+		webhook.WithTimeout(time.Second), webhook.WithLeaseDuration(6*time.Second),
+		webhook.WithPollInterval(time.Second))
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		assert.NoError(t, sender.Close(ctx))
+	})
+
+	var out sync.Mutex
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for i := int(next.Add(1)) - 1; i < count; i = int(next.Add(1)) - 1 {
+				id := "evt_" + strconv.Itoa(first+i)
+				if _, err := sender.Send(t.Context(), webhook.Event{ID: id, Type: "load.test", Data: map[string]int{"n": first + i}}); err != nil {
+					t.Errorf("Send %s: %v", id, err)
+					return
+				}
+				out.Lock()
+				fmt.Fprintln(os.Stdout, "ACCEPTED "+id)
+				out.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	fmt.Fprintln(os.Stdout, "SENT")
+	io.Copy(io.Discard, os.Stdin) // until the parent closes it
+}

@@ -1,0 +1,720 @@
+package pgstore
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hooksmith/webhook"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// writeTimeout bounds one batched write, whatever the contexts of the calls in it.
+const writeTimeout = 30 * time.Second
+
+// claimCandidatesPerSlot is how many due rows per requested delivery a capped claim
+// (ClaimParams.MaxPerEndpoint below Limit) considers, up to maxClaimCandidates, so that one
+// endpoint's backlog at the head of the queue does not hide other endpoints' work behind
+// it. When it does anyway, the claim returns fewer deliveries and the Sender, now at that
+// endpoint's limit, excludes it from the next claim.
+const (
+	claimCandidatesPerSlot = 16
+	maxClaimCandidates     = 4096
+)
+
+// Store is a webhook.Store in PostgreSQL, shared by any number of Senders in any number
+// of processes. It also implements webhook.TxStore (EnqueueTx in the caller's pgx.Tx) and
+// webhook.Notifier (LISTEN/NOTIFY wake-ups). A Store is safe for concurrent use.
+type Store struct {
+	pool *pgxpool.Pool
+	cfg  config
+
+	deliveries      string // quoted, schema-qualified table names
+	attempts        string
+	migrationsTable string
+	claimSQL        sync.Map // claimShape -> string
+	recordSQL       string
+	enqueueSQL      string
+
+	records  *batcher[webhook.RecordParams]
+	enqueues *batcher[[]webhook.Delivery]
+
+	stop      chan struct{} // closed by Close
+	closeOnce sync.Once
+	closed    atomic.Bool
+
+	listenOnce sync.Once
+	listenDone chan struct{}
+	subsMu     sync.Mutex
+	subs       []chan struct{}
+}
+
+var (
+	_ webhook.TxStore  = (*Store)(nil)
+	_ webhook.Notifier = (*Store)(nil)
+)
+
+// New returns a Store on pool, configured by opts. The pool stays the caller's: Close the
+// Store, then the pool. New does not touch the database; call Migrate (or apply
+// Migrations with your own tool) before use. Invalid options return an error wrapping
+// webhook.ErrInvalidOption.
+func New(ctx context.Context, pool *pgxpool.Pool, opts ...Option) (*Store, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if pool == nil {
+		return nil, fmt.Errorf("%w: pgstore: New needs a *pgxpool.Pool (pgxpool.New(ctx, url))", webhook.ErrInvalidOption)
+	}
+	cfg, err := newConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	table := func(name string) string { return quote(cfg.schema) + "." + quote(cfg.prefix+name) }
+	s := &Store{
+		pool:            pool,
+		cfg:             cfg,
+		deliveries:      table("deliveries"),
+		attempts:        table("attempts"),
+		migrationsTable: table("migrations"),
+		stop:            make(chan struct{}),
+	}
+	s.buildSQL()
+	s.records = newBatcher(cfg.batchSize, s.stop, s.writeRecords)
+	s.enqueues = newBatcher(cfg.batchSize, s.stop, s.writeEnqueues)
+	return s, nil
+}
+
+// Close stops the store's background work (the LISTEN connection and the batch writers)
+// and waits for it; calls made afterwards fail. Close the Senders using the store first.
+// It does not close the pool. Safe to call more than once.
+func (s *Store) Close() {
+	s.closeOnce.Do(func() {
+		s.closed.Store(true)
+		close(s.stop)
+		s.records.wait()
+		s.enqueues.wait()
+		s.listenOnce.Do(func() {}) // a later Notify must not start the listener
+		if s.listenDone != nil {
+			<-s.listenDone
+		}
+	})
+}
+
+func quote(ident string) string { return pgx.Identifier{ident}.Sanitize() }
+
+const deliveryColumns = `id, event_id, event_type, endpoint_id, version, body, state, attempts,
+	created_at, queued_at, next_attempt_at, updated_at, last_status, last_error, lease_owner, lease_expires_at`
+
+// zeroTime is how a zero time.Time is stored (timestamptz reaches back to 4713 BC), so it
+// reads back as the zero time.
+const zeroTime = `'0001-01-01 00:00:00+00'::timestamptz`
+
+func (s *Store) buildSQL() {
+	// One statement per batch, set-based: the update checks each lease, the insert appends
+	// each attempt numbered from the delivery's running total, and the two flags per input
+	// row tell success, lease lost and not found apart, so one call's lost lease fails only
+	// that call. The in-flight state is a parameter ($13) so that the cached plan finds the
+	// rows by primary key: a literal would match the in-flight partial index, which the
+	// planner then scans whole, dead entries of finished deliveries and all.
+	s.recordSQL = `
+WITH input AS (
+	SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::int[], $6::text[], $7::text[],
+		$8::timestamptz[], $9::timestamptz[], $10::timestamptz[], $11::bigint[], $12::bytea[])
+		WITH ORDINALITY AS u(id, owner, state, has_attempt, status, error, reason, now, next_at, started, duration, resp, ord)
+), upd AS (
+	UPDATE ` + s.deliveries + ` d SET
+		state = i.state,
+		attempts = d.attempts + i.has_attempt,
+		attempts_total = d.attempts_total + i.has_attempt,
+		last_status = CASE WHEN i.has_attempt = 1 THEN i.status ELSE d.last_status END,
+		last_error = CASE WHEN i.has_attempt = 1 THEN i.error WHEN i.reason <> '' THEN i.reason ELSE d.last_error END,
+		lease_owner = '',
+		lease_expires_at = ` + zeroTime + `,
+		updated_at = i.now,
+		next_attempt_at = CASE WHEN i.state = 'pending' THEN i.next_at ELSE d.next_attempt_at END
+	FROM input i
+	WHERE d.id = ANY($1::text[]) AND d.id = i.id AND d.state = $13 AND d.lease_owner = i.owner
+	RETURNING d.id, d.attempts_total
+), ins AS (
+	INSERT INTO ` + s.attempts + ` (delivery_id, number, started_at, duration_ns, status_code, error, response_body)
+	SELECT upd.id, upd.attempts_total, i.started, i.duration, i.status, i.error, i.resp
+	FROM upd JOIN input i ON i.id = upd.id WHERE i.has_attempt = 1
+)
+SELECT i.ord, EXISTS (SELECT 1 FROM upd WHERE upd.id = i.id), EXISTS (SELECT 1 FROM ` + s.deliveries + ` d WHERE d.id = i.id)
+FROM input i`
+
+	s.enqueueSQL = `
+INSERT INTO ` + s.deliveries + ` (` + deliveryColumns + `)
+SELECT id, event_id, event_type, endpoint_id, version, body, 'pending', attempts,
+	created_at, queued_at, next_attempt_at, updated_at, last_status, last_error, lease_owner, lease_expires_at
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bytea[], $7::int[],
+	$8::timestamptz[], $9::timestamptz[], $10::timestamptz[], $11::timestamptz[], $12::int[], $13::text[],
+	$14::text[], $15::timestamptz[])
+	AS u(id, event_id, event_type, endpoint_id, version, body, attempts,
+	created_at, queued_at, next_attempt_at, updated_at, last_status, last_error, lease_owner, lease_expires_at)`
+}
+
+func prefixed(p, columns string) string {
+	fields := strings.Split(columns, ",")
+	for i, f := range fields {
+		fields[i] = p + strings.TrimSpace(f)
+	}
+	return strings.Join(fields, ", ")
+}
+
+// scanDelivery reads deliveryColumns (plus extra destinations) from row.
+func scanDelivery(row pgx.Row, d *webhook.Delivery, extra ...any) error {
+	var state string
+	var attempts, status int32
+	dest := append([]any{&d.ID, &d.EventID, &d.EventType, &d.EndpointID, &d.Version, &d.Body, &state, &attempts,
+		&d.CreatedAt, &d.QueuedAt, &d.NextAttemptAt, &d.UpdatedAt, &status, &d.LastError, &d.LeaseOwner, &d.LeaseExpiresAt},
+		extra...)
+	if err := row.Scan(dest...); err != nil {
+		return err
+	}
+	d.State, d.Attempts, d.LastStatus = webhook.State(state), int(attempts), int(status)
+	// timestamptz carries no zone: hand back UTC, so the zero time reads back as the zero
+	// time.Time and times written in UTC compare equal field by field.
+	for _, t := range []*time.Time{&d.CreatedAt, &d.QueuedAt, &d.NextAttemptAt, &d.UpdatedAt, &d.LeaseExpiresAt} {
+		*t = t.UTC()
+	}
+	return nil
+}
+
+// Enqueue implements webhook.Store. Concurrent calls are written together (see
+// WithBatchSize), each still all or none; it returns once the deliveries are committed.
+// The store is unbounded: it never returns webhook.ErrQueueFull.
+func (s *Store) Enqueue(ctx context.Context, ds []webhook.Delivery) error {
+	if err := s.check(ctx); err != nil {
+		return err
+	}
+	if len(ds) == 0 {
+		return nil
+	}
+	return s.enqueues.do(ctx, ds)
+}
+
+// EnqueueTx implements webhook.TxStore: the deliveries are inserted with tx, which must be
+// a pgx.Tx (from pool.Begin, or pgx.Conn.Begin on the same database), and become
+// claimable when it commits; the commit also wakes listening Senders.
+func (s *Store) EnqueueTx(ctx context.Context, tx any, ds []webhook.Delivery) error {
+	if err := s.check(ctx); err != nil {
+		return err
+	}
+	ptx, ok := tx.(pgx.Tx)
+	if !ok {
+		return fmt.Errorf("%w: pgstore: EnqueueTx needs a pgx.Tx (from pool.Begin); got %T", webhook.ErrInvalidOption, tx)
+	}
+	if len(ds) == 0 {
+		return nil
+	}
+	b := &pgx.Batch{}
+	b.Queue(s.enqueueSQL, enqueueArgs(ds)...)
+	b.Queue("SELECT pg_notify($1, '')", s.cfg.channel)
+	if err := ptx.SendBatch(ctx, b).Close(); err != nil {
+		return enqueueError(err)
+	}
+	return nil
+}
+
+func (s *Store) writeEnqueues(reqs []*request[[]webhook.Delivery]) {
+	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
+	defer cancel()
+	var all []webhook.Delivery
+	for _, r := range reqs {
+		all = append(all, r.arg...)
+	}
+	err := s.insert(ctx, all)
+	if err == nil || len(reqs) == 1 {
+		for _, r := range reqs {
+			r.done <- err
+		}
+		return
+	}
+	// One call's bad delivery (a duplicate ID) must not fail the others: write each alone.
+	for _, r := range reqs {
+		r.done <- s.insert(ctx, r.arg)
+	}
+}
+
+// insert writes ds and the wake-up in one implicit transaction and one round trip.
+func (s *Store) insert(ctx context.Context, ds []webhook.Delivery) error {
+	b := &pgx.Batch{}
+	b.Queue(s.enqueueSQL, enqueueArgs(ds)...)
+	b.Queue("SELECT pg_notify($1, '')", s.cfg.channel)
+	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+		return enqueueError(err)
+	}
+	return nil
+}
+
+func enqueueError(err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "23505" {
+		return fmt.Errorf("pgstore: enqueue: a delivery with this ID already exists; delivery IDs must be unique: %w", err)
+	}
+	return wrap("enqueue", err)
+}
+
+func enqueueArgs(ds []webhook.Delivery) []any {
+	n := len(ds)
+	var (
+		ids, events, types, endpoints, versions = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		bodies                                  = make([][]byte, n)
+		attempts, statuses                      = make([]int32, n), make([]int32, n)
+		created, queued, next, updated, leases  = make([]time.Time, n), make([]time.Time, n), make([]time.Time, n), make([]time.Time, n), make([]time.Time, n)
+		errs, owners                            = make([]string, n), make([]string, n)
+	)
+	for i := range ds {
+		d := &ds[i]
+		ids[i], events[i], types[i], endpoints[i], versions[i] = d.ID, d.EventID, d.EventType, d.EndpointID, d.Version
+		bodies[i] = d.Body
+		attempts[i], statuses[i] = int32(d.Attempts), int32(d.LastStatus)
+		created[i], queued[i], next[i], updated[i], leases[i] = d.CreatedAt, d.QueuedAt, d.NextAttemptAt, d.UpdatedAt, d.LeaseExpiresAt
+		errs[i], owners[i] = d.LastError, d.LeaseOwner
+	}
+	return []any{ids, events, types, endpoints, versions, bodies, attempts,
+		created, queued, next, updated, statuses, errs, owners, leases}
+}
+
+// Claim implements webhook.Store in one statement: due pending deliveries and expired
+// leases are locked with SKIP LOCKED (so concurrent claimers never wait for or return the
+// same row), capped per endpoint, and leased. Expired leases come first, then pending
+// deliveries in NextAttemptAt order.
+func (s *Store) Claim(ctx context.Context, p webhook.ClaimParams) ([]webhook.Delivery, error) {
+	if err := s.check(ctx); err != nil {
+		return nil, err
+	}
+	if p.Limit <= 0 {
+		return nil, nil
+	}
+	shape := claimShape{limit: p.Limit, candidates: p.Limit}
+	if p.MaxPerEndpoint > 0 && p.MaxPerEndpoint < p.Limit {
+		shape.candidates = min(p.Limit*claimCandidatesPerSlot, maxClaimCandidates)
+		shape.capped = true
+	}
+	exclude := p.ExcludeEndpoints
+	if exclude == nil {
+		exclude = []string{}
+	}
+	args := []any{p.Now, exclude, p.Owner, p.LeaseUntil}
+	if shape.capped {
+		args = append(args, p.MaxPerEndpoint)
+	}
+	rows, err := s.pool.Query(ctx, s.claimQuery(shape), args...)
+	if err != nil {
+		return nil, wrap("claim", err)
+	}
+	type claimed struct {
+		d   webhook.Delivery
+		k   int32
+		due time.Time
+	}
+	var out []claimed
+	for rows.Next() {
+		var c claimed
+		if err := scanDelivery(rows, &c.d, &c.k, &c.due); err != nil {
+			rows.Close()
+			return nil, wrap("claim", err)
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, wrap("claim", err)
+	}
+	slices.SortFunc(out, func(a, b claimed) int {
+		return cmp.Or(cmp.Compare(a.k, b.k), a.due.Compare(b.due), cmp.Compare(a.d.ID, b.d.ID))
+	})
+	ds := make([]webhook.Delivery, len(out))
+	for i := range out {
+		ds[i] = out[i].d
+	}
+	return ds, nil
+}
+
+// claimShape selects a variant of the claim statement.
+type claimShape struct {
+	limit, candidates int
+	capped            bool // rank by endpoint, for MaxPerEndpoint
+}
+
+// claimQuery returns the claim statement for shape. The limits are literals, not
+// parameters: PostgreSQL's cached generic plan must know a claim wants a few rows, or it
+// guesses a third of the due range and sorts all of it rather than reading the partial
+// index in order. A Sender uses at most a few dozen shapes (one per free-worker count).
+//
+// The candidate CTEs lock with SKIP LOCKED so concurrent claimers pass over each other's
+// rows rather than queueing on them; each reads a partial index in order.
+func (s *Store) claimQuery(shape claimShape) string {
+	if q, ok := s.claimSQL.Load(shape); ok {
+		return q.(string)
+	}
+	cand, limit := strconv.Itoa(shape.candidates), strconv.Itoa(shape.limit)
+	picked := `SELECT id, k, due FROM (SELECT * FROM expired UNION ALL SELECT * FROM pending) c
+	ORDER BY k, due, id LIMIT ` + limit
+	if shape.capped {
+		picked = `SELECT id, k, due FROM (
+		SELECT id, k, due, row_number() OVER (PARTITION BY endpoint_id ORDER BY k, due, id) AS rn
+		FROM (SELECT * FROM expired UNION ALL SELECT * FROM pending) c
+	) r WHERE rn <= $5::int ORDER BY k, due, id LIMIT ` + limit
+	}
+	q := `
+WITH expired AS (
+	SELECT id, endpoint_id, 0 AS k, lease_expires_at AS due FROM ` + s.deliveries + `
+	WHERE state = 'in_flight' AND lease_expires_at <= $1 AND endpoint_id <> ALL($2::text[])
+	ORDER BY lease_expires_at LIMIT ` + cand + ` FOR UPDATE SKIP LOCKED
+), pending AS (
+	SELECT id, endpoint_id, 1 AS k, next_attempt_at AS due FROM ` + s.deliveries + `
+	WHERE state = 'pending' AND next_attempt_at <= $1 AND endpoint_id <> ALL($2::text[])
+	ORDER BY next_attempt_at, id LIMIT ` + cand + ` FOR UPDATE SKIP LOCKED
+), picked AS (
+	` + picked + `
+)
+UPDATE ` + s.deliveries + ` d SET state = 'in_flight', lease_owner = $3, lease_expires_at = $4, updated_at = $1
+FROM picked WHERE d.id = picked.id
+RETURNING ` + prefixed("d.", deliveryColumns) + `, picked.k, picked.due`
+	s.claimSQL.Store(shape, q)
+	return q
+}
+
+// Record implements webhook.Store. Concurrent calls are written together in one round
+// trip and transaction (see WithBatchSize); each is atomic on its own and gets its own
+// result.
+func (s *Store) Record(ctx context.Context, p webhook.RecordParams) error {
+	if err := s.check(ctx); err != nil {
+		return err
+	}
+	switch p.State {
+	case webhook.StatePending, webhook.StateSucceeded, webhook.StateFailed:
+	default:
+		return fmt.Errorf("%w: Record to state %q; want pending, succeeded or failed", webhook.ErrInvalidState, p.State)
+	}
+	return s.records.do(ctx, p)
+}
+
+func (s *Store) writeRecords(reqs []*request[webhook.RecordParams]) {
+	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
+	defer cancel()
+	// A delivery recorded twice in one batch (a lost lease racing its new holder) goes in
+	// a later statement of the same transaction, so each statement updates a row once.
+	var rounds [][]*request[webhook.RecordParams]
+	seen := make(map[string]int, len(reqs)) // delivery ID -> rounds it is in
+	retry := false
+	for _, r := range reqs {
+		n := seen[r.arg.DeliveryID]
+		seen[r.arg.DeliveryID] = n + 1
+		if n == len(rounds) {
+			rounds = append(rounds, nil)
+		}
+		rounds[n] = append(rounds[n], r)
+		retry = retry || r.arg.State == webhook.StatePending
+	}
+	b := &pgx.Batch{}
+	for _, round := range rounds {
+		b.Queue(s.recordSQL, recordArgs(round)...)
+	}
+	if retry {
+		// A retry may be due sooner than other Senders' next look: tell them at commit.
+		b.Queue("SELECT pg_notify($1, '')", s.cfg.channel)
+	}
+	br := s.pool.SendBatch(ctx, b)
+	errs := make(map[*request[webhook.RecordParams]]error, len(reqs))
+	for _, round := range rounds {
+		rows, _ := br.Query()
+		var ord int64
+		var updated, exists bool
+		_, err := pgx.ForEachRow(rows, []any{&ord, &updated, &exists}, func() error {
+			r := round[ord-1]
+			switch {
+			case !exists:
+				errs[r] = fmt.Errorf("%w: %s", webhook.ErrNotFound, r.arg.DeliveryID)
+			case !updated:
+				errs[r] = fmt.Errorf("%w: %s", webhook.ErrLeaseLost, r.arg.DeliveryID)
+			}
+			return nil
+		})
+		if err != nil {
+			for _, r := range round {
+				errs[r] = wrap("record", err)
+			}
+		}
+	}
+	if err := br.Close(); err != nil { // the commit failed: nothing was written
+		for _, r := range reqs {
+			errs[r] = wrap("record", err)
+		}
+	}
+	for _, r := range reqs {
+		r.done <- errs[r]
+	}
+}
+
+func recordArgs(reqs []*request[webhook.RecordParams]) []any {
+	n := len(reqs)
+	var (
+		ids, owners, states, errTexts, reasons = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		hasAttempt, statuses                   = make([]int32, n), make([]int32, n)
+		nows, nexts, starts                    = make([]time.Time, n), make([]time.Time, n), make([]time.Time, n)
+		durations                              = make([]int64, n)
+		bodies                                 = make([][]byte, n)
+	)
+	for i, r := range reqs {
+		p := &r.arg
+		ids[i], owners[i], states[i], reasons[i] = p.DeliveryID, p.Owner, string(p.State), p.Reason
+		nows[i], nexts[i] = p.Now, p.NextAttemptAt
+		if a := p.Attempt; a != nil {
+			hasAttempt[i], statuses[i], errTexts[i] = 1, int32(a.StatusCode), a.Error
+			starts[i], durations[i], bodies[i] = a.StartedAt, int64(a.Duration), a.ResponseBody
+		}
+	}
+	return []any{ids, owners, states, hasAttempt, statuses, errTexts, reasons, nows, nexts, starts, durations, bodies, string(webhook.StateInFlight)}
+}
+
+// Get implements webhook.Store.
+func (s *Store) Get(ctx context.Context, id string) (webhook.Delivery, error) {
+	if err := s.check(ctx); err != nil {
+		return webhook.Delivery{}, err
+	}
+	var d webhook.Delivery
+	err := scanDelivery(s.pool.QueryRow(ctx, "SELECT "+deliveryColumns+" FROM "+s.deliveries+" WHERE id = $1", id), &d)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return webhook.Delivery{}, fmt.Errorf("%w: %s", webhook.ErrNotFound, id)
+	}
+	if err != nil {
+		return webhook.Delivery{}, wrap("get", err)
+	}
+	return d, nil
+}
+
+// List implements webhook.Store. Filters by endpoint and event use indexes; the cursor is
+// the last delivery ID of the previous page.
+func (s *Store) List(ctx context.Context, p webhook.ListParams) (webhook.ListResult, error) {
+	if err := s.check(ctx); err != nil {
+		return webhook.ListResult{}, err
+	}
+	limit := p.Limit
+	if limit <= 0 {
+		limit = webhook.DefaultListLimit
+	}
+	var where []string
+	var args []any
+	add := func(cond string, arg any) {
+		args = append(args, arg)
+		where = append(where, strings.ReplaceAll(cond, "$?", "$"+strconv.Itoa(len(args))))
+	}
+	if p.EndpointID != "" {
+		add("endpoint_id = $?", p.EndpointID)
+	}
+	if p.EventID != "" {
+		add("event_id = $?", p.EventID)
+	}
+	if p.State != "" {
+		add("state = $?", string(p.State))
+	}
+	if !p.CreatedAfter.IsZero() {
+		add("created_at >= $?", p.CreatedAfter)
+	}
+	if !p.CreatedBefore.IsZero() {
+		add("created_at < $?", p.CreatedBefore)
+	}
+	if p.Cursor != "" {
+		add("id > $?", p.Cursor)
+	}
+	q := "SELECT " + deliveryColumns + " FROM " + s.deliveries
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	args = append(args, limit+1)
+	q += " ORDER BY id LIMIT $" + strconv.Itoa(len(args))
+	rows, err := s.pool.Query(ctx, q, args...)
+	if err != nil {
+		return webhook.ListResult{}, wrap("list", err)
+	}
+	var res webhook.ListResult
+	for rows.Next() {
+		var d webhook.Delivery
+		if err := scanDelivery(rows, &d); err != nil {
+			rows.Close()
+			return webhook.ListResult{}, wrap("list", err)
+		}
+		res.Deliveries = append(res.Deliveries, d)
+	}
+	if err := rows.Err(); err != nil {
+		return webhook.ListResult{}, wrap("list", err)
+	}
+	if len(res.Deliveries) > limit {
+		res.Deliveries = res.Deliveries[:limit]
+		res.Next = res.Deliveries[limit-1].ID
+	}
+	return res, nil
+}
+
+// Attempts implements webhook.Store.
+func (s *Store) Attempts(ctx context.Context, deliveryID string) ([]webhook.Attempt, error) {
+	if err := s.check(ctx); err != nil {
+		return nil, err
+	}
+	rows, err := s.pool.Query(ctx, `SELECT a.number, a.started_at, a.duration_ns, a.status_code, a.error, a.response_body
+		FROM `+s.deliveries+` d LEFT JOIN `+s.attempts+` a ON a.delivery_id = d.id
+		WHERE d.id = $1 ORDER BY a.number`, deliveryID)
+	if err != nil {
+		return nil, wrap("attempts", err)
+	}
+	var out []webhook.Attempt
+	found := false
+	for rows.Next() {
+		found = true
+		var (
+			number, status *int32
+			started        *time.Time
+			duration       *int64
+			errText        *string
+			body           []byte
+		)
+		if err := rows.Scan(&number, &started, &duration, &status, &errText, &body); err != nil {
+			rows.Close()
+			return nil, wrap("attempts", err)
+		}
+		if number == nil { // the delivery, without attempts
+			continue
+		}
+		out = append(out, webhook.Attempt{
+			DeliveryID: deliveryID, Number: int(*number), StartedAt: started.UTC(),
+			Duration: time.Duration(*duration), StatusCode: int(*status), Error: *errText, ResponseBody: body,
+		})
+	}
+	if err := rows.Err(); err != nil {
+		return nil, wrap("attempts", err)
+	}
+	if !found {
+		return nil, fmt.Errorf("%w: %s", webhook.ErrNotFound, deliveryID)
+	}
+	return out, nil
+}
+
+// Requeue implements webhook.Store, in one transaction; the commit wakes listening
+// Senders.
+func (s *Store) Requeue(ctx context.Context, p webhook.RequeueParams) (int, error) {
+	if err := s.check(ctx); err != nil {
+		return 0, err
+	}
+	const set = ` SET state = 'pending', attempts = 0, queued_at = $1, next_attempt_at = $1, updated_at = $1 `
+	if len(p.IDs) == 0 {
+		var n int
+		err := s.pool.QueryRow(ctx, `WITH upd AS (
+			UPDATE `+s.deliveries+set+`WHERE state = 'failed' AND endpoint_id = $2 AND created_at >= $3 RETURNING 1
+		) SELECT (SELECT count(*) FROM upd), (SELECT pg_notify($4, '') WHERE EXISTS (SELECT 1 FROM upd)) IS NULL`,
+			p.Now, p.EndpointID, p.Since, s.cfg.channel).Scan(&n, nil)
+		if err != nil {
+			return 0, wrap("requeue", err)
+		}
+		return n, nil
+	}
+	var n int
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		rows, _ := tx.Query(ctx, "SELECT id, state FROM "+s.deliveries+" WHERE id = ANY($1) ORDER BY id FOR UPDATE", p.IDs)
+		states := make(map[string]webhook.State, len(p.IDs))
+		var id, state string
+		if _, err := pgx.ForEachRow(rows, []any{&id, &state}, func() error {
+			states[id] = webhook.State(state)
+			return nil
+		}); err != nil {
+			return err
+		}
+		for _, id := range p.IDs {
+			st, ok := states[id]
+			if !ok {
+				return fmt.Errorf("%w: %s", webhook.ErrNotFound, id)
+			}
+			if !st.Finished() {
+				return fmt.Errorf("%w: %s is %s; only succeeded or failed deliveries can be requeued", webhook.ErrInvalidState, id, st)
+			}
+		}
+		b := &pgx.Batch{}
+		b.Queue("UPDATE "+s.deliveries+set+"WHERE id = ANY($2)", p.Now, p.IDs)
+		b.Queue("SELECT pg_notify($1, '')", s.cfg.channel)
+		if err := tx.SendBatch(ctx, b).Close(); err != nil {
+			return err
+		}
+		n = len(states)
+		return nil
+	})
+	if err != nil {
+		if errors.Is(err, webhook.ErrNotFound) || errors.Is(err, webhook.ErrInvalidState) {
+			return 0, err
+		}
+		return 0, wrap("requeue", err)
+	}
+	return n, nil
+}
+
+// NextDue implements webhook.Store with two index lookups.
+func (s *Store) NextDue(ctx context.Context, exclude []string) (time.Time, error) {
+	if err := s.check(ctx); err != nil {
+		return time.Time{}, err
+	}
+	if exclude == nil {
+		exclude = []string{}
+	}
+	var next *time.Time
+	err := s.pool.QueryRow(ctx, `SELECT least(
+		(SELECT min(next_attempt_at) FROM `+s.deliveries+` WHERE state = 'pending' AND endpoint_id <> ALL($1::text[])),
+		(SELECT min(lease_expires_at) FROM `+s.deliveries+` WHERE state = 'in_flight' AND endpoint_id <> ALL($1::text[])))`,
+		exclude).Scan(&next)
+	if err != nil {
+		return time.Time{}, wrap("next due", err)
+	}
+	if next == nil {
+		return time.Time{}, nil
+	}
+	return next.UTC(), nil
+}
+
+// Prune implements webhook.Store in one statement; attempts go with their deliveries (ON
+// DELETE CASCADE).
+func (s *Store) Prune(ctx context.Context, p webhook.PruneParams) (int, error) {
+	if err := s.check(ctx); err != nil {
+		return 0, err
+	}
+	var succeeded, failed *time.Time
+	if !p.SucceededBefore.IsZero() {
+		succeeded = &p.SucceededBefore
+	}
+	if !p.FailedBefore.IsZero() {
+		failed = &p.FailedBefore
+	}
+	if succeeded == nil && failed == nil {
+		return 0, nil
+	}
+	tag, err := s.pool.Exec(ctx, `DELETE FROM `+s.deliveries+`
+		WHERE (state = 'succeeded' AND updated_at < $1) OR (state = 'failed' AND updated_at < $2)`, succeeded, failed)
+	if err != nil {
+		return 0, wrap("prune", err)
+	}
+	return int(tag.RowsAffected()), nil
+}
+
+// check fails calls on a closed store or with a finished context.
+func (s *Store) check(ctx context.Context) error {
+	if s.closed.Load() {
+		return errClosed
+	}
+	return ctx.Err()
+}
+
+func wrap(op string, err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "42P01" {
+		return fmt.Errorf("pgstore: %s: the store's tables are missing; call (*Store).Migrate first: %w", op, err)
+	}
+	return fmt.Errorf("pgstore: %s: %w", op, err)
+}

@@ -1,0 +1,212 @@
+package pgstore_test
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/hooksmith/webhook"
+	"github.com/hooksmith/webhook/internal/pgtest"
+	"github.com/hooksmith/webhook/pgstore"
+	"github.com/hooksmith/webhook/storetest"
+)
+
+// TestConformance runs the Store conformance suite, each subtest in a fresh schema of one
+// database (creating a database per subtest would be slower and prove nothing more).
+func TestConformance(t *testing.T) {
+	pool := newPool(t, pgtest.URL(t))
+	var n atomic.Int32
+	storetest.Run(t, func(t *testing.T) webhook.Store {
+		return newStore(t, pool, pgstore.WithSchema(fmt.Sprintf("conformance_%d", n.Add(1))))
+	})
+}
+
+func TestMigrate(t *testing.T) {
+	pool := newPool(t, pgtest.URL(t))
+	ctx := t.Context()
+	s, err := pgstore.New(ctx, pool, pgstore.WithSchema("hooks"), pgstore.WithTablePrefix("app_"))
+	require.NoError(t, err)
+	defer s.Close()
+
+	// Five processes starting at once all migrate; the advisory lock serializes them.
+	var wg sync.WaitGroup
+	errs := make([]error, 5)
+	for i := range errs {
+		wg.Go(func() { errs[i] = s.Migrate(ctx) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		require.NoError(t, err, "Migrate #%d", i)
+	}
+	require.NoError(t, s.Migrate(ctx), "Migrate again")
+
+	var tables []string
+	rows, _ := pool.Query(ctx, `SELECT table_name FROM information_schema.tables WHERE table_schema = 'hooks' ORDER BY 1`)
+	tables, err = pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	assert.Equal(t, []string{"app_attempts", "app_deliveries", "app_migrations"}, tables)
+	var applied int
+	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM hooks.app_migrations`).Scan(&applied))
+	files, err := fs.Glob(pgstore.Migrations(), "*.up.sql")
+	require.NoError(t, err)
+	assert.Equal(t, len(files), applied, "each migration recorded once")
+}
+
+func TestMigrationsFS(t *testing.T) {
+	fsys := pgstore.Migrations(pgstore.WithSchema("billing"), pgstore.WithTablePrefix("wh_"))
+	require.NotNil(t, fsys)
+	entries, err := fs.ReadDir(fsys, ".")
+	require.NoError(t, err)
+	require.NotEmpty(t, entries)
+	assert.Equal(t, "0001_init.up.sql", entries[0].Name())
+	b, err := fs.ReadFile(fsys, entries[0].Name())
+	require.NoError(t, err)
+	assert.Contains(t, string(b), `CREATE TABLE "billing"."wh_deliveries"`)
+	assert.NotContains(t, string(b), "{{")
+
+	// The rendered files are what Migrate applies: a user's own tool gets the same schema.
+	pool := newPool(t, pgtest.URL(t))
+	for _, e := range entries {
+		sql, err := fs.ReadFile(fsys, e.Name())
+		require.NoError(t, err)
+		_, err = pool.Exec(t.Context(), "CREATE SCHEMA IF NOT EXISTS billing; "+string(sql))
+		require.NoError(t, err, e.Name())
+	}
+	s, err := pgstore.New(t.Context(), pool, pgstore.WithSchema("billing"), pgstore.WithTablePrefix("wh_"))
+	require.NoError(t, err)
+	defer s.Close()
+	require.NoError(t, s.Enqueue(t.Context(), []webhook.Delivery{storetest.Delivery("dlv_0001", "ep", time.Now())}))
+}
+
+func TestNewRejectsBadOptions(t *testing.T) {
+	pool := newPool(t, pgtest.URL(t))
+	for _, opt := range []pgstore.Option{
+		pgstore.WithSchema("Bad-Name"),
+		pgstore.WithSchema(""),
+		pgstore.WithTablePrefix("x;drop"),
+		pgstore.WithTablePrefix(strings.Repeat("p", 40)),
+		pgstore.WithChannel(""),
+		pgstore.WithBatchSize(0),
+	} {
+		_, err := pgstore.New(t.Context(), pool, opt)
+		assert.ErrorIs(t, err, webhook.ErrInvalidOption)
+	}
+	_, err := pgstore.New(t.Context(), nil)
+	assert.ErrorIs(t, err, webhook.ErrInvalidOption)
+}
+
+func TestMissingTablesSayMigrate(t *testing.T) {
+	pool := newPool(t, pgtest.URL(t))
+	s, err := pgstore.New(t.Context(), pool)
+	require.NoError(t, err)
+	defer s.Close()
+	_, err = s.Get(t.Context(), "dlv_0001")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "Migrate")
+}
+
+func TestEnqueueTxNeedsPgxTx(t *testing.T) {
+	s := newStore(t, newPool(t, pgtest.URL(t)))
+	err := s.EnqueueTx(t.Context(), "not a tx", []webhook.Delivery{storetest.Delivery("dlv_0001", "ep", time.Now())})
+	assert.ErrorIs(t, err, webhook.ErrInvalidOption)
+}
+
+// TestRecordBatchesKeepTheirOwnResults records many attempts at once, so that they are
+// written in shared batches, some with a lost lease or an unknown ID among them.
+func TestRecordBatchesKeepTheirOwnResults(t *testing.T) {
+	s := newStore(t, newPool(t, pgtest.URL(t)))
+	ctx := t.Context()
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	const n = 300
+	ds := make([]webhook.Delivery, n)
+	for i := range ds {
+		ds[i] = storetest.Delivery(fmt.Sprintf("dlv_%04d", i), fmt.Sprintf("ep_%d", i%7), now)
+	}
+	require.NoError(t, s.Enqueue(ctx, ds))
+	claimed, err := s.Claim(ctx, webhook.ClaimParams{Now: now, Limit: n, Owner: "a", LeaseUntil: now.Add(time.Minute)})
+	require.NoError(t, err)
+	require.Len(t, claimed, n)
+
+	errs := make([]error, n+1)
+	var wg sync.WaitGroup
+	for i := range n + 1 {
+		wg.Go(func() {
+			p := webhook.RecordParams{DeliveryID: fmt.Sprintf("dlv_%04d", i), Owner: "a", Now: now.Add(time.Second),
+				State: webhook.StateSucceeded, Attempt: &webhook.Attempt{StartedAt: now, StatusCode: 204, Duration: time.Millisecond}}
+			if i%10 == 0 {
+				p.Owner = "b" // not the lease holder
+			}
+			errs[i] = s.Record(ctx, p)
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		switch {
+		case i == n:
+			assert.ErrorIs(t, err, webhook.ErrNotFound, "record %d", i)
+		case i%10 == 0:
+			assert.ErrorIs(t, err, webhook.ErrLeaseLost, "record %d", i)
+		default:
+			assert.NoError(t, err, "record %d", i)
+		}
+	}
+	res, err := s.List(ctx, webhook.ListParams{State: webhook.StateSucceeded, Limit: n})
+	require.NoError(t, err)
+	assert.Len(t, res.Deliveries, n-n/10)
+	as, err := s.Attempts(ctx, "dlv_0001")
+	require.NoError(t, err)
+	require.Len(t, as, 1)
+	assert.Equal(t, 1, as[0].Number)
+}
+
+// TestNotifyAcrossStores shows that work enqueued through one Store (another process, in
+// effect) wakes a listener on another, and that a lost LISTEN connection is re-established.
+func TestNotifyAcrossStores(t *testing.T) {
+	url := pgtest.URL(t)
+	listener := newStore(t, newPool(t, url))
+	writer := newStore(t, newPool(t, url))
+	ctx := t.Context()
+	wake := listener.Notify()
+	waitWake := func(what string) {
+		t.Helper()
+		select {
+		case <-wake:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no wake-up after %s", what)
+		}
+	}
+	waitWake("LISTEN started") // the listener announces its own start
+	require.NoError(t, writer.Enqueue(ctx, []webhook.Delivery{storetest.Delivery("dlv_0001", "ep", time.Now())}))
+	waitWake("Enqueue")
+
+	// Kill the listening backend: the store reconnects and wakes its Senders, since
+	// notifications may have been missed meanwhile.
+	admin := newPool(t, url)
+	_, err := admin.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+		WHERE query LIKE 'LISTEN %' AND pid <> pg_backend_pid()`)
+	require.NoError(t, err)
+	waitWake("reconnecting")
+	require.NoError(t, writer.Enqueue(ctx, []webhook.Delivery{storetest.Delivery("dlv_0002", "ep", time.Now())}))
+	waitWake("Enqueue after reconnecting")
+}
+
+func TestClosedStoreFails(t *testing.T) {
+	pool := newPool(t, pgtest.URL(t))
+	s, err := pgstore.New(context.Background(), pool)
+	require.NoError(t, err)
+	require.NoError(t, s.Migrate(t.Context()))
+	s.Notify()
+	s.Close()
+	s.Close()
+	assert.Error(t, s.Record(t.Context(), webhook.RecordParams{DeliveryID: "x", State: webhook.StateSucceeded}))
+	assert.Error(t, s.Enqueue(t.Context(), []webhook.Delivery{storetest.Delivery("dlv_0001", "ep", time.Now())}))
+}
