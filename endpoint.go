@@ -59,6 +59,11 @@ type Endpoint struct {
 	RateLimit float64
 	// RateBurst is the bucket size for RateLimit. Zero means max(1, RateLimit).
 	RateBurst int
+	// Ordered delivers this endpoint's events strictly in the order they were sent
+	// (FIFO): a delivery is not attempted before the previous one to the endpoint
+	// succeeded or failed for good. It costs throughput: one attempt at a time, and a
+	// delivery waiting for a retry holds back every later one. Off by default.
+	Ordered bool
 }
 
 // endpointEntry is an endpoint compiled for the hot path.
@@ -186,6 +191,7 @@ type regSnapshot struct {
 	ordered  []*endpointEntry // by ID, for a deterministic fan-out order
 	disabled []string         // IDs of disabled endpoints, excluded from claims
 	limited  []*endpointEntry // endpoints with a RateLimit
+	fifo     []string         // IDs of Ordered endpoints
 	// minMaxInFlight is the least Endpoint.MaxInFlight set on any endpoint, 0 if none.
 	minMaxInFlight int
 }
@@ -222,6 +228,9 @@ func (r *registry) update(fn func(m map[string]*endpointEntry) error) error {
 			s.disabled = append(s.disabled, e.ep.ID)
 		} else if e.limiter != nil {
 			s.limited = append(s.limited, e)
+		}
+		if e.ep.Ordered {
+			s.fifo = append(s.fifo, e.ep.ID)
 		}
 		if n := e.ep.MaxInFlight; n > 0 && (s.minMaxInFlight == 0 || n < s.minMaxInFlight) {
 			s.minMaxInFlight = n

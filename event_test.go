@@ -355,3 +355,13 @@ func FuzzMatchEventType(f *testing.F) {
 		}
 	})
 }
+
+func TestNewIDMonotonicWithinAMillisecond(t *testing.T) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	prev := newID("dlv_", now)
+	for range 10000 {
+		id := newID("dlv_", now)
+		require.Less(t, prev, id, "IDs made one after another in the same millisecond increase")
+		prev = id
+	}
+}

@@ -110,6 +110,7 @@ func (m *MemoryStore) Claim(ctx context.Context, p ClaimParams) ([]Delivery, err
 	if p.MaxPerEndpoint > 0 {
 		taken = make(map[string]int)
 	}
+	ordered := exclusion(p.Ordered)
 	full := func(endpointID string) bool {
 		return taken != nil && taken[endpointID] >= p.MaxPerEndpoint
 	}
@@ -141,6 +142,16 @@ func (m *MemoryStore) Claim(ctx context.Context, p ClaimParams) ([]Delivery, err
 			skipped = append(skipped, heap.Pop(&m.ready).(*epQueue))
 			continue
 		}
+		if ordered(q.id) {
+			// Only the endpoint's oldest unfinished delivery may go, and only once; the
+			// queue is set aside either way, to be put back if anything is left in it.
+			skipped = append(skipped, heap.Pop(&m.ready).(*epQueue))
+			if head := m.orderedHead(q); head != nil && !head.d.NextAttemptAt.After(p.Now) {
+				heap.Remove(&q.items, head.idx)
+				out = append(out, m.lease(head, p))
+			}
+			continue
+		}
 		it := heap.Pop(&q.items).(*memItem)
 		if len(q.items) == 0 {
 			heap.Pop(&m.ready)
@@ -154,9 +165,31 @@ func (m *MemoryStore) Claim(ctx context.Context, p ClaimParams) ([]Delivery, err
 		}
 	}
 	for _, q := range skipped {
+		if len(q.items) == 0 {
+			delete(m.queues, q.id)
+			continue
+		}
 		heap.Push(&m.ready, q)
 	}
 	return out, nil
+}
+
+// orderedHead returns q's endpoint's oldest unfinished delivery if it is pending, or nil
+// if that delivery is in flight. It scans the endpoint's pending deliveries and the
+// leases: the documented cost of strict ordering in the memory store.
+func (m *MemoryStore) orderedHead(q *epQueue) *memItem {
+	var head *memItem
+	for _, it := range q.items {
+		if head == nil || it.d.ID < head.d.ID {
+			head = it
+		}
+	}
+	for _, it := range m.leases {
+		if it.d.EndpointID == q.id && it.d.ID < head.d.ID {
+			return nil
+		}
+	}
+	return head
 }
 
 func (m *MemoryStore) lease(it *memItem, p ClaimParams) Delivery {

@@ -70,7 +70,7 @@ func (s *Sender) dispatch() {
 			ex := s.exclusions(perEndpoint, now)
 			exclude, reopen := ex.exclude, ex.reopen
 			params := ClaimParams{Now: now, Limit: free, Owner: s.id, LeaseUntil: now.Add(s.cfg.lease),
-				ExcludeEndpoints: exclude, MaxPerEndpoint: ex.capPer}
+				ExcludeEndpoints: exclude, MaxPerEndpoint: ex.capPer, Ordered: s.reg.load().fifo}
 			if len(ex.failing) > 0 {
 				// Healthy endpoints first; then the failing ones, within their share.
 				params.ExcludeEndpoints = append(exclude[:len(exclude):len(exclude)], ex.failing...)
@@ -189,7 +189,9 @@ func (s *Sender) exclusions(perEndpoint map[string]int, now time.Time) claimLimi
 	}
 	for id := range perEndpoint {
 		limit := s.cfg.endpointLimit
-		if e, ok := snap.byID[id]; ok && e.ep.MaxInFlight > 0 {
+		if e, ok := snap.byID[id]; ok && e.ep.Ordered {
+			limit = 1
+		} else if ok && e.ep.MaxInFlight > 0 {
 			limit = e.ep.MaxInFlight
 		}
 		room(id, limit)
@@ -308,6 +310,11 @@ func (s *Sender) attempt(d Delivery) {
 	var pauseUntil time.Time
 	if retryAfter > 0 {
 		pauseUntil = s.clock.Now().Add(min(retryAfter, s.retry.MaxRetryAfter))
+	}
+	if e.ep.Ordered && p.State == StatePending && p.NextAttemptAt.After(pauseUntil) {
+		// The endpoint's later deliveries wait for this one: nothing to claim there
+		// before its retry, so do not look.
+		pauseUntil = p.NextAttemptAt
 	}
 	ch := s.health.record(e.ep.ID, s.clock.Now(), verdict == Delivered, pauseUntil)
 	s.finish(d, e, p, verdict)

@@ -85,6 +85,12 @@ type ClaimParams struct {
 	// MaxPerEndpoint caps how many deliveries of any one endpoint this claim returns, so a
 	// backlog for one endpoint cannot fill every free worker. Zero means no cap.
 	MaxPerEndpoint int
+	// Ordered lists endpoints whose deliveries go strictly one after another (FIFO, see
+	// Endpoint.Ordered): for each, the claim returns at most the endpoint's oldest
+	// unfinished delivery (lowest ID), and only if it is pending and due. While that
+	// delivery is in flight or waiting for a retry, the endpoint's later deliveries are
+	// not claimed. (An expired lease of it may be claimed again as usual.)
+	Ordered []string
 }
 
 // RecordParams are the arguments of Store.Record: the result of one attempt and the state
