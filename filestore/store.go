@@ -328,6 +328,11 @@ func (s *Store) Enqueue(ctx context.Context, ds []webhook.Delivery) error {
 // Claim implements webhook.Store: in one write transaction it takes expired leases first,
 // in expiry order, then due pending deliveries in NextAttemptAt order, merging the
 // endpoints' queues so that an excluded endpoint's backlog is skipped without being read.
+//
+// An ordered endpoint (ClaimParams.Ordered) gives out only its oldest unfinished
+// delivery. Finding it costs a scan of that endpoint's whole pending queue (it is kept in
+// due-time order, not ID order) when the endpoint comes up, and one scan of all leases per
+// Claim in which any ordered endpoint comes up; claims without Ordered pay nothing.
 func (s *Store) Claim(ctx context.Context, p webhook.ClaimParams) ([]webhook.Delivery, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -336,6 +341,7 @@ func (s *Store) Claim(ctx context.Context, p webhook.ClaimParams) ([]webhook.Del
 		return nil, nil
 	}
 	excluded := exclusion(p.ExcludeEndpoints)
+	ordered := exclusion(p.Ordered)
 	var taken map[string]int
 	if p.MaxPerEndpoint > 0 {
 		taken = make(map[string]int)
@@ -380,6 +386,7 @@ func (s *Store) Claim(ctx context.Context, p webhook.ClaimParams) ([]webhook.Del
 		// its earliest due time, so an endpoint's queue is opened only when its head comes
 		// up, and an excluded endpoint costs one key however long its queue.
 		var queues queueHeap
+		var leased map[string][]byte // ordered endpoints' lowest in-flight IDs, read once when needed
 		hc, dc := b.heads.Cursor(), b.due.Cursor()
 		hk, _ := hc.First()
 		for len(picks) < p.Limit {
@@ -395,6 +402,20 @@ func (s *Store) Claim(ctx context.Context, p webhook.ClaimParams) ([]webhook.Del
 				if k == nil || !bytes.HasPrefix(k, prefix) {
 					return fmt.Errorf("%w: endpoint %q is listed as due but has no pending delivery; the index is damaged", errCorrupt, ep)
 				}
+				if ordered(ep) {
+					if leased == nil {
+						leased = oldestLeases(b.leases, ordered)
+					}
+					head := orderedHead(dc, k, len(prefix))
+					if low, ok := leased[ep]; ok && bytes.Compare(low, head[len(prefix)+timeKeyLen:]) < 0 {
+						continue // an older delivery is in flight
+					}
+					if bytes.Compare(head[len(prefix):len(prefix)+timeKeyLen], now) > 0 {
+						continue // the oldest is waiting for a retry
+					}
+					heap.Push(&queues, queueHead{endpointID: ep, key: head, prefix: len(prefix), only: true})
+					continue
+				}
 				heap.Push(&queues, queueHead{endpointID: ep, key: slices.Clone(k), prefix: len(prefix)})
 				continue
 			}
@@ -403,7 +424,7 @@ func (s *Store) Claim(ctx context.Context, p webhook.ClaimParams) ([]webhook.Del
 			}
 			q := heap.Pop(&queues).(queueHead)
 			take(pick{id: string(q.key[q.prefix+timeKeyLen:]), endpointID: q.endpointID, due: q.key})
-			if full(q.endpointID) {
+			if q.only || full(q.endpointID) {
 				continue
 			}
 			dc.Seek(q.key)
@@ -457,11 +478,42 @@ func (s *Store) Claim(ctx context.Context, p webhook.ClaimParams) ([]webhook.Del
 	return out, nil
 }
 
+// orderedHead returns the due key of the lowest delivery ID in the endpoint queue that
+// first (the queue's first key, with an endpoint part of prefix bytes) starts. The queue is
+// in due-time order, so this reads all of it. The cursor is left anywhere.
+func orderedHead(dc *bolt.Cursor, first []byte, prefix int) []byte {
+	head := slices.Clone(first)
+	for k, _ := dc.Seek(first); k != nil && bytes.HasPrefix(k, first[:prefix]); k, _ = dc.Next() {
+		if bytes.Compare(k[prefix+timeKeyLen:], head[prefix+timeKeyLen:]) < 0 {
+			head = append(head[:0], k...)
+		}
+	}
+	return head
+}
+
+// oldestLeases returns, for each ordered endpoint with deliveries in flight, the lowest
+// of their IDs. It reads every lease.
+func oldestLeases(leases *bolt.Bucket, ordered func(string) bool) map[string][]byte {
+	out := make(map[string][]byte)
+	c := leases.Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		ep := string(v)
+		if !ordered(ep) {
+			continue
+		}
+		if low, ok := out[ep]; !ok || bytes.Compare(k[timeKeyLen:], low) < 0 {
+			out[ep] = slices.Clone(k[timeKeyLen:])
+		}
+	}
+	return out
+}
+
 // queueHead is the earliest unclaimed due delivery of one endpoint during a Claim.
 type queueHead struct {
 	endpointID string
 	key        []byte // its due key
 	prefix     int    // the length of the endpoint part of key
+	only       bool   // an ordered endpoint's oldest delivery: nothing after it may go
 }
 
 func (q queueHead) at() []byte { return q.key[q.prefix : q.prefix+timeKeyLen] }

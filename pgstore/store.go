@@ -290,6 +290,12 @@ func enqueueArgs(ds []webhook.Delivery) []any {
 // leases are locked with SKIP LOCKED (so concurrent claimers never wait for or return the
 // same row), capped per endpoint, and leased. Expired leases come first, then pending
 // deliveries in NextAttemptAt order.
+//
+// A pending delivery of an ordered endpoint (ClaimParams.Ordered) is a candidate only if
+// it is the endpoint's lowest unfinished ID, found per candidate row by walking the
+// (endpoint_id, id) index from its start: that walk passes over the endpoint's finished
+// deliveries not yet pruned, so keep ordered endpoints' history pruned. Claims without
+// Ordered use a statement without the check.
 func (s *Store) Claim(ctx context.Context, p webhook.ClaimParams) ([]webhook.Delivery, error) {
 	if err := s.check(ctx); err != nil {
 		return nil, err
@@ -309,6 +315,10 @@ func (s *Store) Claim(ctx context.Context, p webhook.ClaimParams) ([]webhook.Del
 	args := []any{p.Now, exclude, p.Owner, p.LeaseUntil}
 	if shape.capped {
 		args = append(args, p.MaxPerEndpoint)
+	}
+	if len(p.Ordered) > 0 {
+		shape.ordered = true
+		args = append(args, p.Ordered)
 	}
 	rows, err := s.pool.Query(ctx, s.claimQuery(shape), args...)
 	if err != nil {
@@ -345,6 +355,7 @@ func (s *Store) Claim(ctx context.Context, p webhook.ClaimParams) ([]webhook.Del
 type claimShape struct {
 	limit, candidates int
 	capped            bool // rank by endpoint, for MaxPerEndpoint
+	ordered           bool // only the oldest unfinished delivery of ClaimParams.Ordered's endpoints
 }
 
 // claimQuery returns the claim statement for shape. The limits are literals, not
@@ -367,14 +378,29 @@ func (s *Store) claimQuery(shape claimShape) string {
 		FROM (SELECT * FROM expired UNION ALL SELECT * FROM pending) c
 	) r WHERE rn <= $5::int ORDER BY k, due, id LIMIT ` + limit
 	}
+	// An ordered endpoint's pending delivery goes only if no lower ID is unfinished: the
+	// subquery reads the (endpoint_id, id) index in order and stops at the first pending
+	// or in-flight row. The OR's first arm spares every other endpoint the lookup. Rows a
+	// concurrent claim has locked are still pending in this snapshot, so they block too.
+	ordered := ""
+	if shape.ordered {
+		param := "$5"
+		if shape.capped {
+			param = "$6"
+		}
+		ordered = `
+	AND (endpoint_id <> ALL(` + param + `::text[]) OR id = (
+		SELECT min(d2.id) FROM ` + s.deliveries + ` d2
+		WHERE d2.endpoint_id = d.endpoint_id AND d2.state IN ('pending', 'in_flight')))`
+	}
 	q := `
 WITH expired AS (
 	SELECT id, endpoint_id, 0 AS k, lease_expires_at AS due FROM ` + s.deliveries + `
 	WHERE state = 'in_flight' AND lease_expires_at <= $1 AND endpoint_id <> ALL($2::text[])
 	ORDER BY lease_expires_at LIMIT ` + cand + ` FOR UPDATE SKIP LOCKED
 ), pending AS (
-	SELECT id, endpoint_id, 1 AS k, next_attempt_at AS due FROM ` + s.deliveries + `
-	WHERE state = 'pending' AND next_attempt_at <= $1 AND endpoint_id <> ALL($2::text[])
+	SELECT id, endpoint_id, 1 AS k, next_attempt_at AS due FROM ` + s.deliveries + ` d
+	WHERE state = 'pending' AND next_attempt_at <= $1 AND endpoint_id <> ALL($2::text[])` + ordered + `
 	ORDER BY next_attempt_at, id LIMIT ` + cand + ` FOR UPDATE SKIP LOCKED
 ), picked AS (
 	` + picked + `

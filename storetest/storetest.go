@@ -58,6 +58,7 @@ func Run(t *testing.T, newStore func(t *testing.T) webhook.Store) {
 	}{
 		{"Enqueue", enqueueTests},
 		{"Claim", claimTests},
+		{"Ordered", orderedTests},
 		{"Record", recordTests},
 		{"Attempts", attemptsTests},
 		{"List", listTests},
