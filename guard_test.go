@@ -18,7 +18,7 @@ import (
 func guarded(t *testing.T, rep *reports, url string, opts ...webhook.Option) *webhook.Sender {
 	opts = append(opts, rep.hooks(), webhook.WithAllowedNetworks(netip.MustParsePrefix("192.0.2.0/24")),
 		webhook.WithEndpoints(endpoint("ep", url, webhook.NewSecret())))
-	return newSender(t, opts...)
+	return startSender(t, opts...)
 }
 
 func TestGuardRefusesLoopbackByAddressAndByName(t *testing.T) {

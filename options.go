@@ -408,7 +408,7 @@ func WithProxy(proxy func(*http.Request) (*url.URL, error)) Option {
 // guardOnByDefault: the destination guard protects every Sender that does not configure
 // it. Until every test and example states the loopback networks it needs, it is off
 // unless an option configures it.
-const guardOnByDefault = false
+const guardOnByDefault = true
 
 // WithCircuitBreaker configures the per-endpoint circuit breaker: after threshold
 // consecutive failed attempts an endpoint gets no attempts for cooldown, then one probe;

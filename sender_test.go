@@ -32,7 +32,14 @@ func testCtx(t *testing.T) context.Context {
 	return ctx
 }
 
+// newSender starts a Sender closed at the end of the test. The destination guard allows
+// loopback, where the tests' receivers listen; guard tests use startSender.
 func newSender(t *testing.T, opts ...webhook.Option) *webhook.Sender {
+	t.Helper()
+	return startSender(t, append([]webhook.Option{loopback}, opts...)...)
+}
+
+func startSender(t *testing.T, opts ...webhook.Option) *webhook.Sender {
 	t.Helper()
 	s, err := webhook.NewSender(opts...)
 	require.NoError(t, err)
@@ -583,7 +590,7 @@ func TestCloseLeavesUndeliveredInStoreAndAbortsInFlight(t *testing.T) {
 	t.Cleanup(srv.Close)
 	store := webhook.NewMemoryStore(0)
 	clk := webhooktest.NewClock(time.Now())
-	s, err := webhook.NewSender(webhook.WithStore(store), webhook.WithClock(clk), webhook.WithWorkers(1),
+	s, err := webhook.NewSender(webhook.WithStore(store), webhook.WithClock(clk), webhook.WithWorkers(1), loopback,
 		webhook.WithEndpoints(endpoint("ep", srv.URL, webhook.NewSecret())))
 	require.NoError(t, err)
 	ctx := testCtx(t)

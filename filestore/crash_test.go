@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -145,7 +146,7 @@ func TestCrashChild(t *testing.T) {
 	fs, err := filestore.Open(os.Getenv(crashDBEnv), filestore.WithLockTimeout(10*time.Second))
 	require.NoError(t, err)
 	defer fs.Close()
-	s, err := webhook.NewSender(webhook.WithStore(fs),
+	s, err := webhook.NewSender(webhook.WithStore(fs), webhook.WithAllowedNetworks(netip.MustParsePrefix("127.0.0.0/8")),
 		webhook.WithEndpoints(webhook.Endpoint{ID: "ep_crash", URL: os.Getenv(crashURLEnv), Secret: os.Getenv(crashKeyEnv)}),
 		webhook.WithWorkers(crashWorkers), webhook.WithEndpointConcurrency(crashWorkers), webhook.WithTimeout(time.Second), webhook.WithLeaseDuration(6*time.Second))
 	require.NoError(t, err)

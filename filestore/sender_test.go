@@ -2,6 +2,7 @@ package filestore_test
 
 import (
 	"fmt"
+	"net/netip"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -29,7 +30,7 @@ func TestSenderDelivers(t *testing.T) {
 		fs, err := filestore.Open(path)
 		require.NoError(t, err)
 		defer func() { require.NoError(t, fs.Close()) }()
-		s, err := webhook.NewSender(webhook.WithStore(fs),
+		s, err := webhook.NewSender(webhook.WithStore(fs), webhook.WithAllowedNetworks(netip.MustParsePrefix("127.0.0.0/8")),
 			webhook.WithEndpoints(webhook.Endpoint{ID: "ep_1", URL: rcv.URL + "/hook", Secret: secret}))
 		require.NoError(t, err)
 		defer func() { require.NoError(t, s.Close(ctx)) }()

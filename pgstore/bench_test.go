@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -39,7 +40,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 	run := func(b *testing.B, store webhook.Store) {
 		r := &benchRun{target: int64(b.N), done: make(chan struct{})}
 		cur.Store(r)
-		sender, err := webhook.NewSender(webhook.WithStore(store), webhook.WithWorkers(benchWorkers),
+		sender, err := webhook.NewSender(webhook.WithStore(store), webhook.WithWorkers(benchWorkers), webhook.WithAllowedNetworks(netip.MustParsePrefix("127.0.0.0/8")),
 			webhook.WithEndpointConcurrency(benchWorkers),
 			webhook.WithEndpoints(webhook.Endpoint{ID: "ep_bench", URL: srv.URL, Secret: webhook.NewSecret()}))
 		require.NoError(b, err)

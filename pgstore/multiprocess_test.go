@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"os/exec"
 	"strconv"
@@ -220,7 +221,7 @@ func TestSenderChild(t *testing.T) {
 	store, err := pgstore.New(t.Context(), pool, pgstore.WithSchema(mpSchema))
 	require.NoError(t, err)
 	t.Cleanup(store.Close)
-	sender, err := webhook.NewSender(webhook.WithStore(store),
+	sender, err := webhook.NewSender(webhook.WithStore(store), webhook.WithAllowedNetworks(netip.MustParsePrefix("127.0.0.0/8")),
 		webhook.WithEndpoints(webhook.Endpoint{ID: "ep_parent", URL: os.Getenv(envReceiver), Secret: os.Getenv(envSecret)}),
 		webhook.WithWorkers(mpWorkers), webhook.WithEndpointConcurrency(mpWorkers),
 		webhook.WithTimeout(time.Second), webhook.WithLeaseDuration(6*time.Second),

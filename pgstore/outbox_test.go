@@ -2,6 +2,7 @@ package pgstore_test
 
 import (
 	"context"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -25,7 +26,7 @@ func TestTransactionalOutbox(t *testing.T) {
 
 	secret := webhook.NewSecret()
 	rcv := webhooktest.NewReceiver(t, secret)
-	sender, err := webhook.NewSender(webhook.WithStore(store),
+	sender, err := webhook.NewSender(webhook.WithStore(store), webhook.WithAllowedNetworks(netip.MustParsePrefix("127.0.0.0/8")),
 		webhook.WithEndpoints(webhook.Endpoint{ID: "ep_orders", URL: rcv.URL, Secret: secret}),
 		webhook.WithPollInterval(time.Hour))
 	require.NoError(t, err)

@@ -21,6 +21,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"strings"
@@ -123,6 +124,9 @@ func run(ctx context.Context, out io.Writer, opts ...webhook.Option) error {
 			MaxAttempts: maxAttempts,
 		}),
 		webhook.WithHooks(webhook.Hooks{OnAttempt: func(r webhook.AttemptReport) { reports <- r }}),
+		// The destination guard refuses loopback and private networks by default, so a
+		// customer's URL cannot reach into yours; this demo's receiver is on loopback.
+		webhook.WithAllowedNetworks(netip.MustParsePrefix("127.0.0.0/8")),
 	}, opts...)
 	sender, err := webhook.NewSender(opts...)
 	if err != nil {
