@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"encoding/base64"
 	"fmt"
 	"math"
 	"net/http"
@@ -151,6 +152,11 @@ func compileEndpoint(ep Endpoint, versionHeader string) (*endpointEntry, error) 
 		}
 		e.header.Set(k, v)
 		e.ep.Headers[k] = v
+	}
+	if u.User != nil && e.header.Get("Authorization") == "" {
+		// Credentials in the URL mean HTTP Basic auth, as net/http's Client would send.
+		pass, _ := u.User.Password()
+		e.header.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(u.User.Username()+":"+pass)))
 	}
 	if size > MaxEndpointHeaderBytes {
 		return nil, bad("Headers", fmt.Sprintf("total %d bytes, at most %d allowed", size, MaxEndpointHeaderBytes), nil)

@@ -63,19 +63,27 @@ func (m *MemoryStore) Enqueue(ctx context.Context, ds []Delivery) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	// Items are built before taking the lock, which every Claim and Record also needs.
+	items := make([]memItem, len(ds))
+	for i := range ds {
+		items[i].d = ds[i]
+		items[i].d.State = StatePending
+		if slices.ContainsFunc(ds[:i], func(d Delivery) bool { return d.ID == ds[i].ID }) {
+			return fmt.Errorf("webhook: memory store: delivery %q given twice", ds[i].ID)
+		}
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.capacity > 0 && m.unfinished+len(ds) > m.capacity {
 		return errMemoryFull
 	}
 	for i := range ds {
-		if _, dup := m.byID[ds[i].ID]; dup || slices.ContainsFunc(ds[:i], func(d Delivery) bool { return d.ID == ds[i].ID }) {
+		if _, dup := m.byID[ds[i].ID]; dup {
 			return fmt.Errorf("webhook: memory store: delivery %q already exists", ds[i].ID)
 		}
 	}
-	for i := range ds {
-		it := &memItem{d: ds[i]}
-		it.d.State = StatePending
+	for i := range items {
+		it := &items[i]
 		m.byID[it.d.ID] = it
 		m.push(it)
 	}
@@ -116,7 +124,7 @@ func (m *MemoryStore) Claim(ctx context.Context, p ClaimParams) ([]Delivery, err
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	var out []Delivery
+	out := make([]Delivery, 0, min(p.Limit, m.unfinished))
 	var aside []*memItem
 	for len(out) < p.Limit && len(m.leases) > 0 && !m.leases[0].d.LeaseExpiresAt.After(p.Now) {
 		it := heap.Pop(&m.leases).(*memItem)

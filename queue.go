@@ -386,9 +386,11 @@ func (s *Sender) post(e *endpointEntry, d Delivery, now time.Time) (Attempt, tim
 		// GetBody lets the transport resend on a keep-alive connection the server closed.
 		GetBody: func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil },
 	}).WithContext(ctx)
-	resp, err := s.client.Do(req)
+	// Straight to the transport: http.Client would only add redirect handling (never
+	// wanted here: a 3xx is an answer) and copy the headers for it on every request.
+	resp, err := s.cfg.transport.RoundTrip(req)
 	if err != nil {
-		err = redactError(err, e.redacted)
+		err = &url.Error{Op: "Post", URL: e.redacted, Err: err}
 		a.Duration = time.Since(start)
 		a.Error = err.Error()
 		return a, 0, err

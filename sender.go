@@ -25,7 +25,6 @@ type Sender struct {
 	id     string // lease owner in the store
 	store  Store
 	reg    *registry
-	client *http.Client
 	retry  RetryPolicy
 	log    *zap.Logger
 	clock  Clock
@@ -93,14 +92,10 @@ func NewSender(opts ...Option) (*Sender, error) {
 		cfg.transport = defaultTransport(cfg)
 	}
 	s := &Sender{
-		cfg:   cfg,
-		id:    newID("snd_", time.Now()),
-		store: cfg.store,
-		reg:   reg,
-		client: &http.Client{
-			Transport:     cfg.transport,
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		},
+		cfg:           cfg,
+		id:            newID("snd_", time.Now()),
+		store:         cfg.store,
+		reg:           reg,
 		retry:         cfg.retry.withDefaults(),
 		log:           cfg.logger,
 		clock:         cfg.clock,
@@ -360,7 +355,9 @@ func (s *Sender) Close(ctx context.Context) error {
 	go func() {
 		s.workers.Wait()
 		if s.ownTransport {
-			s.client.CloseIdleConnections() // its keep-alive connections die with it
+			if t, ok := s.cfg.transport.(interface{ CloseIdleConnections() }); ok {
+				t.CloseIdleConnections() // its keep-alive connections die with it
+			}
 		}
 		close(done)
 	}()

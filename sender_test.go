@@ -917,3 +917,20 @@ func TestSecretsNeverReachLogsErrorsOrAttempts(t *testing.T) {
 		}
 	}
 }
+
+func TestURLCredentialsBecomeBasicAuth(t *testing.T) {
+	tr := webhooktest.NewTransport()
+	rep := newReports()
+	s := newSender(t, webhook.WithTransport(tr), rep.hooks(),
+		webhook.WithEndpoints(endpoint("ep", "https://alice:s3cret@r.test/hook", webhook.NewSecret())))
+	_, err := s.Send(testCtx(t), webhook.Event{Type: "a.b"})
+	require.NoError(t, err)
+	rep.waitFinal(t, 1)
+	req, err := http.NewRequest(http.MethodPost, "https://r.test/", nil)
+	require.NoError(t, err)
+	req.Header = tr.Requests()[0].Header
+	user, pass, ok := req.BasicAuth()
+	require.True(t, ok)
+	assert.Equal(t, "alice", user)
+	assert.Equal(t, "s3cret", pass)
+}
