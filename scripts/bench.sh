@@ -1,10 +1,18 @@
 #!/usr/bin/env bash
 # Regenerates BENCHMARKS.md: the internal/bench program (throughput against the ceiling
-# and naive modes, then the backlog, hol and send-latency scenarios, each its own process)
-# and the root package's go test micro-benchmarks. About 2 to 3 minutes on 2 cores.
+# and naive modes, then the backlog, hol, send-latency and stores scenarios, each its own
+# process) and the root package's go test micro-benchmarks. About 3 minutes on 2 cores.
 #
 #   scripts/bench.sh                      # defaults below
 #   ROUNDS=5 ROUND_DURATION=3s WORKERS=64 scripts/bench.sh
+#   ONLY=stores scripts/bench.sh          # one step (throughput, backlog, hol, send-latency,
+#                                         # stores, gobench); the others' earlier outputs in
+#                                         # bench-out/ are rendered as they are
+#
+# The stores scenario compares the memory, file and PostgreSQL stores. PostgreSQL is
+# $HOOKSMITH_TEST_DATABASE_URL when set; otherwise a throwaway cluster started here with
+# .ci/postgres.sh, made durable (fsync, synchronous_commit and full_page_writes on, unlike
+# the tests' cluster), and stopped on exit. If it cannot start, the scenario skips it.
 #
 # Raw outputs stay in bench-out/ (git-ignored). A failing step is reported, the others
 # still run, BENCHMARKS.md shows it as "not run", and the script exits non-zero.
@@ -20,13 +28,21 @@ PAYLOAD="${PAYLOAD:-200}"
 BENCHTIME="${BENCHTIME:-0.3s}"
 OUT=bench-out
 
+STORE_DIR="${STORE_DIR:-${TMPDIR:-/tmp}}" # the file store's directory: a real disk, fsync on
+ONLY="${ONLY:-}"
+
 mkdir -p "$OUT"
-rm -f "$OUT"/*.json "$OUT"/gobench.txt
+if [ -n "$ONLY" ]; then
+	rm -f "$OUT/$ONLY".json "$OUT/$ONLY".txt
+else
+	rm -f "$OUT"/*.json "$OUT"/gobench.txt
+fi
 go build -o "$OUT/bench" ./internal/bench || exit 1
 
 failed=0
 step() { # step NAME COMMAND...: runs COMMAND with stdout to $OUT/NAME
 	local name=$1; shift
+	if [ -n "$ONLY" ] && [ "$ONLY" != "${name%.*}" ]; then return; fi
 	echo "== $name" >&2
 	if ! "$@" >"$OUT/$name.tmp"; then
 		echo "bench.sh: $name failed" >&2
@@ -43,6 +59,36 @@ common+=(-duration "$DURATION")
 step backlog.json "$OUT/bench" "${common[@]}" -workers 64 -scenario backlog
 step hol.json "$OUT/bench" "${common[@]}" -workers 64 -scenario hol
 step send-latency.json "$OUT/bench" "${common[@]}" -workers 64 -scenario send-latency
+
+# PostgreSQL for the stores scenario. postgres.sh keeps its state in $TMPDIR, so a private
+# one keeps this cluster apart from any other started with it.
+pg_tmp=""
+stop_pg() {
+	if [ -n "$pg_tmp" ]; then
+		TMPDIR="$pg_tmp" bash .ci/postgres.sh stop
+		rm -rf "$pg_tmp"
+		pg_tmp=""
+	fi
+}
+if [ -z "$ONLY" ] || [ "$ONLY" = stores ]; then
+	if [ -z "${HOOKSMITH_TEST_DATABASE_URL:-}" ]; then
+		pg_tmp="$(mktemp -d)"
+		chmod 755 "$pg_tmp" # the server may run as the postgres user
+		trap stop_pg EXIT
+		trap 'exit 130' INT TERM
+		echo "== starting PostgreSQL" >&2
+		# The last -c of a setting wins: durable, whatever postgres.sh defaults to.
+		if pg_env="$(TMPDIR="$pg_tmp" PG_OPTS="-c fsync=on -c synchronous_commit=on -c full_page_writes=on ${PG_OPTS:-}" \
+			bash .ci/postgres.sh start)"; then
+			eval "$pg_env"
+		else
+			echo "bench.sh: PostgreSQL did not start; the stores scenario skips it" >&2
+		fi
+	fi
+	step stores.json "$OUT/bench" "${common[@]}" -workers 64 -callers 64 -scenario stores -store-dir "$STORE_DIR"
+	stop_pg
+fi
+
 step gobench.txt go test -run '^$' -bench '^Benchmark(Sign|Envelope|SendEnqueue|Scheduler)$' \
 	-benchmem -benchtime "$BENCHTIME" -count 3 .
 

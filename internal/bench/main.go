@@ -1,11 +1,14 @@
 // Command bench measures hooksmith's Sender against what this machine can do at most (raw
 // keep-alive net/http) and against a hand-written go-retryablehttp loop, in one process
 // and one run, so that ratios stay meaningful on a noisy machine. It also runs the
-// backlog, head-of-line and Send-latency scenarios, and renders BENCHMARKS.md.
+// backlog, head-of-line, Send-latency and stores (memory, file, PostgreSQL) scenarios, and
+// renders BENCHMARKS.md.
 //
 //	go run ./internal/bench                       # throughput: ceiling, naive, hooksmith
 //	go run ./internal/bench -workers 8,16,64 -json
 //	go run ./internal/bench -scenario backlog     # or hol, send-latency
+//	go run ./internal/bench -scenario stores      # memory vs file vs postgres ($HOOKSMITH_TEST_DATABASE_URL)
+//	go run ./internal/bench -store file           # any scenario on the file (or postgres) store
 //	go run ./internal/bench -render bench-out     # BENCHMARKS.md from saved -json runs
 //
 // The receiver is this program re-executed as a child process on 127.0.0.1, so its CPU,
@@ -49,6 +52,11 @@ type config struct {
 	mutexProfile    string
 	memProfile      string
 	profileMode     string
+	stores          []string
+	storeDir        string
+	pgConns         int
+	maxSends        int
+	storeStats      bool
 }
 
 func main() {
@@ -66,6 +74,7 @@ func run() error {
 		child      bool
 		renderDir  string
 		renderOut  string
+		stores     string
 		workersDef = "64"
 	)
 	flag.DurationVar(&cfg.duration, "duration", 3*time.Second, "measured window of each mode")
@@ -74,13 +83,18 @@ func run() error {
 	flag.StringVar(&workers, "workers", workersDef, "worker counts, comma-separated (8,16,64); each is run")
 	flag.IntVar(&cfg.endpoints, "endpoints", 1, "endpoints (receiver paths); events are spread round-robin, one delivery each")
 	flag.DurationVar(&cfg.receiverLatency, "receiver-latency", 0, "how long the receiver waits before answering")
-	flag.StringVar(&cfg.store, "store", "memory", "store for the hooksmith modes: memory (file and postgres are not built yet)")
+	flag.StringVar(&cfg.store, "store", storeMemory, "store of the hooksmith modes and scenarios: memory, file (fsync on, a fresh file under -store-dir) or postgres (a fresh schema on $"+envPostgresURL+")")
+	flag.StringVar(&stores, "stores", strings.Join(allStores, ","), "stores: the stores to compare, comma-separated")
+	flag.StringVar(&cfg.storeDir, "store-dir", os.TempDir(), "directory for the file store's temporary directories (use a real disk: fsync on tmpfs is free)")
+	flag.IntVar(&cfg.pgConns, "pg-conns", 16, "the postgres store's pgxpool MaxConns")
+	flag.BoolVar(&cfg.storeStats, "store-stats", false, "stores: count the deliver phase's store calls and their time (wraps each store, the memory one included)")
+	flag.IntVar(&cfg.maxSends, "max-sends", 1_000_000, "stores: the accept window ends after this many Sends if -duration has not passed")
 	flag.BoolVar(&cfg.jsonOut, "json", false, "print the report as JSON")
-	flag.StringVar(&cfg.scenario, "scenario", "throughput", "throughput, backlog, hol or send-latency")
+	flag.StringVar(&cfg.scenario, "scenario", "throughput", "throughput, backlog, hol, send-latency or stores")
 	flag.StringVar(&modes, "modes", strings.Join(allModes, ","), "throughput modes to run, comma-separated")
 	flag.IntVar(&cfg.queue, "queue", 0, "hooksmith's WithQueueCapacity in the throughput modes; 0 means 2 x workers")
 	flag.IntVar(&cfg.rounds, "rounds", 1, "throughput: rounds of every mode, interleaved; the median round is reported")
-	flag.IntVar(&cfg.callers, "callers", 64, "send-latency: concurrent Send callers")
+	flag.IntVar(&cfg.callers, "callers", 64, "send-latency, stores: concurrent Send callers")
 	flag.IntVar(&cfg.backlogCount, "backlog-count", 1_000_000, "backlog: pending deliveries")
 	flag.IntVar(&cfg.holEndpoints, "hol-endpoints", 1000, "hol: endpoints, every tenth of which hangs")
 	flag.DurationVar(&cfg.holTimeout, "hol-timeout", 2*time.Second, "hol: the Sender's WithTimeout")
@@ -105,6 +119,7 @@ func run() error {
 		return fmt.Errorf("-workers: %w", err)
 	}
 	cfg.modes = strings.Split(modes, ",")
+	cfg.stores = strings.Split(stores, ",")
 	for _, m := range cfg.modes {
 		if !contains(allModes, m) {
 			return fmt.Errorf("-modes: unknown mode %q; choose from %s", m, strings.Join(allModes, ","))
@@ -124,6 +139,7 @@ func run() error {
 	}
 	b := &bench{cfg: cfg, rcv: rcv, sendAt: make([]int64, maxSeq), secret: webhook.NewSecret(),
 		payload: jsonString(cfg.payload)}
+	defer b.closePG()
 
 	rep := report{Scenario: cfg.scenario, Command: "go run ./internal/bench " + strings.Join(os.Args[1:], " "),
 		Machine: describeMachine(), Settings: settingsOf(cfg, b)}
@@ -136,6 +152,8 @@ func run() error {
 		rep.HOL, err = b.hol()
 	case "send-latency":
 		rep.SendLatency, err = b.sendLatency()
+	case "stores":
+		rep.Stores, err = b.stores()
 	}
 	if err != nil {
 		return err
@@ -181,20 +199,30 @@ func validate(cfg config) error {
 			errs = append(errs, fmt.Errorf("-workers %d: must be 1 to 10000", w))
 		}
 	}
-	switch cfg.store {
-	case "memory":
-	case "file", "postgres":
-		// Hook: when github.com/hooksmith/webhook/filestore or pgstore exists and
-		// compiles, open it here and pass it to the Sender with webhook.WithStore (and
-		// bound it in place of WithQueueCapacity, see bench.storeOptions).
-		errs = append(errs, fmt.Errorf("-store %s: not built yet; only -store memory is available", cfg.store))
-	default:
-		errs = append(errs, fmt.Errorf("-store %q: unknown; use memory", cfg.store))
+	if !contains(allStores, cfg.store) {
+		errs = append(errs, fmt.Errorf("-store %q: unknown; use memory, file or postgres", cfg.store))
+	}
+	if cfg.store == storePostgres && cfg.scenario != "stores" && os.Getenv(envPostgresURL) == "" {
+		errs = append(errs, fmt.Errorf("-store postgres: set %s (eval \"$(bash .ci/postgres.sh start)\")", envPostgresURL))
+	}
+	for _, s := range cfg.stores {
+		if !contains(allStores, s) {
+			errs = append(errs, fmt.Errorf("-stores: unknown store %q; choose from %s", s, strings.Join(allStores, ",")))
+		}
+	}
+	if cfg.pgConns < 1 || cfg.pgConns > 1000 {
+		errs = append(errs, fmt.Errorf("-pg-conns %d: must be 1 to 1000", cfg.pgConns))
+	}
+	if cfg.maxSends < 1000 {
+		errs = append(errs, fmt.Errorf("-max-sends %d: must be at least 1000", cfg.maxSends))
+	}
+	if cfg.callers < 1 || cfg.callers > 10000 {
+		errs = append(errs, fmt.Errorf("-callers %d: must be 1 to 10000", cfg.callers))
 	}
 	switch cfg.scenario {
-	case "throughput", "backlog", "hol", "send-latency":
+	case "throughput", "backlog", "hol", "send-latency", "stores":
 	default:
-		errs = append(errs, fmt.Errorf("-scenario %q: unknown; use throughput, backlog, hol or send-latency", cfg.scenario))
+		errs = append(errs, fmt.Errorf("-scenario %q: unknown; use throughput, backlog, hol, send-latency or stores", cfg.scenario))
 	}
 	return errors.Join(errs...)
 }
@@ -304,4 +332,5 @@ type report struct {
 	Backlog     *BacklogResult     `json:"backlog,omitempty"`
 	HOL         *HOLResult         `json:"hol,omitempty"`
 	SendLatency *SendLatencyResult `json:"send_latency,omitempty"`
+	Stores      *StoresResult      `json:"stores,omitempty"`
 }

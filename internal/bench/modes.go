@@ -18,6 +18,7 @@ import (
 
 	"github.com/hashicorp/go-retryablehttp"
 	"github.com/hooksmith/webhook"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // Mode names.
@@ -33,8 +34,8 @@ var allModes = []string{modeCeiling, modeNaive, modeHooksmith, modeHooksmithFull
 var modeLabels = map[string]string{
 	modeCeiling:       "raw net/http keep-alive, C goroutines, no signing, no queue",
 	modeNaive:         "go-retryablehttp default client + StandardSigner + json.Marshal, C goroutines",
-	modeHooksmith:     "Sender, memory store, default per-endpoint cap (half the workers)",
-	modeHooksmithFull: "Sender, memory store, WithEndpointConcurrency(workers)",
+	modeHooksmith:     "Sender, -store (see settings), default per-endpoint cap (half the workers)",
+	modeHooksmithFull: "Sender, -store (see settings), WithEndpointConcurrency(workers)",
 }
 
 // ModeResult is one mode's figures from one measured window.
@@ -117,6 +118,10 @@ type bench struct {
 	secret  string
 	// profiled is set once the -profile-mode window has been profiled.
 	profiled bool
+	// pg is the postgres store's pool, connected on first use; pgSchemas are the
+	// schemas this run created, dropped at the end if still there.
+	pg        *pgxpool.Pool
+	pgSchemas []string
 }
 
 // starter starts a load of one mode and returns a function that stops it and waits.
@@ -341,27 +346,37 @@ func (b *bench) benchEndpoints(urls []string) ([]webhook.Endpoint, []string) {
 	return eps, types
 }
 
-// hooksmith: the Sender, fed by workers goroutines as fast as it drains.
+// hooksmith: the Sender, fed by workers goroutines as fast as it drains, on a fresh
+// -store bounded to the queue capacity. pgstore has no bound of its own, so on it the
+// feeders keep the same bound themselves (see window).
 func (b *bench) hooksmith(workers int, urls []string, full bool) starter {
 	return func(l *load) (func(), error) {
 		eps, types := b.benchEndpoints(urls)
-		opts := append(b.storeOptions(b.queueCapacity(workers)),
-			webhook.WithEndpoints(eps...), webhook.WithWorkers(workers))
+		capacity := b.queueCapacity(workers)
+		w := newWindow(capacity)
+		opts := []webhook.Option{webhook.WithEndpoints(eps...), webhook.WithWorkers(workers)}
 		if full {
 			opts = append(opts, webhook.WithEndpointConcurrency(workers))
 		}
-		s, err := webhook.NewSender(opts...)
+		bounded := b.cfg.store == storePostgres
+		if bounded {
+			opts = append(opts, webhook.WithHooks(w.hooks()))
+		}
+		s, closeAll, err := b.newSender(b.cfg.store, capacity, nil, opts...)
 		if err != nil {
 			return nil, err
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		for range workers {
 			l.wg.Go(func() {
-				for !l.stopping.Load() {
+				for !l.stopping.Load() && (!bounded || w.acquire(ctx)) {
 					seq, id := l.issue()
 					ev := webhook.Event{ID: id, Type: types[seq%int64(len(types))], Data: b.payload}
-					if _, err := s.Send(ctx, ev); err != nil && ctx.Err() == nil {
-						l.errors.Add(1)
+					if _, err := s.Send(ctx, ev); err != nil {
+						w.release()
+						if ctx.Err() == nil {
+							l.errors.Add(1)
+						}
 					}
 				}
 			})
@@ -370,19 +385,9 @@ func (b *bench) hooksmith(workers int, urls []string, full bool) starter {
 			l.stopping.Store(true)
 			cancel()
 			l.wg.Wait()
-			closeSender(s, 10*time.Second)
+			closeAll(10 * time.Second)
 		}, nil
 	}
-}
-
-// storeOptions selects the -store, bounded to capacity unfinished deliveries (-1:
-// unbounded, 0: the store's default). Only the memory store exists so far; file and
-// postgres are refused by validate until their packages exist.
-func (b *bench) storeOptions(capacity int) []webhook.Option {
-	if capacity == 0 {
-		return nil
-	}
-	return []webhook.Option{webhook.WithQueueCapacity(capacity)}
 }
 
 func (b *bench) queueCapacity(workers int) int {

@@ -35,6 +35,78 @@ func printText(w io.Writer, rep report) {
 	if r := rep.SendLatency; r != nil {
 		writeSendLatency(w, r, false)
 	}
+	if r := rep.Stores; r != nil {
+		writeStores(w, r, false)
+	}
+}
+
+// Targets of the stores scenario, from the issue.
+const (
+	targetFileSends   = 20000 // durable Sends/s with 64 concurrent callers
+	targetPGDelivered = 5000  // deliveries/s end to end
+)
+
+func writeStores(w io.Writer, r *StoresResult, md bool) {
+	title(w, md, "Stores")
+	fmt.Fprintf(w, "%sEach store fresh and empty for each phase, in one process and run, against the same loopback receiver. Figures in parentheses\n", bullet(md))
+	fmt.Fprintf(w, "%sare ratios to the memory store of the same run: compare those, not absolute figures, across runs.\n", indent(md))
+	fmt.Fprintf(w, "%saccepted Sends/s: %d callers Send as fast as they can to one endpoint that is held (MaxInFlight 1, its one attempt hanging on\n", bullet(md), r.Callers)
+	fmt.Fprintf(w, "%sthe receiver), so nothing is delivered and each Send returns once its delivery is stored (file: committed and fsynced; postgres:\n", indent(md))
+	fmt.Fprintf(w, "%scommitted); the dispatcher still runs and skips the held endpoint. Stores unbounded; the window ends after the duration or\n", indent(md))
+	fmt.Fprintf(w, "%s%d Sends. Send latency and the measured process's CPU per Send alongside.\n", indent(md), r.MaxSends)
+	fmt.Fprintf(w, "%send to end: %d callers Send, a Sender with %d workers and WithEndpointConcurrency(%d) delivers to the receiver's 204; at most %d\n", bullet(md), r.Callers, r.Workers, r.Workers, r.Window)
+	fmt.Fprintf(w, "%sdeliveries are unfinished (a caller takes a slot before Send; the OnAttempt hook frees it once the result is recorded), the same\n", indent(md))
+	fmt.Fprintf(w, "%sbound for every store (pgstore has no capacity option). Deliveries/s are counted by the receiver; latency is Send to arrival.\n", indent(md))
+	fmt.Fprintf(w, "%sfile store: fsync on (no WithNoSync), default group commit, in %s (%s)\n", bullet(md), r.StoreDir, r.StoreDirFS)
+	if r.PostgresSkipped != "" {
+		fmt.Fprintf(w, "%s%s\n", bullet(md), r.PostgresSkipped)
+	} else {
+		fmt.Fprintf(w, "%spostgres store: pgxpool MaxConns %d, default batch size, server on this machine (competing for the same CPUs): %s\n", bullet(md), r.PGConns, r.PGSettings)
+	}
+	fmt.Fprintln(w)
+	head := []string{"store", "accepted Sends/s", "Send p50 µs", "Send p99 µs", "CPU µs/Send", "deliveries/s end to end", "p50 µs", "p99 µs", "CPU µs/dlv", "errors"}
+	var rows [][]string
+	for _, s := range r.Stores {
+		d := s.Deliver
+		rows = append(rows, []string{s.Store,
+			fmt.Sprintf("%.0f (%s)", s.SendsPerSec, x(s.SendRatio)),
+			fmt.Sprintf("%.0f", s.SendP50), fmt.Sprintf("%.0f", s.SendP99), fmt.Sprintf("%.1f", s.SendCPU),
+			fmt.Sprintf("%.0f (%s)", d.PerSec, x(s.DeliverRatio)),
+			fmt.Sprintf("%.0f", d.P50Micros), fmt.Sprintf("%.0f", d.P99Micros), fmt.Sprintf("%.1f", d.CPUMicrosPer),
+			fmt.Sprintf("%d+%d", s.SendErrors, d.Errors)})
+	}
+	table(w, md, head, rows)
+	fmt.Fprintln(w)
+	var srows [][]string
+	for _, s := range r.Stores {
+		if st := s.Stats; st != nil {
+			srows = append(srows, []string{s.Store, strconv.FormatInt(st.Claims, 10),
+				fmt.Sprintf("%.1f", st.RowsPerClaim), fmt.Sprintf("%.0f", st.ClaimMicros),
+				fmt.Sprintf("%.0f", st.NextDueMicros), fmt.Sprintf("%.0f%%", 100*st.DispatcherBusy),
+				fmt.Sprintf("%.0f", st.EnqueueMicros), fmt.Sprintf("%.0f", st.RecordMicros)})
+		}
+	}
+	if len(srows) > 0 {
+		fmt.Fprintf(w, "%sstore calls in the end-to-end phase (-store-stats, warm-up included; the wrapper adds a little to every store):\n\n", bullet(md))
+		table(w, md, []string{"store", "claims", "deliveries/claim", "claim µs", "NextDue µs", "dispatcher in store", "Enqueue µs", "Record µs"}, srows)
+		fmt.Fprintln(w)
+	}
+	for _, s := range r.Stores {
+		switch s.Store {
+		case storeFile:
+			fmt.Fprintf(w, "%starget: file store ≥ %d durable Sends/s with %d callers: %.0f, %s\n", bullet(md), targetFileSends, r.Callers, s.SendsPerSec, met(s.SendsPerSec >= targetFileSends && r.Callers == 64))
+		case storePostgres:
+			fmt.Fprintf(w, "%starget: postgres store ≥ %d deliveries/s end to end: %.0f, %s\n", bullet(md), targetPGDelivered, s.Deliver.PerSec, met(s.Deliver.PerSec >= targetPGDelivered))
+		}
+	}
+	fmt.Fprintln(w)
+}
+
+func met(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "not met"
 }
 
 func x(r float64) string { return strconv.FormatFloat(r, 'f', 2, 64) + "x" }
@@ -245,10 +317,10 @@ func readReport(dir, name string) (*report, error) {
 }
 
 // render writes BENCHMARKS.md from dir's throughput.json, backlog.json, hol.json,
-// send-latency.json and gobench.txt; missing files are reported as not run.
+// send-latency.json, stores.json and gobench.txt; missing files are reported as not run.
 func render(dir, out string) error {
 	reps := map[string]*report{}
-	for _, n := range []string{"throughput", "backlog", "hol", "send-latency"} {
+	for _, n := range []string{"throughput", "backlog", "hol", "send-latency", "stores"} {
 		r, err := readReport(dir, n+".json")
 		if err != nil {
 			return err
@@ -260,12 +332,12 @@ func render(dir, out string) error {
 
 	var w bytes.Buffer
 	fmt.Fprintf(&w, "# Benchmarks\n\n")
-	fmt.Fprintf(&w, "Generated by `scripts/bench.sh` (about 2 to 3 minutes); do not edit by hand. Every ratio compares\n")
+	fmt.Fprintf(&w, "Generated by `scripts/bench.sh` (about 3 minutes); do not edit by hand. Every ratio compares\n")
 	fmt.Fprintf(&w, "figures from the same process and run, because absolute numbers on a shared machine are noisy.\n")
 	fmt.Fprintf(&w, "The receiver is the bench program re-executed as a child process on 127.0.0.1 answering 204,\n")
 	fmt.Fprintf(&w, "so its CPU, allocations and GC are not in the measured process's figures (it still competes for the CPUs).\n\n")
 	var any *report
-	for _, n := range []string{"throughput", "backlog", "hol", "send-latency"} {
+	for _, n := range []string{"throughput", "backlog", "hol", "send-latency", "stores"} {
 		if reps[n] != nil {
 			any = reps[n]
 			break
@@ -294,7 +366,7 @@ func render(dir, out string) error {
 		fmt.Fprintf(&w, "hooksmith's include the feeding goroutines' Send calls. Peak RSS is VmHWM, reset before each mode.\n\n")
 		writeThroughput(&w, r.Throughput, true)
 	}
-	for _, n := range []string{"backlog", "hol", "send-latency"} {
+	for _, n := range []string{"backlog", "hol", "send-latency", "stores"} {
 		r := reps[n]
 		if r == nil {
 			fmt.Fprintf(&w, "### %s\n\nnot run\n\n", n)
@@ -307,6 +379,8 @@ func render(dir, out string) error {
 			writeHOL(&w, r.HOL, true)
 		case "send-latency":
 			writeSendLatency(&w, r.SendLatency, true)
+		case "stores":
+			writeStores(&w, r.Stores, true)
 		}
 		fmt.Fprintf(&w, "`%s`\n\n", r.Command)
 	}
@@ -391,6 +465,35 @@ func targets(w io.Writer, reps map[string]*report, benches []goBench) {
 	} else {
 		row("backlog ≤ 400 B of heap beyond each payload", "", false, false)
 	}
+	storeRow := func(kind, name string, fig func(StoreResult) string, ok func(StoreResult) bool) {
+		if r := reps["stores"]; r != nil && r.Stores != nil {
+			for _, s := range r.Stores.Stores {
+				if s.Store == kind {
+					row(name, fig(s), ok(s), true)
+					return
+				}
+			}
+			if kind == storePostgres && r.Stores.PostgresSkipped != "" {
+				row(name, r.Stores.PostgresSkipped, false, false)
+				return
+			}
+		}
+		row(name, "", false, false)
+	}
+	callers := 0
+	if r := reps["stores"]; r != nil && r.Stores != nil {
+		callers = r.Stores.Callers
+	}
+	storeRow(storeFile, fmt.Sprintf("file store ≥ %d durable Sends/s, 64 callers", targetFileSends),
+		func(s StoreResult) string {
+			return fmt.Sprintf("%.0f/s with %d callers (%s memory's in the same run)", s.SendsPerSec, callers, x(s.SendRatio))
+		},
+		func(s StoreResult) bool { return s.SendsPerSec >= targetFileSends && callers == 64 })
+	storeRow(storePostgres, fmt.Sprintf("postgres store ≥ %d deliveries/s end to end", targetPGDelivered),
+		func(s StoreResult) string {
+			return fmt.Sprintf("%.0f/s (%s memory's in the same run)", s.Deliver.PerSec, x(s.DeliverRatio))
+		},
+		func(s StoreResult) bool { return s.Deliver.PerSec >= targetPGDelivered })
 	if r := reps["hol"]; r != nil && r.HOL != nil {
 		row("HOL: healthy throughput ≥ 80% of alone", fmt.Sprintf("%.0f vs %.0f/s = %s", r.HOL.MixedPerSec, r.HOL.AlonePerSec, x(r.HOL.Ratio)), r.HOL.Ratio >= 0.8, true)
 	} else {

@@ -55,16 +55,15 @@ func (b *bench) backlog() (*BacklogResult, error) {
 	eps, types := b.benchEndpoints(urls)
 	drainTo := eps[0]
 	eps[0].URL, eps[0].MaxInFlight = b.rcv.base+"/hang/0", 1
-	opts := append(b.storeOptions(-1), webhook.WithEndpoints(eps...), webhook.WithWorkers(workers),
+	s, closeAll, err := b.newSender(b.cfg.store, -1, nil, webhook.WithEndpoints(eps...), webhook.WithWorkers(workers),
 		webhook.WithEndpointConcurrency(workers))
-	s, err := webhook.NewSender(opts...)
 	if err != nil {
 		return nil, err
 	}
 	closed := false
 	defer func() {
 		if !closed {
-			closeSender(s, 10*time.Second)
+			closeAll(10 * time.Second)
 		}
 	}()
 	resetPeakRSS()
@@ -141,7 +140,7 @@ func (b *bench) backlog() (*BacklogResult, error) {
 	if n > 0 {
 		res.DrainCPUMicros = micros(s1.cpu-s0.cpu) / n
 	}
-	closeSender(s, 10*time.Second)
+	closeAll(10 * time.Second)
 	closed = true
 	s = nil
 	// The ceiling again, after the drain, so that load from other processes that comes
@@ -191,12 +190,13 @@ func (b *bench) hol() (*HOLResult, error) {
 	}
 	runOne := func(urls []string) (perSec, hungPerSec float64, errs int64, err error) {
 		eps, types := b.benchEndpoints(urls)
-		s, err := webhook.NewSender(append(b.storeOptions(0), webhook.WithEndpoints(eps...),
-			webhook.WithWorkers(workers), webhook.WithTimeout(b.cfg.holTimeout))...)
+		s, closeAll, err := b.newSender(b.cfg.store, 0, nil, webhook.WithEndpoints(eps...),
+			webhook.WithWorkers(workers), webhook.WithTimeout(b.cfg.holTimeout))
 		if err != nil {
 			return 0, 0, 0, err
 		}
 		if err := b.rcv.reset(); err != nil {
+			closeAll(0)
 			return 0, 0, 0, err
 		}
 		l := &load{}
@@ -223,7 +223,7 @@ func (b *bench) hol() (*HOLResult, error) {
 		l.stopping.Store(true)
 		cancel()
 		l.wg.Wait()
-		closeSender(s, 100*time.Millisecond) // abort the hanging attempts
+		closeAll(100 * time.Millisecond) // abort the hanging attempts
 		if err := cmpErr(err0, err1); err != nil {
 			return 0, 0, 0, err
 		}
@@ -323,12 +323,13 @@ func (b *bench) sendLatency() (*SendLatencyResult, error) {
 func (b *bench) sendLatencyPhase(workers int, urls []string, offered float64) (SendLatencyPhase, error) {
 	ph := SendLatencyPhase{OfferedPerSec: offered}
 	eps, types := b.benchEndpoints(urls)
-	s, err := webhook.NewSender(append(b.storeOptions(webhook.DefaultQueueCapacity), webhook.WithEndpoints(eps...),
-		webhook.WithWorkers(workers), webhook.WithEndpointConcurrency(workers))...)
+	s, closeAll, err := b.newSender(b.cfg.store, webhook.DefaultQueueCapacity, nil, webhook.WithEndpoints(eps...),
+		webhook.WithWorkers(workers), webhook.WithEndpointConcurrency(workers))
 	if err != nil {
 		return ph, err
 	}
 	if err := b.rcv.reset(); err != nil {
+		closeAll(0)
 		return ph, err
 	}
 	interval := time.Duration(float64(b.cfg.callers) / offered * float64(time.Second))
@@ -375,7 +376,7 @@ func (b *bench) sendLatencyPhase(workers int, urls []string, offered float64) (S
 	stopping.Store(true)
 	cancel()
 	wg.Wait()
-	closeSender(s, 10*time.Second)
+	closeAll(10 * time.Second)
 	if err := cmpErr(err0, err1); err != nil {
 		return ph, err
 	}
