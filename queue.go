@@ -459,6 +459,34 @@ func redactError(err error, redacted string) error {
 // finish records the attempt's result, then logs and calls hooks.
 func (s *Sender) finish(d Delivery, e *endpointEntry, p RecordParams, verdict Verdict) {
 	p.DeliveryID, p.Owner, p.Now = d.ID, s.id, s.clock.Now()
+	if s.records != nil {
+		// A durable store's write takes far longer than the request did; the worker goes
+		// back for the next delivery while a recorder writes this result. The delivery
+		// stays leased (in flight) until the write lands, so nothing else takes it.
+		s.records <- recordJob{d: d, e: e, p: p, verdict: verdict}
+		return
+	}
+	s.record(d, e, p, verdict)
+}
+
+// recordJob is an attempt's result on its way to the store.
+type recordJob struct {
+	d       Delivery
+	e       *endpointEntry
+	p       RecordParams
+	verdict Verdict
+}
+
+// recorder writes attempt results for stores that write asynchronously.
+func (s *Sender) recorder() {
+	defer s.recorders.Done()
+	for j := range s.records {
+		s.record(j.d, j.e, j.p, j.verdict)
+	}
+}
+
+// record writes an attempt's result to the store, then logs and calls hooks.
+func (s *Sender) record(d Delivery, e *endpointEntry, p RecordParams, verdict Verdict) {
 	ctx, cancel := context.WithTimeout(context.Background(), recordTimeout)
 	err := s.store.Record(ctx, p)
 	cancel()

@@ -47,7 +47,13 @@ type Sender struct {
 	cancel    context.CancelFunc // aborts in-flight attempts when Close's ctx ends
 	loopsDone sync.WaitGroup     // dispatcher and pruner
 	workers   sync.WaitGroup
+	// records carries results to the recorders, for stores other than the memory store
+	// (nil: workers record themselves).
+	records   chan recordJob
+	recorders sync.WaitGroup
 	closeOnce sync.Once
+	// closeRecords closes records once every worker is done.
+	closeRecords sync.Once
 }
 
 // NewSender returns a running Sender configured by opts. It validates every option and
@@ -111,6 +117,13 @@ func NewSender(opts ...Option) (*Sender, error) {
 		results: make(chan string, cfg.workers),
 	}
 	s.baseCtx, s.cancel = context.WithCancel(context.Background())
+	if _, inMemory := cfg.store.(*MemoryStore); !inMemory {
+		s.records = make(chan recordJob, cfg.workers)
+		s.recorders.Add(cfg.workers)
+		for range cfg.workers {
+			go s.recorder()
+		}
+	}
 	s.workers.Add(cfg.workers)
 	for range cfg.workers {
 		go s.worker()
@@ -354,6 +367,12 @@ func (s *Sender) Close(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() {
 		s.workers.Wait()
+		s.closeRecords.Do(func() {
+			if s.records != nil {
+				close(s.records)
+			}
+		})
+		s.recorders.Wait()
 		if s.ownTransport {
 			if t, ok := s.cfg.transport.(interface{ CloseIdleConnections() }); ok {
 				t.CloseIdleConnections() // its keep-alive connections die with it

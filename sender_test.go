@@ -934,3 +934,31 @@ func TestURLCredentialsBecomeBasicAuth(t *testing.T) {
 	assert.Equal(t, "alice", user)
 	assert.Equal(t, "s3cret", pass)
 }
+
+// wrappedStore hides the memory store's type, so the Sender records through its
+// asynchronous recorders as it does for durable stores.
+type wrappedStore struct{ webhook.Store }
+
+func TestAsynchronousRecordingDeliversAndRecordsEverything(t *testing.T) {
+	secret := webhook.NewSecret()
+	recv := webhooktest.NewReceiver(t, secret)
+	recv.Script(webhooktest.Status(503), webhooktest.Status(204))
+	store := webhook.NewMemoryStore(0)
+	rep := newReports()
+	s := newSender(t, webhook.WithStore(wrappedStore{store}), rep.hooks(), webhook.WithWorkers(4),
+		webhook.WithEndpoints(endpoint("ep", recv.URL, secret)),
+		webhook.WithRetryPolicy(webhook.RetryPolicy{Schedule: webhook.FixedSchedule{0}}))
+	ctx := testCtx(t)
+	const n = 40
+	for range n {
+		_, err := s.Send(ctx, webhook.Event{Type: "a.b"})
+		require.NoError(t, err)
+	}
+	rep.waitFinal(t, n)
+	require.NoError(t, s.Close(ctx))
+	res, err := store.List(ctx, webhook.ListParams{State: webhook.StateSucceeded, Limit: 1000})
+	require.NoError(t, err)
+	assert.Len(t, res.Deliveries, n)
+	assert.Zero(t, store.Len(), "nothing left in flight")
+	assert.Equal(t, n, recv.UniqueIDs())
+}
