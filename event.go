@@ -6,7 +6,7 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 )
@@ -218,39 +218,22 @@ func newDeliveryID(now time.Time) string { return newID("dlv_", now) }
 
 const crockford = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
-// idGen makes IDs made one after another strictly increasing: within one millisecond the
-// random part is incremented instead of drawn again, as in ULID's monotonic mode. Strict
-// order is what lets an ordered (FIFO) endpoint take its deliveries by ID. Each kind of ID
-// has its own generator, since kinds may be made from different clocks. (A clock
-// stepping back gives IDs of the earlier time, as it must for the time an ID encodes to
-// stay true.)
-type idGen struct {
-	mu         sync.Mutex
-	ms, hi, lo uint64
-}
-
-var eventIDs, deliveryIDs, otherIDs idGen
+// IDs made one after another in this process are strictly increasing, which is what
+// lets an ordered (FIFO) endpoint take its deliveries by ID: the 80 bits after the
+// milliseconds are a per-process random prefix and a per-process random base plus a
+// counter, so within one millisecond later IDs are larger, and no lock is needed.
+// (A clock stepping back gives IDs of the earlier time, as it must for the time an ID
+// encodes to stay true.) Uniqueness across processes rests on the 79 random bits.
+var (
+	idPrefix = rand.Uint64() >> 48 // 16 random bits
+	idBase   = rand.Uint64() >> 1  // 63 random bits: the counter cannot wrap in practice
+	idSeq    atomic.Uint64
+)
 
 func newID(prefix string, now time.Time) string {
-	g := &otherIDs
-	switch prefix {
-	case "msg_":
-		g = &eventIDs
-	case "dlv_":
-		g = &deliveryIDs
-	}
-	ms := uint64(now.UnixMilli())
-	g.mu.Lock()
-	if ms == g.ms {
-		if g.lo++; g.lo == 0 {
-			g.hi = (g.hi + 1) & 0xffff
-		}
-	} else {
-		g.ms, g.hi, g.lo = ms, rand.Uint64()>>48, rand.Uint64()
-	}
-	// 128 bits: 48 bits of milliseconds, then 80 random bits; 26 base32 digits hold 130.
-	hi, lo := ms<<16|g.hi, g.lo
-	g.mu.Unlock()
+	// 128 bits: 48 bits of milliseconds, then 80 bits; 26 base32 digits hold 130.
+	hi := uint64(now.UnixMilli())<<16 | idPrefix
+	lo := idBase + idSeq.Add(1)
 	var buf [8 + 26]byte
 	n := copy(buf[:8], prefix)
 	for i := 25; i >= 0; i-- {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -23,10 +24,16 @@ var errMemoryFull = fmt.Errorf("%w: the memory store is at its capacity of unfin
 // or at its concurrency limit) does not make others wait behind its backlog.
 // A MemoryStore is safe for concurrent use and may be shared by several Senders.
 type MemoryStore struct {
+	// mu guards the heaps, the leases and every item's fields once the item is
+	// absorbed. Send does not take it: new items wait in intake (under intakeMu) until
+	// the next Claim or NextDue absorbs them, so callers of Send contend only for a short
+	// append and an ID shard.
 	mu         sync.Mutex
 	capacity   int
-	unfinished int
-	byID       map[string]*memItem
+	unfinished atomic.Int64
+	byID       idIndex
+	intakeMu   sync.Mutex
+	intake     []*memItem
 	queues     map[string]*epQueue // pending deliveries per endpoint
 	ready      epHeap              // endpoint queues by their earliest NextAttemptAt
 	leases     leaseHeap           // in-flight deliveries by lease expiry
@@ -44,18 +51,78 @@ func NewMemoryStore(capacity int) *MemoryStore {
 	if capacity == 0 {
 		capacity = DefaultQueueCapacity
 	}
-	return &MemoryStore{
-		capacity: capacity,
-		byID:     make(map[string]*memItem),
-		queues:   make(map[string]*epQueue),
+	m := &MemoryStore{capacity: capacity, queues: make(map[string]*epQueue)}
+	for i := range m.byID {
+		m.byID[i].m = make(map[string]*memItem)
 	}
+	return m
 }
 
 // Len returns the number of unfinished (pending or in-flight) deliveries.
-func (m *MemoryStore) Len() int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.unfinished
+func (m *MemoryStore) Len() int { return int(m.unfinished.Load()) }
+
+// absorb moves enqueued items into the heaps. The caller holds m.mu.
+func (m *MemoryStore) absorb() {
+	m.intakeMu.Lock()
+	in := m.intake
+	m.intake = nil
+	m.intakeMu.Unlock()
+	for _, it := range in {
+		m.push(it)
+	}
+}
+
+// idIndex maps delivery IDs to items, in shards with their own locks, so Send does not
+// contend with the dispatcher and the workers for one map.
+type idIndex [16]struct {
+	mu sync.Mutex
+	m  map[string]*memItem
+}
+
+func (x *idIndex) shard(id string) int {
+	h := uint(0)
+	for i := max(0, len(id)-4); i < len(id); i++ { // the random tail of a generated ID
+		h = h*31 + uint(id[i])
+	}
+	return int(h % uint(len(x)))
+}
+
+func (x *idIndex) get(id string) *memItem {
+	sh := &x[x.shard(id)]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	return sh.m[id]
+}
+
+// add stores it under id unless id is taken, and reports whether it did.
+func (x *idIndex) add(id string, it *memItem) bool {
+	sh := &x[x.shard(id)]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if _, dup := sh.m[id]; dup {
+		return false
+	}
+	sh.m[id] = it
+	return true
+}
+
+func (x *idIndex) del(id string) {
+	sh := &x[x.shard(id)]
+	sh.mu.Lock()
+	delete(sh.m, id)
+	sh.mu.Unlock()
+}
+
+// each calls fn for every item, a shard at a time; fn must not use the index.
+func (x *idIndex) each(fn func(id string, it *memItem)) {
+	for i := range x {
+		sh := &x[i]
+		sh.mu.Lock()
+		for id, it := range sh.m {
+			fn(id, it)
+		}
+		sh.mu.Unlock()
+	}
 }
 
 // Enqueue implements Store.
@@ -72,22 +139,25 @@ func (m *MemoryStore) Enqueue(ctx context.Context, ds []Delivery) error {
 			return fmt.Errorf("webhook: memory store: delivery %q given twice", ds[i].ID)
 		}
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.capacity > 0 && m.unfinished+len(ds) > m.capacity {
+	n := int64(len(ds))
+	if total := m.unfinished.Add(n); m.capacity > 0 && total > int64(m.capacity) {
+		m.unfinished.Add(-n)
 		return errMemoryFull
 	}
-	for i := range ds {
-		if _, dup := m.byID[ds[i].ID]; dup {
-			return fmt.Errorf("webhook: memory store: delivery %q already exists", ds[i].ID)
+	for i := range items {
+		if !m.byID.add(items[i].d.ID, &items[i]) {
+			for j := range i {
+				m.byID.del(items[j].d.ID)
+			}
+			m.unfinished.Add(-n)
+			return fmt.Errorf("webhook: memory store: delivery %q already exists", items[i].d.ID)
 		}
 	}
+	m.intakeMu.Lock()
 	for i := range items {
-		it := &items[i]
-		m.byID[it.d.ID] = it
-		m.push(it)
+		m.intake = append(m.intake, &items[i])
 	}
-	m.unfinished += len(ds)
+	m.intakeMu.Unlock()
 	return nil
 }
 
@@ -124,7 +194,8 @@ func (m *MemoryStore) Claim(ctx context.Context, p ClaimParams) ([]Delivery, err
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	out := make([]Delivery, 0, min(p.Limit, m.unfinished))
+	m.absorb()
+	out := make([]Delivery, 0, min(p.Limit, m.Len()))
 	var aside []*memItem
 	for len(out) < p.Limit && len(m.leases) > 0 && !m.leases[0].d.LeaseExpiresAt.After(p.Now) {
 		it := heap.Pop(&m.leases).(*memItem)
@@ -219,9 +290,9 @@ func (m *MemoryStore) Record(ctx context.Context, p RecordParams) error {
 	default:
 		return fmt.Errorf("%w: Record to state %q; want pending, succeeded or failed", ErrInvalidState, p.State)
 	}
+	it := m.byID.get(p.DeliveryID)
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	it := m.byID[p.DeliveryID]
 	if it == nil {
 		return fmt.Errorf("%w: %s", ErrNotFound, p.DeliveryID)
 	}
@@ -233,7 +304,7 @@ func (m *MemoryStore) Record(ctx context.Context, p RecordParams) error {
 	if p.State == StatePending {
 		m.push(it)
 	} else {
-		m.unfinished--
+		m.unfinished.Add(-1)
 	}
 	return nil
 }
@@ -266,9 +337,9 @@ func (m *MemoryStore) Get(ctx context.Context, id string) (Delivery, error) {
 	if err := ctx.Err(); err != nil {
 		return Delivery{}, err
 	}
+	it := m.byID.get(id)
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	it := m.byID[id]
 	if it == nil {
 		return Delivery{}, fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
@@ -287,11 +358,11 @@ func (m *MemoryStore) List(ctx context.Context, p ListParams) (ListResult, error
 	}
 	m.mu.Lock()
 	var match []Delivery
-	for _, it := range m.byID {
+	m.byID.each(func(_ string, it *memItem) {
 		if ListMatches(p, &it.d) {
 			match = append(match, it.d)
 		}
-	}
+	})
 	m.mu.Unlock()
 	slices.SortFunc(match, func(a, b Delivery) int { return cmp.Compare(a.ID, b.ID) })
 	var res ListResult
@@ -319,9 +390,9 @@ func (m *MemoryStore) Attempts(ctx context.Context, id string) ([]Attempt, error
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	it := m.byID.get(id)
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	it := m.byID[id]
 	if it == nil {
 		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
@@ -343,7 +414,7 @@ func (m *MemoryStore) Requeue(ctx context.Context, p RequeueParams) (int, error)
 				continue
 			}
 			seen[id] = true
-			it := m.byID[id]
+			it := m.byID.get(id)
 			if it == nil {
 				return 0, fmt.Errorf("%w: %s", ErrNotFound, id)
 			}
@@ -353,17 +424,17 @@ func (m *MemoryStore) Requeue(ctx context.Context, p RequeueParams) (int, error)
 			items = append(items, it)
 		}
 	} else {
-		for _, it := range m.byID {
+		m.byID.each(func(_ string, it *memItem) {
 			if it.d.State == StateFailed && it.d.EndpointID == p.EndpointID && !it.d.CreatedAt.Before(p.Since) {
 				items = append(items, it)
 			}
-		}
+		})
 	}
 	for _, it := range items {
 		requeueDelivery(&it.d, p.Now)
 		m.push(it)
 	}
-	m.unfinished += len(items)
+	m.unfinished.Add(int64(len(items)))
 	return len(items), nil
 }
 
@@ -384,6 +455,7 @@ func (m *MemoryStore) NextDue(ctx context.Context, exclude []string) (time.Time,
 	excluded := exclusion(exclude)
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.absorb()
 	var next time.Time
 	consider := func(t time.Time) {
 		if next.IsZero() || t.Before(next) {
@@ -410,14 +482,16 @@ func (m *MemoryStore) Prune(ctx context.Context, p PruneParams) (int, error) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	n := 0
-	for id, it := range m.byID {
+	var gone []string
+	m.byID.each(func(id string, it *memItem) {
 		if PruneMatches(p, &it.d) {
-			delete(m.byID, id)
-			n++
+			gone = append(gone, id)
 		}
+	})
+	for _, id := range gone {
+		m.byID.del(id)
 	}
-	return n, nil
+	return len(gone), nil
 }
 
 // PruneMatches reports whether p selects d for deletion.
