@@ -183,12 +183,12 @@ func (m *MemoryStore) Claim(ctx context.Context, p ClaimParams) ([]Delivery, err
 	if p.Limit <= 0 {
 		return nil, nil
 	}
-	excluded := exclusion(p.ExcludeEndpoints)
+	excluded := EndpointSet(p.ExcludeEndpoints)
 	var taken map[string]int // per endpoint, when MaxPerEndpoint caps the claim
 	if p.MaxPerEndpoint > 0 {
 		taken = make(map[string]int)
 	}
-	ordered := exclusion(p.Ordered)
+	ordered := EndpointSet(p.Ordered)
 	full := func(endpointID string) bool {
 		return taken != nil && taken[endpointID] >= p.MaxPerEndpoint
 	}
@@ -452,7 +452,7 @@ func (m *MemoryStore) NextDue(ctx context.Context, exclude []string) (time.Time,
 	if err := ctx.Err(); err != nil {
 		return time.Time{}, err
 	}
-	excluded := exclusion(exclude)
+	excluded := EndpointSet(exclude)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.absorb()
@@ -505,8 +505,9 @@ func PruneMatches(p PruneParams, d *Delivery) bool {
 	return false
 }
 
-// exclusion returns a membership test for a usually tiny list of endpoint IDs.
-func exclusion(ids []string) func(string) bool {
+// EndpointSet returns a membership test for a usually tiny list of endpoint IDs, such as
+// ClaimParams.ExcludeEndpoints. Stores that filter in memory use it.
+func EndpointSet(ids []string) func(endpointID string) bool {
 	switch {
 	case len(ids) == 0:
 		return func(string) bool { return false }

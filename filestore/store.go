@@ -340,8 +340,8 @@ func (s *Store) Claim(ctx context.Context, p webhook.ClaimParams) ([]webhook.Del
 	if p.Limit <= 0 {
 		return nil, nil
 	}
-	excluded := exclusion(p.ExcludeEndpoints)
-	ordered := exclusion(p.Ordered)
+	excluded := webhook.EndpointSet(p.ExcludeEndpoints)
+	ordered := webhook.EndpointSet(p.Ordered)
 	var taken map[string]int
 	if p.MaxPerEndpoint > 0 {
 		taken = make(map[string]int)
@@ -775,7 +775,7 @@ func (s *Store) NextDue(ctx context.Context, exclude []string) (time.Time, error
 	if err := ctx.Err(); err != nil {
 		return time.Time{}, err
 	}
-	excluded := exclusion(exclude)
+	excluded := webhook.EndpointSet(exclude)
 	var next time.Time
 	err := s.db.View(func(tx *bolt.Tx) error {
 		next = time.Time{}
@@ -843,19 +843,4 @@ func (s *Store) Prune(ctx context.Context, p webhook.PruneParams) (int, error) {
 		return 0, s.wrap(err)
 	}
 	return n, nil
-}
-
-// exclusion returns a membership test for a usually tiny list of endpoint IDs.
-func exclusion(ids []string) func(string) bool {
-	switch {
-	case len(ids) == 0:
-		return func(string) bool { return false }
-	case len(ids) <= 8:
-		return func(id string) bool { return slices.Contains(ids, id) }
-	}
-	set := make(map[string]struct{}, len(ids))
-	for _, id := range ids {
-		set[id] = struct{}{}
-	}
-	return func(id string) bool { _, ok := set[id]; return ok }
 }
