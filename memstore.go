@@ -39,10 +39,53 @@ type MemoryStore struct {
 	leases     leaseHeap           // in-flight deliveries by lease expiry
 }
 
+// memItem is a delivery as the memory store holds it: times as Unix nanoseconds and the
+// state as a byte, so that a backlog of a million pending deliveries costs little more
+// than their bodies (a Delivery value is half as large again). Strings and the body are
+// shared with the Delivery values handed in and out.
 type memItem struct {
-	d        Delivery
-	attempts []Attempt
-	idx      int // position in its endpoint queue or in the lease heap
+	id, eventID, eventType, endpointID, version string
+	body                                        []byte
+	lastError, leaseOwner                       string
+	attempts                                    *[]Attempt // nil until the first attempt
+	created, queued, next, updated, leaseExp    int64      // Unix nanoseconds, 0 for the zero time
+	lastStatus, nAttempts                       int32
+	idx                                         int32 // position in its endpoint queue or the lease heap
+	state                                       State
+}
+
+func nanos(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func fromNanos(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
+}
+
+// delivery returns the item as a Delivery.
+func (it *memItem) delivery() Delivery {
+	return Delivery{
+		ID: it.id, EventID: it.eventID, EventType: it.eventType, EndpointID: it.endpointID,
+		Version: it.version, Body: it.body, State: it.state, Attempts: int(it.nAttempts),
+		CreatedAt: fromNanos(it.created), QueuedAt: fromNanos(it.queued),
+		NextAttemptAt: fromNanos(it.next), UpdatedAt: fromNanos(it.updated),
+		LastStatus: int(it.lastStatus), LastError: it.lastError,
+		LeaseOwner: it.leaseOwner, LeaseExpiresAt: fromNanos(it.leaseExp),
+	}
+}
+
+// set stores d's fields in the item.
+func (it *memItem) set(d *Delivery) {
+	it.id, it.eventID, it.eventType, it.endpointID, it.version = d.ID, d.EventID, d.EventType, d.EndpointID, d.Version
+	it.body, it.state, it.nAttempts = d.Body, d.State, int32(d.Attempts)
+	it.created, it.queued, it.next, it.updated = nanos(d.CreatedAt), nanos(d.QueuedAt), nanos(d.NextAttemptAt), nanos(d.UpdatedAt)
+	it.lastStatus, it.lastError, it.leaseOwner, it.leaseExp = int32(d.LastStatus), d.LastError, d.LeaseOwner, nanos(d.LeaseExpiresAt)
 }
 
 // NewMemoryStore returns an empty in-memory store that holds at most capacity unfinished
@@ -133,8 +176,8 @@ func (m *MemoryStore) Enqueue(ctx context.Context, ds []Delivery) error {
 	// Items are built before taking the lock, which every Claim and Record also needs.
 	items := make([]memItem, len(ds))
 	for i := range ds {
-		items[i].d = ds[i]
-		items[i].d.State = StatePending
+		items[i].set(&ds[i])
+		items[i].state = StatePending
 		if slices.ContainsFunc(ds[:i], func(d Delivery) bool { return d.ID == ds[i].ID }) {
 			return fmt.Errorf("webhook: memory store: delivery %q given twice", ds[i].ID)
 		}
@@ -145,12 +188,12 @@ func (m *MemoryStore) Enqueue(ctx context.Context, ds []Delivery) error {
 		return errMemoryFull
 	}
 	for i := range items {
-		if !m.byID.add(items[i].d.ID, &items[i]) {
+		if !m.byID.add(items[i].id, &items[i]) {
 			for j := range i {
-				m.byID.del(items[j].d.ID)
+				m.byID.del(items[j].id)
 			}
 			m.unfinished.Add(-n)
-			return fmt.Errorf("webhook: memory store: delivery %q already exists", items[i].d.ID)
+			return fmt.Errorf("webhook: memory store: delivery %q already exists", items[i].id)
 		}
 	}
 	m.intakeMu.Lock()
@@ -163,9 +206,9 @@ func (m *MemoryStore) Enqueue(ctx context.Context, ds []Delivery) error {
 
 // push puts a pending item into its endpoint's queue.
 func (m *MemoryStore) push(it *memItem) {
-	q := m.queues[it.d.EndpointID]
+	q := m.queues[it.endpointID]
 	if q == nil {
-		q = &epQueue{id: it.d.EndpointID}
+		q = &epQueue{id: it.endpointID}
 		m.queues[q.id] = q
 		heap.Push(&q.items, it)
 		heap.Push(&m.ready, q)
@@ -197,15 +240,16 @@ func (m *MemoryStore) Claim(ctx context.Context, p ClaimParams) ([]Delivery, err
 	m.absorb()
 	out := make([]Delivery, 0, min(p.Limit, m.Len()))
 	var aside []*memItem
-	for len(out) < p.Limit && len(m.leases) > 0 && !m.leases[0].d.LeaseExpiresAt.After(p.Now) {
+	now := nanos(p.Now)
+	for len(out) < p.Limit && len(m.leases) > 0 && m.leases[0].leaseExp <= now {
 		it := heap.Pop(&m.leases).(*memItem)
-		if excluded(it.d.EndpointID) || full(it.d.EndpointID) {
+		if excluded(it.endpointID) || full(it.endpointID) {
 			aside = append(aside, it)
 			continue
 		}
 		out = append(out, m.lease(it, p))
 		if taken != nil {
-			taken[it.d.EndpointID]++
+			taken[it.endpointID]++
 		}
 	}
 	for _, it := range aside {
@@ -214,7 +258,7 @@ func (m *MemoryStore) Claim(ctx context.Context, p ClaimParams) ([]Delivery, err
 	var skipped []*epQueue
 	for len(out) < p.Limit && len(m.ready) > 0 {
 		q := m.ready[0]
-		if q.items[0].d.NextAttemptAt.After(p.Now) {
+		if q.items[0].next > now {
 			break
 		}
 		if excluded(q.id) || full(q.id) {
@@ -225,8 +269,8 @@ func (m *MemoryStore) Claim(ctx context.Context, p ClaimParams) ([]Delivery, err
 			// Only the endpoint's oldest unfinished delivery may go, and only once; the
 			// queue is set aside either way, to be put back if anything is left in it.
 			skipped = append(skipped, heap.Pop(&m.ready).(*epQueue))
-			if head := m.orderedHead(q); head != nil && !head.d.NextAttemptAt.After(p.Now) {
-				heap.Remove(&q.items, head.idx)
+			if head := m.orderedHead(q); head != nil && head.next <= now {
+				heap.Remove(&q.items, int(head.idx))
 				out = append(out, m.lease(head, p))
 			}
 			continue
@@ -259,12 +303,12 @@ func (m *MemoryStore) Claim(ctx context.Context, p ClaimParams) ([]Delivery, err
 func (m *MemoryStore) orderedHead(q *epQueue) *memItem {
 	var head *memItem
 	for _, it := range q.items {
-		if head == nil || it.d.ID < head.d.ID {
+		if head == nil || it.id < head.id {
 			head = it
 		}
 	}
 	for _, it := range m.leases {
-		if it.d.EndpointID == q.id && it.d.ID < head.d.ID {
+		if it.endpointID == q.id && it.id < head.id {
 			return nil
 		}
 	}
@@ -272,12 +316,12 @@ func (m *MemoryStore) orderedHead(q *epQueue) *memItem {
 }
 
 func (m *MemoryStore) lease(it *memItem, p ClaimParams) Delivery {
-	it.d.State = StateInFlight
-	it.d.LeaseOwner = p.Owner
-	it.d.LeaseExpiresAt = p.LeaseUntil
-	it.d.UpdatedAt = p.Now
+	it.state = StateInFlight
+	it.leaseOwner = p.Owner
+	it.leaseExp = nanos(p.LeaseUntil)
+	it.updated = nanos(p.Now)
 	heap.Push(&m.leases, it)
-	return it.d
+	return it.delivery()
 }
 
 // Record implements Store.
@@ -296,11 +340,16 @@ func (m *MemoryStore) Record(ctx context.Context, p RecordParams) error {
 	if it == nil {
 		return fmt.Errorf("%w: %s", ErrNotFound, p.DeliveryID)
 	}
-	if it.d.State != StateInFlight || it.d.LeaseOwner != p.Owner {
+	if it.state != StateInFlight || it.leaseOwner != p.Owner {
 		return fmt.Errorf("%w: %s", ErrLeaseLost, p.DeliveryID)
 	}
-	heap.Remove(&m.leases, it.idx)
-	applyRecord(&it.d, &it.attempts, p)
+	heap.Remove(&m.leases, int(it.idx))
+	if it.attempts == nil && p.Attempt != nil {
+		it.attempts = new([]Attempt)
+	}
+	d := it.delivery()
+	applyRecord(&d, it.attempts, p)
+	it.set(&d)
 	if p.State == StatePending {
 		m.push(it)
 	} else {
@@ -343,7 +392,7 @@ func (m *MemoryStore) Get(ctx context.Context, id string) (Delivery, error) {
 	if it == nil {
 		return Delivery{}, fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
-	return it.d, nil
+	return it.delivery(), nil
 }
 
 // List implements Store. It scans every delivery: the memory store is meant for a
@@ -359,8 +408,8 @@ func (m *MemoryStore) List(ctx context.Context, p ListParams) (ListResult, error
 	m.mu.Lock()
 	var match []Delivery
 	m.byID.each(func(_ string, it *memItem) {
-		if ListMatches(p, &it.d) {
-			match = append(match, it.d)
+		if d := it.delivery(); ListMatches(p, &d) {
+			match = append(match, d)
 		}
 	})
 	m.mu.Unlock()
@@ -396,7 +445,10 @@ func (m *MemoryStore) Attempts(ctx context.Context, id string) ([]Attempt, error
 	if it == nil {
 		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
-	return slices.Clone(it.attempts), nil
+	if it.attempts == nil {
+		return nil, nil
+	}
+	return slices.Clone(*it.attempts), nil
 }
 
 // Requeue implements Store.
@@ -418,20 +470,22 @@ func (m *MemoryStore) Requeue(ctx context.Context, p RequeueParams) (int, error)
 			if it == nil {
 				return 0, fmt.Errorf("%w: %s", ErrNotFound, id)
 			}
-			if !it.d.State.Finished() {
-				return 0, fmt.Errorf("%w: %s is %s; only succeeded or failed deliveries can be requeued", ErrInvalidState, id, it.d.State)
+			if !it.state.Finished() {
+				return 0, fmt.Errorf("%w: %s is %s; only succeeded or failed deliveries can be requeued", ErrInvalidState, id, it.state)
 			}
 			items = append(items, it)
 		}
 	} else {
 		m.byID.each(func(_ string, it *memItem) {
-			if it.d.State == StateFailed && it.d.EndpointID == p.EndpointID && !it.d.CreatedAt.Before(p.Since) {
+			if it.state == StateFailed && it.endpointID == p.EndpointID && it.created >= nanos(p.Since) {
 				items = append(items, it)
 			}
 		})
 	}
 	for _, it := range items {
-		requeueDelivery(&it.d, p.Now)
+		d := it.delivery()
+		requeueDelivery(&d, p.Now)
+		it.set(&d)
 		m.push(it)
 	}
 	m.unfinished.Add(int64(len(items)))
@@ -463,13 +517,13 @@ func (m *MemoryStore) NextDue(ctx context.Context, exclude []string) (time.Time,
 		}
 	}
 	for _, it := range m.leases {
-		if !excluded(it.d.EndpointID) {
-			consider(it.d.LeaseExpiresAt)
+		if !excluded(it.endpointID) {
+			consider(fromNanos(it.leaseExp))
 		}
 	}
 	for _, q := range m.ready {
 		if !excluded(q.id) {
-			consider(q.items[0].d.NextAttemptAt)
+			consider(fromNanos(q.items[0].next))
 		}
 	}
 	return next, nil
@@ -484,7 +538,7 @@ func (m *MemoryStore) Prune(ctx context.Context, p PruneParams) (int, error) {
 	defer m.mu.Unlock()
 	var gone []string
 	m.byID.each(func(id string, it *memItem) {
-		if PruneMatches(p, &it.d) {
+		if d := it.delivery(); PruneMatches(p, &d) {
 			gone = append(gone, id)
 		}
 	})
@@ -526,14 +580,14 @@ type itemHeap []*memItem
 
 func (h itemHeap) Len() int { return len(h) }
 func (h itemHeap) Less(i, j int) bool {
-	a, b := &h[i].d, &h[j].d
-	if c := a.NextAttemptAt.Compare(b.NextAttemptAt); c != 0 {
-		return c < 0
+	a, b := h[i], h[j]
+	if a.next != b.next {
+		return a.next < b.next
 	}
-	return a.ID < b.ID
+	return a.id < b.id
 }
-func (h itemHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i]; h[i].idx = i; h[j].idx = j }
-func (h *itemHeap) Push(x any)   { it := x.(*memItem); it.idx = len(*h); *h = append(*h, it) }
+func (h itemHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i]; h[i].idx = int32(i); h[j].idx = int32(j) }
+func (h *itemHeap) Push(x any)   { it := x.(*memItem); it.idx = int32(len(*h)); *h = append(*h, it) }
 func (h *itemHeap) Pop() any     { return popLast((*[]*memItem)(h)) }
 func popLast[T any](h *[]T) T {
 	old := *h
@@ -556,7 +610,7 @@ type epHeap []*epQueue
 
 func (h epHeap) Len() int { return len(h) }
 func (h epHeap) Less(i, j int) bool {
-	return h[i].items[0].d.NextAttemptAt.Before(h[j].items[0].d.NextAttemptAt)
+	return h[i].items[0].next < h[j].items[0].next
 }
 func (h epHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i]; h[i].idx = i; h[j].idx = j }
 func (h *epHeap) Push(x any)   { q := x.(*epQueue); q.idx = len(*h); *h = append(*h, q) }
@@ -567,8 +621,8 @@ type leaseHeap []*memItem
 
 func (h leaseHeap) Len() int { return len(h) }
 func (h leaseHeap) Less(i, j int) bool {
-	return h[i].d.LeaseExpiresAt.Before(h[j].d.LeaseExpiresAt)
+	return h[i].leaseExp < h[j].leaseExp
 }
-func (h leaseHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i]; h[i].idx = i; h[j].idx = j }
-func (h *leaseHeap) Push(x any)   { it := x.(*memItem); it.idx = len(*h); *h = append(*h, it) }
+func (h leaseHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i]; h[i].idx = int32(i); h[j].idx = int32(j) }
+func (h *leaseHeap) Push(x any)   { it := x.(*memItem); it.idx = int32(len(*h)); *h = append(*h, it) }
 func (h *leaseHeap) Pop() any     { return popLast((*[]*memItem)(h)) }
