@@ -124,7 +124,9 @@ func (s *Store) buildSQL() {
 	// row tell success, lease lost and not found apart, so one call's lost lease fails only
 	// that call. The in-flight state is a parameter ($13) so that the cached plan finds the
 	// rows by primary key: a literal would match the in-flight partial index, which the
-	// planner then scans whole, dead entries of finished deliveries and all.
+	// planner then scans whole, dead entries of finished deliveries and all. The not-found
+	// check runs only for rows not updated, and only over the batch's IDs: otherwise a
+	// plan made while the table was small hashes the whole table on every call.
 	s.recordSQL = `
 WITH input AS (
 	SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::int[], $6::text[], $7::text[],
@@ -149,8 +151,9 @@ WITH input AS (
 	SELECT upd.id, upd.attempts_total, i.started, i.duration, i.status, i.error, i.resp
 	FROM upd JOIN input i ON i.id = upd.id WHERE i.has_attempt = 1
 )
-SELECT i.ord, EXISTS (SELECT 1 FROM upd WHERE upd.id = i.id), EXISTS (SELECT 1 FROM ` + s.deliveries + ` d WHERE d.id = i.id)
-FROM input i`
+SELECT i.ord, u.id IS NOT NULL,
+	u.id IS NOT NULL OR EXISTS (SELECT 1 FROM ` + s.deliveries + ` d WHERE d.id = i.id AND d.id = ANY($1::text[]))
+FROM input i LEFT JOIN upd u ON u.id = i.id`
 
 	s.enqueueSQL = `
 INSERT INTO ` + s.deliveries + ` (` + deliveryColumns + `)
@@ -303,9 +306,12 @@ func (s *Store) Claim(ctx context.Context, p webhook.ClaimParams) ([]webhook.Del
 	if p.Limit <= 0 {
 		return nil, nil
 	}
-	shape := claimShape{limit: p.Limit, candidates: p.Limit}
+	// The candidate limits are rounded up to a power of two so that a Sender's claims share
+	// a few statements (and their cached plans); the exact Limit is a parameter of the
+	// final LIMIT, so rows locked beyond it are left as they are.
+	shape := claimShape{candidates: roundUpPow2(p.Limit)}
 	if p.MaxPerEndpoint > 0 && p.MaxPerEndpoint < p.Limit {
-		shape.candidates = min(p.Limit*claimCandidatesPerSlot, maxClaimCandidates)
+		shape.candidates = min(shape.candidates*claimCandidatesPerSlot, maxClaimCandidates)
 		shape.capped = true
 	}
 	exclude := p.ExcludeEndpoints
@@ -320,6 +326,7 @@ func (s *Store) Claim(ctx context.Context, p webhook.ClaimParams) ([]webhook.Del
 		shape.ordered = true
 		args = append(args, p.Ordered)
 	}
+	args = append(args, p.Limit)
 	rows, err := s.pool.Query(ctx, s.claimQuery(shape), args...)
 	if err != nil {
 		return nil, wrap("claim", err)
@@ -353,15 +360,16 @@ func (s *Store) Claim(ctx context.Context, p webhook.ClaimParams) ([]webhook.Del
 
 // claimShape selects a variant of the claim statement.
 type claimShape struct {
-	limit, candidates int
-	capped            bool // rank by endpoint, for MaxPerEndpoint
-	ordered           bool // only the oldest unfinished delivery of ClaimParams.Ordered's endpoints
+	candidates int  // a power of two, or maxClaimCandidates
+	capped     bool // rank by endpoint, for MaxPerEndpoint
+	ordered    bool // only the oldest unfinished delivery of ClaimParams.Ordered's endpoints
 }
 
-// claimQuery returns the claim statement for shape. The limits are literals, not
-// parameters: PostgreSQL's cached generic plan must know a claim wants a few rows, or it
-// guesses a third of the due range and sorts all of it rather than reading the partial
-// index in order. A Sender uses at most a few dozen shapes (one per free-worker count).
+// claimQuery returns the claim statement for shape. The candidate limits are literals,
+// not parameters: PostgreSQL's cached generic plan must know a claim wants a few rows, or
+// it guesses a third of the due range and sorts all of it rather than reading the partial
+// index in order. They are powers of two, so a Sender uses a handful of shapes; the exact
+// Limit is the last parameter, applied to the picked rows.
 //
 // The candidate CTEs lock with SKIP LOCKED so concurrent claimers pass over each other's
 // rows rather than queueing on them; each reads a partial index in order.
@@ -369,7 +377,15 @@ func (s *Store) claimQuery(shape claimShape) string {
 	if q, ok := s.claimSQL.Load(shape); ok {
 		return q.(string)
 	}
-	cand, limit := strconv.Itoa(shape.candidates), strconv.Itoa(shape.limit)
+	// The exact limit is the last parameter.
+	n := 5
+	if shape.capped {
+		n++
+	}
+	if shape.ordered {
+		n++
+	}
+	cand, limit := strconv.Itoa(shape.candidates), "$"+strconv.Itoa(n)+"::int"
 	picked := `SELECT id, k, due FROM (SELECT * FROM expired UNION ALL SELECT * FROM pending) c
 	ORDER BY k, due, id LIMIT ` + limit
 	if shape.capped {
@@ -445,6 +461,13 @@ func (s *Store) writeRecords(reqs []*request[webhook.RecordParams]) {
 		retry = retry || r.arg.State == webhook.StatePending
 	}
 	b := &pgx.Batch{}
+	// The planner expects one row from the ANY($1) index scan, so it joins the input to
+	// the updated rows (and the attempts to them) in nested loops, rescanning the whole
+	// batch per row: quadratic in the batch size. Hash joins instead; and no sequential
+	// scan, which a plan made while the table was small would keep using as it grows.
+	// For this transaction only (the batch is one implicit transaction; the settings end
+	// with it).
+	b.Queue("SELECT set_config('enable_nestloop', 'off', true), set_config('enable_seqscan', 'off', true)")
 	for _, round := range rounds {
 		b.Queue(s.recordSQL, recordArgs(round)...)
 	}
@@ -453,6 +476,7 @@ func (s *Store) writeRecords(reqs []*request[webhook.RecordParams]) {
 		b.Queue("SELECT pg_notify($1, '')", s.cfg.channel)
 	}
 	br := s.pool.SendBatch(ctx, b)
+	br.Exec() // a failure here fails the statements after it, reported below
 	errs := make(map[*request[webhook.RecordParams]]error, len(reqs))
 	for _, round := range rounds {
 		rows, _ := br.Query()
@@ -743,4 +767,13 @@ func wrap(op string, err error) error {
 		return fmt.Errorf("pgstore: %s: the store's tables are missing; call (*Store).Migrate first: %w", op, err)
 	}
 	return fmt.Errorf("pgstore: %s: %w", op, err)
+}
+
+// roundUpPow2 returns the least power of two at least n (n > 0).
+func roundUpPow2(n int) int {
+	p := 1
+	for p < n {
+		p <<= 1
+	}
+	return p
 }
