@@ -510,23 +510,32 @@ func (m *MemoryStore) NextDue(ctx context.Context, exclude []string) (time.Time,
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.absorb()
-	var next time.Time
-	consider := func(t time.Time) {
-		if next.IsZero() || t.Before(next) {
-			next = t
+	best := int64(0) // 0: none yet
+	// Walk both heaps from the top, skipping a subtree once its root is no earlier than
+	// the best so far (a heap's subtree is never earlier than its root): the cost is the
+	// excluded entries near the top, not every endpoint.
+	walk := func(n int, at func(i int) (int64, string)) {
+		stack := []int{0}
+		for len(stack) > 0 && n > 0 {
+			i := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			if i >= n {
+				continue
+			}
+			t, id := at(i)
+			if best != 0 && t >= best {
+				continue
+			}
+			if !excluded(id) {
+				best = t
+				continue
+			}
+			stack = append(stack, 2*i+1, 2*i+2)
 		}
 	}
-	for _, it := range m.leases {
-		if !excluded(it.endpointID) {
-			consider(fromNanos(it.leaseExp))
-		}
-	}
-	for _, q := range m.ready {
-		if !excluded(q.id) {
-			consider(fromNanos(q.items[0].next))
-		}
-	}
-	return next, nil
+	walk(len(m.leases), func(i int) (int64, string) { return m.leases[i].leaseExp, m.leases[i].endpointID })
+	walk(len(m.ready), func(i int) (int64, string) { return m.ready[i].items[0].next, m.ready[i].id })
+	return fromNanos(best), nil
 }
 
 // Prune implements Store.
