@@ -344,11 +344,16 @@ func (m *MemoryStore) Record(ctx context.Context, p RecordParams) error {
 		return fmt.Errorf("%w: %s", ErrLeaseLost, p.DeliveryID)
 	}
 	heap.Remove(&m.leases, int(it.idx))
-	if it.attempts == nil && p.Attempt != nil {
-		it.attempts = new([]Attempt)
+	if p.Attempt != nil {
+		if it.attempts == nil {
+			it.attempts = new([]Attempt)
+		}
+		a := *p.Attempt
+		a.DeliveryID, a.Number = it.id, len(*it.attempts)+1
+		*it.attempts = append(*it.attempts, a)
 	}
 	d := it.delivery()
-	applyRecord(&d, it.attempts, p)
+	d.Apply(p)
 	it.set(&d)
 	if p.State == StatePending {
 		m.push(it)
@@ -356,29 +361,6 @@ func (m *MemoryStore) Record(ctx context.Context, p RecordParams) error {
 		m.unfinished.Add(-1)
 	}
 	return nil
-}
-
-// applyRecord applies p to d and its attempt log; stores share it so they agree on the
-// meaning of a record.
-func applyRecord(d *Delivery, attempts *[]Attempt, p RecordParams) {
-	if p.Attempt != nil {
-		a := *p.Attempt
-		a.DeliveryID = d.ID
-		a.Number = len(*attempts) + 1
-		*attempts = append(*attempts, a)
-		d.Attempts++
-		d.LastStatus = a.StatusCode
-		d.LastError = a.Error
-	} else if p.Reason != "" {
-		d.LastError = p.Reason
-	}
-	d.State = p.State
-	d.LeaseOwner = ""
-	d.LeaseExpiresAt = time.Time{}
-	d.UpdatedAt = p.Now
-	if p.State == StatePending {
-		d.NextAttemptAt = p.NextAttemptAt
-	}
 }
 
 // Get implements Store.
@@ -484,21 +466,12 @@ func (m *MemoryStore) Requeue(ctx context.Context, p RequeueParams) (int, error)
 	}
 	for _, it := range items {
 		d := it.delivery()
-		requeueDelivery(&d, p.Now)
+		d.Requeue(p.Now)
 		it.set(&d)
 		m.push(it)
 	}
 	m.unfinished.Add(int64(len(items)))
 	return len(items), nil
-}
-
-// requeueDelivery makes a finished delivery pending again, due now, with a fresh budget.
-func requeueDelivery(d *Delivery, now time.Time) {
-	d.State = StatePending
-	d.Attempts = 0
-	d.QueuedAt = now
-	d.NextAttemptAt = now
-	d.UpdatedAt = now
 }
 
 // NextDue implements Store.

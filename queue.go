@@ -503,8 +503,7 @@ func (s *Sender) record(d Delivery, e *endpointEntry, p RecordParams, verdict Ve
 		return
 	}
 	after := d
-	var log []Attempt
-	applyRecord(&after, &log, p)
+	after.Apply(p)
 	if p.State.Finished() {
 		s.passRoom()
 	}

@@ -56,6 +56,38 @@ type Delivery struct {
 	LeaseExpiresAt time.Time // after this another claimer may take it over
 }
 
+// Apply changes d as Store.Record must for p (the attempt log is the store's to append):
+// an attempt is counted and gives LastStatus and LastError (without one, a Reason becomes
+// LastError), the state becomes p.State, the lease is released, UpdatedAt becomes p.Now,
+// and a pending delivery is next due at p.NextAttemptAt. Stores and the Sender share it so
+// they agree on what a record means.
+func (d *Delivery) Apply(p RecordParams) {
+	if a := p.Attempt; a != nil {
+		d.Attempts++
+		d.LastStatus = a.StatusCode
+		d.LastError = a.Error
+	} else if p.Reason != "" {
+		d.LastError = p.Reason
+	}
+	d.State = p.State
+	d.LeaseOwner = ""
+	d.LeaseExpiresAt = time.Time{}
+	d.UpdatedAt = p.Now
+	if p.State == StatePending {
+		d.NextAttemptAt = p.NextAttemptAt
+	}
+}
+
+// Requeue changes a finished delivery as Store.Requeue must: pending again, due at now,
+// with a fresh attempt budget (Attempts 0, QueuedAt now).
+func (d *Delivery) Requeue(now time.Time) {
+	d.State = StatePending
+	d.Attempts = 0
+	d.QueuedAt = now
+	d.NextAttemptAt = now
+	d.UpdatedAt = now
+}
+
 // Attempt is the record of one HTTP request made for a delivery.
 type Attempt struct {
 	DeliveryID string

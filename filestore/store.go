@@ -567,24 +567,14 @@ func (s *Store) Record(ctx context.Context, p webhook.RecordParams) error {
 		if err := b.leases.Delete(leaseKey(d.LeaseExpiresAt, d.ID)); err != nil {
 			return err
 		}
-		// As webhook's own stores apply a record (MemoryStore's applyRecord).
 		if p.Attempt != nil {
 			d.logged++
 			if err := b.attempts.Put(attemptKey(d.ID, d.logged), attempt); err != nil {
 				return err
 			}
-			d.Attempts++
-			d.LastStatus = p.Attempt.StatusCode
-			d.LastError = p.Attempt.Error
-		} else if p.Reason != "" {
-			d.LastError = p.Reason
 		}
-		d.State = p.State
-		d.LeaseOwner = ""
-		d.LeaseExpiresAt = time.Time{}
-		d.UpdatedAt = p.Now
+		d.Apply(p)
 		if p.State == webhook.StatePending {
-			d.NextAttemptAt = p.NextAttemptAt
 			if err := b.dueInsert(d.EndpointID, d.NextAttemptAt, d.ID); err != nil {
 				return err
 			}
@@ -745,12 +735,7 @@ func (s *Store) Requeue(ctx context.Context, p webhook.RequeueParams) (int, erro
 			if err != nil {
 				return err
 			}
-			// As webhook's own stores requeue (MemoryStore's requeueDelivery).
-			d.State = webhook.StatePending
-			d.Attempts = 0
-			d.QueuedAt = p.Now
-			d.NextAttemptAt = p.Now
-			d.UpdatedAt = p.Now
+			d.Requeue(p.Now)
 			if err := b.putDelivery(&d); err != nil {
 				return err
 			}
