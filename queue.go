@@ -67,10 +67,11 @@ func (s *Sender) dispatch() {
 		free := s.cfg.workers - inflight
 		var dueAt time.Time // when to look again; zero: only when something happens
 		if free > 0 {
-			ex := s.exclusions(perEndpoint, now)
+			snap := s.reg.load()
+			ex := s.exclusions(snap, perEndpoint, now)
 			exclude, reopen := ex.exclude, ex.reopen
 			params := ClaimParams{Now: now, Limit: free, Owner: s.id, LeaseUntil: now.Add(s.cfg.lease),
-				ExcludeEndpoints: exclude, MaxPerEndpoint: ex.capPer, Ordered: s.reg.load().fifo}
+				ExcludeEndpoints: exclude, MaxPerEndpoint: ex.capPer, Ordered: snap.fifo}
 			if len(ex.failing) > 0 {
 				// Healthy endpoints first; then the failing ones, within their share.
 				params.ExcludeEndpoints = append(exclude[:len(exclude):len(exclude)], ex.failing...)
@@ -85,8 +86,10 @@ func (s *Sender) dispatch() {
 			for _, d := range ds {
 				inflight++
 				perEndpoint[d.EndpointID]++
-				if e, ok := s.reg.get(d.EndpointID); ok && e.limiter != nil {
-					e.limiter.AllowN(now, 1) // spend the token the exclusions counted
+				if len(snap.limited) > 0 {
+					if e, ok := snap.byID[d.EndpointID]; ok && e.limiter != nil {
+						e.limiter.AllowN(now, 1) // spend the token the exclusions counted
+					}
 				}
 				s.work <- d
 			}
@@ -101,7 +104,7 @@ func (s *Sender) dispatch() {
 				continue // perhaps more is due
 			default:
 				if len(ds) > 0 {
-					exclude = s.exclusions(perEndpoint, now).exclude
+					exclude = s.exclusions(snap, perEndpoint, now).exclude
 				}
 				next, err := s.store.NextDue(s.baseCtx, exclude)
 				switch {
@@ -170,8 +173,7 @@ type claimLimits struct {
 }
 
 // exclusions computes the limits of a claim at now.
-func (s *Sender) exclusions(perEndpoint map[string]int, now time.Time) claimLimits {
-	snap := s.reg.load()
+func (s *Sender) exclusions(snap *regSnapshot, perEndpoint map[string]int, now time.Time) claimLimits {
 	out := append(make([]string, 0, len(snap.disabled)+4), snap.disabled...)
 	capPer := s.cfg.endpointLimit
 	if snap.minMaxInFlight > 0 {
