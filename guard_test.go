@@ -74,3 +74,15 @@ func TestHTTPSOnly(t *testing.T) {
 	s := newSender(t, webhook.WithHTTPSOnly(), webhook.WithEndpoints(endpoint("ep", "https://r.test/", webhook.NewSecret())))
 	assert.ErrorIs(t, s.AddEndpoint(endpoint("ep2", "http://r.test/", webhook.NewSecret())), webhook.ErrInvalidEndpoint)
 }
+
+func TestGuardIsOnByDefault(t *testing.T) {
+	recv := webhooktest.NewUnverifiedReceiver(t)
+	rep := newReports()
+	s := startSender(t, rep.hooks(), webhook.WithEndpoints(endpoint("ep", recv.URL, webhook.NewSecret())))
+	_, err := s.Send(testCtx(t), webhook.Event{Type: "a.b"})
+	require.NoError(t, err)
+	a := rep.next(t)
+	assert.Equal(t, webhook.StateFailed, a.Delivery.State)
+	assert.Contains(t, a.Attempt.Error, "refusing to connect to 127.0.0.1")
+	assert.Empty(t, recv.Deliveries())
+}

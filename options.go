@@ -84,7 +84,6 @@ type config struct {
 	breakerAt       int              // failures that open the circuit; <0 disables
 	disableAfter    time.Duration
 	guard           destinationGuard
-	guardSet        bool // an option configured the guard explicitly
 	httpsOnly       bool
 	proxy           func(*http.Request) (*url.URL, error)
 	errs            []error
@@ -379,7 +378,6 @@ func WithAllowedNetworks(networks ...netip.Prefix) Option {
 			}
 			c.guard.allowed = append(c.guard.allowed, n.Masked())
 		}
-		c.guardSet = true
 	})
 }
 
@@ -388,7 +386,7 @@ func WithAllowedNetworks(networks ...netip.Prefix) Option {
 // for senders whose endpoint URLs are all written by trusted operators, never by
 // customers. Prefer WithAllowedNetworks.
 func WithDangerouslyAllowAnyDestination() Option {
-	return optionFunc(func(c *config) { c.guard.off, c.guardSet = true, true })
+	return optionFunc(func(c *config) { c.guard.off = true })
 }
 
 // WithHTTPSOnly rejects endpoints whose URL is not https:// (ErrInvalidEndpoint).
@@ -404,11 +402,6 @@ func WithHTTPSOnly() Option {
 func WithProxy(proxy func(*http.Request) (*url.URL, error)) Option {
 	return optionFunc(func(c *config) { c.proxy = proxy })
 }
-
-// guardOnByDefault: the destination guard protects every Sender that does not configure
-// it. Until every test and example states the loopback networks it needs, it is off
-// unless an option configures it.
-const guardOnByDefault = true
 
 // WithCircuitBreaker configures the per-endpoint circuit breaker: after threshold
 // consecutive failed attempts an endpoint gets no attempts for cooldown, then one probe;

@@ -90,9 +90,6 @@ func NewSender(opts ...Option) (*Sender, error) {
 	if cfg.endpointLimit == 0 {
 		cfg.endpointLimit = (cfg.workers + 1) / 2
 	}
-	if !guardOnByDefault && !cfg.guardSet {
-		cfg.guard.off = true
-	}
 	ownTransport := cfg.transport == nil
 	if ownTransport {
 		cfg.transport = defaultTransport(cfg)
