@@ -178,15 +178,14 @@ func (m *MemoryStore) Enqueue(ctx context.Context, ds []Delivery) error {
 	for i := range ds {
 		items[i].set(&ds[i])
 		items[i].state = StatePending
-		if slices.ContainsFunc(ds[:i], func(d Delivery) bool { return d.ID == ds[i].ID }) {
-			return fmt.Errorf("webhook: memory store: delivery %q given twice", ds[i].ID)
-		}
 	}
 	n := int64(len(ds))
 	if total := m.unfinished.Add(n); m.capacity > 0 && total > int64(m.capacity) {
 		m.unfinished.Add(-n)
 		return errMemoryFull
 	}
+	// Adding each ID refuses one already stored or already added from this batch; the
+	// batch's earlier adds are then undone, so it is stored whole or not at all.
 	for i := range items {
 		if !m.byID.add(items[i].id, &items[i]) {
 			for j := range i {
