@@ -38,12 +38,20 @@ func (s *Sender) dispatch() {
 	if n, ok := s.store.(Notifier); ok {
 		notify = n.Notify()
 	}
+	// inflight counts claimed deliveries not yet finished: attempts running and those
+	// waiting in the work buffer. perEndpoint counts the same per endpoint.
 	inflight := 0
 	perEndpoint := make(map[string]int)
-	finished := func(endpointID string) {
-		inflight--
-		if perEndpoint[endpointID]--; perEndpoint[endpointID] <= 0 {
-			delete(perEndpoint, endpointID)
+	var done []string
+	collect := func() {
+		s.finMu.Lock()
+		done, s.finished = s.finished, done[:0]
+		s.finMu.Unlock()
+		for _, id := range done {
+			inflight--
+			if perEndpoint[id]--; perEndpoint[id] <= 0 {
+				delete(perEndpoint, id)
+			}
 		}
 	}
 	idleClaims := 0 // consecutive claims that found nothing though work seemed due
@@ -53,18 +61,9 @@ func (s *Sender) dispatch() {
 			return
 		default:
 		}
-		// Collect finished attempts without blocking.
-	drain:
-		for {
-			select {
-			case ep := <-s.results:
-				finished(ep)
-			default:
-				break drain
-			}
-		}
+		collect()
 		now := s.clock.Now()
-		free := s.cfg.workers - inflight
+		free := s.cfg.workers + s.prefetch - inflight
 		var dueAt time.Time // when to look again; zero: only when something happens
 		if free > 0 {
 			snap := s.reg.load()
@@ -129,11 +128,11 @@ func (s *Sender) dispatch() {
 			}
 		}
 		if free == 0 {
-			// Every worker is busy: nothing can be claimed until one finishes, so no timer.
+			// Every worker is busy and the buffer full: nothing can be claimed until an
+			// attempt finishes, so no timer.
 			select {
 			case <-s.stop:
-			case ep := <-s.results:
-				finished(ep)
+			case <-s.freed:
 			}
 			continue
 		}
@@ -145,8 +144,7 @@ func (s *Sender) dispatch() {
 		select {
 		case <-s.stop:
 		case <-s.wake:
-		case ep := <-s.results:
-			finished(ep)
+		case <-s.freed:
 		case <-timer.C():
 		case <-notify:
 		}
@@ -175,9 +173,9 @@ type claimLimits struct {
 // exclusions computes the limits of a claim at now.
 func (s *Sender) exclusions(snap *regSnapshot, perEndpoint map[string]int, now time.Time) claimLimits {
 	out := append(make([]string, 0, len(snap.disabled)+4), snap.disabled...)
-	capPer := s.cfg.endpointLimit
+	capPer := s.claimLimit(s.cfg.endpointLimit)
 	if snap.minMaxInFlight > 0 {
-		capPer = min(capPer, snap.minMaxInFlight)
+		capPer = min(capPer, s.claimLimit(snap.minMaxInFlight))
 	}
 	var halfOpen, failing []string
 	out, reopen := s.health.blocked(now, out, func(id string) { halfOpen = append(halfOpen, id) },
@@ -196,7 +194,7 @@ func (s *Sender) exclusions(snap *regSnapshot, perEndpoint map[string]int, now t
 		} else if ok && e.ep.MaxInFlight > 0 {
 			limit = e.ep.MaxInFlight
 		}
-		room(id, limit)
+		room(id, s.claimLimit(limit))
 	}
 	for _, id := range halfOpen {
 		room(id, 1) // one probe at a time
@@ -227,6 +225,18 @@ func (s *Sender) exclusions(snap *regSnapshot, perEndpoint map[string]int, now t
 	}
 	l.exclude = out
 	return l
+}
+
+// claimLimit is how many deliveries of one endpoint may be claimed at once, given its
+// limit on attempts in flight. Claimed deliveries include those buffered for the
+// workers, any of which may start next, so a limit below the worker count caps claims
+// at the limit itself; one at or above it cannot be exceeded by the workers, so the
+// endpoint may also use the buffer.
+func (s *Sender) claimLimit(inFlight int) int {
+	if inFlight >= s.cfg.workers {
+		return s.cfg.workers + s.prefetch
+	}
+	return inFlight
 }
 
 // prune deletes finished deliveries past their retention, every DefaultPruneInterval.
@@ -263,16 +273,43 @@ func (s *Sender) prune() {
 // worker runs attempts handed out by the dispatcher until Close closes the work channel.
 func (s *Sender) worker() {
 	defer s.workers.Done()
+	// Attempts' contexts hang off a per-worker parent rather than the Sender's own, so
+	// workers do not contend on one parent's lock and child set for every attempt.
+	ctx, cancel := context.WithCancel(s.baseCtx)
+	defer cancel()
 	for d := range s.work {
-		s.attempt(d)
-		s.results <- d.EndpointID
+		s.attempt(ctx, d)
+		s.finMu.Lock()
+		s.finished = append(s.finished, d.EndpointID)
+		s.finMu.Unlock()
+		select {
+		case s.freed <- struct{}{}:
+		default: // the dispatcher has yet to see an earlier signal; it collects this too
+		}
 	}
 }
 
 // attempt makes one attempt of d and records its result.
-func (s *Sender) attempt(d Delivery) {
+func (s *Sender) attempt(ctx context.Context, d Delivery) {
 	e, ok := s.reg.get(d.EndpointID)
 	now := s.clock.Now()
+	select {
+	case <-s.stop:
+		// Claimed ahead but not started when Close began: hand it back untouched, so
+		// Close does not wait for it and the next Sender takes it at once.
+		s.finish(d, nil, RecordParams{State: StatePending, NextAttemptAt: now}, 0)
+		return
+	default:
+	}
+	if !d.LeaseExpiresAt.IsZero() && now.Add(s.cfg.timeout).After(d.LeaseExpiresAt) {
+		// It waited in the buffer so long (behind attempts that ran to their timeout)
+		// that an attempt could outlive the lease, and another Sender could take it
+		// mid-attempt: hand it back instead, to be claimed afresh.
+		s.log.Debug("webhook: handing back a claimed delivery whose lease would lapse mid-attempt",
+			zap.String("delivery_id", d.ID), zap.Time("lease_expires_at", d.LeaseExpiresAt))
+		s.finish(d, nil, RecordParams{State: StatePending, NextAttemptAt: now}, 0)
+		return
+	}
 	if !ok {
 		s.finish(d, nil, RecordParams{State: StateFailed,
 			Reason: fmt.Sprintf("endpoint %q was removed; no request was sent", d.EndpointID)}, Permanent)
@@ -282,7 +319,7 @@ func (s *Sender) attempt(d Delivery) {
 		s.finish(d, nil, RecordParams{State: StatePending, NextAttemptAt: now}, 0)
 		return
 	}
-	a, retryAfter, err := s.post(e, d, now)
+	a, retryAfter, err := s.post(ctx, e, d, now)
 	verdict := Permanent
 	if err == nil || !errors.As(err, new(*signError)) {
 		verdict = s.retry.Classify(a.StatusCode, err)
@@ -352,10 +389,10 @@ func (e *signError) Unwrap() error { return e.err }
 
 // post sends one request and returns its record, the Retry-After asked for (0 if none)
 // and the transport error, redacted.
-func (s *Sender) post(e *endpointEntry, d Delivery, now time.Time) (Attempt, time.Duration, error) {
+func (s *Sender) post(ctx context.Context, e *endpointEntry, d Delivery, now time.Time) (Attempt, time.Duration, error) {
 	a := Attempt{DeliveryID: d.ID, StartedAt: now}
 	start := time.Now()
-	ctx, cancel := context.WithTimeout(s.baseCtx, s.cfg.timeout)
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.timeout)
 	defer cancel()
 	// The request is built by hand around the endpoint's parsed URL: parsing it again
 	// for every attempt is measurable on the hot path. Header slices shared between
@@ -489,9 +526,16 @@ func (s *Sender) recorder() {
 
 // record writes an attempt's result to the store, then logs and calls hooks.
 func (s *Sender) record(d Delivery, e *endpointEntry, p RecordParams, verdict Verdict) {
-	ctx, cancel := context.WithTimeout(context.Background(), recordTimeout)
-	err := s.store.Record(ctx, p)
-	cancel()
+	var err error
+	if s.records == nil {
+		// The memory store's Record does not block, and a timeout context per attempt
+		// is measurable at full speed.
+		err = s.store.Record(context.Background(), p)
+	} else {
+		ctx, cancel := context.WithTimeout(context.Background(), recordTimeout)
+		err = s.store.Record(ctx, p)
+		cancel()
+	}
 	if err != nil {
 		// The delivery stays in flight until its lease expires, then is attempted again:
 		// at least once, never lost.
@@ -510,7 +554,8 @@ func (s *Sender) record(d Delivery, e *endpointEntry, p RecordParams, verdict Ve
 		s.passRoom()
 	}
 	if p.Attempt == nil && p.State == StatePending {
-		return // handed back, nothing happened
+		s.poke() // handed back untouched: claimable again now
+		return
 	}
 	s.logAttempt(after, p, verdict)
 	if s.cfg.hooks.OnAttempt != nil {

@@ -36,13 +36,22 @@ type Sender struct {
 	// versionHeader is WithVersionHeader's name in canonical form.
 	versionHeader string
 
-	closed    atomic.Bool
-	wake      chan struct{} // cap 1: new work was enqueued or an endpoint enabled
-	room      chan struct{} // cap 1: the baton for one Send waiting for room
-	waiting   atomic.Int32  // Sends waiting for room
-	stop      chan struct{} // closed by Close: stop claiming and waiting
-	work      chan Delivery
-	results   chan string // endpoint IDs of finished attempts, cap = workers
+	closed  atomic.Bool
+	wake    chan struct{} // cap 1: new work was enqueued or an endpoint enabled
+	room    chan struct{} // cap 1: the baton for one Send waiting for room
+	waiting atomic.Int32  // Sends waiting for room
+	stop    chan struct{} // closed by Close: stop claiming and waiting
+	// work carries claimed deliveries to the workers. It buffers up to prefetch of them,
+	// claimed ahead, so a worker that finishes starts its next attempt at once instead
+	// of waiting for the dispatcher to claim again.
+	work     chan Delivery
+	prefetch int
+	// finished lists the endpoint IDs of attempts done since the dispatcher last looked;
+	// freed (cap 1) tells it there are some. One signal covers many finishes, so a busy
+	// dispatcher is woken once per claim round, not once per attempt.
+	finMu     sync.Mutex
+	finished  []string
+	freed     chan struct{}
 	baseCtx   context.Context
 	cancel    context.CancelFunc // aborts in-flight attempts when Close's ctx ends
 	loopsDone sync.WaitGroup     // dispatcher and pruner
@@ -107,11 +116,12 @@ func NewSender(opts ...Option) (*Sender, error) {
 		userAgent:     []string{cfg.userAgent},
 		health: &healthTable{m: map[string]*EndpointHealth{}, threshold: cfg.breakerAt,
 			cooldown: cfg.breaker[0], maxCooldown: cfg.breaker[1], disableAfter: cfg.disableAfter},
-		wake:    make(chan struct{}, 1),
-		room:    make(chan struct{}, 1),
-		stop:    make(chan struct{}),
-		work:    make(chan Delivery),
-		results: make(chan string, cfg.workers),
+		wake:     make(chan struct{}, 1),
+		room:     make(chan struct{}, 1),
+		stop:     make(chan struct{}),
+		work:     make(chan Delivery, cfg.workers),
+		prefetch: cfg.workers,
+		freed:    make(chan struct{}, 1),
 	}
 	s.baseCtx, s.cancel = context.WithCancel(context.Background())
 	if _, inMemory := cfg.store.(*MemoryStore); !inMemory {
@@ -143,6 +153,9 @@ func defaultTransport(cfg config) http.RoundTripper {
 	t.MaxIdleConnsPerHost = cfg.workers
 	t.MaxIdleConns = max(t.MaxIdleConns, 4*cfg.workers)
 	t.Proxy = cfg.proxy
+	// No transparent gzip: a response body is only recorded (its first bytes, for
+	// debugging), and asking for gzip costs a header map per request.
+	t.DisableCompression = true
 	guard := cfg.guard
 	dialer := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second, ControlContext: guard.control}
 	t.DialContext = dialer.DialContext

@@ -962,3 +962,116 @@ func TestAsynchronousRecordingDeliversAndRecordsEverything(t *testing.T) {
 	assert.Zero(t, store.Len(), "nothing left in flight")
 	assert.Equal(t, n, recv.UniqueIDs())
 }
+
+// claimWatch is a memory store that reports the IDs of the deliveries it hands out.
+type claimWatch struct {
+	*webhook.MemoryStore
+	claimed chan string
+}
+
+func (c *claimWatch) Claim(ctx context.Context, p webhook.ClaimParams) ([]webhook.Delivery, error) {
+	ds, err := c.MemoryStore.Claim(ctx, p)
+	for _, d := range ds {
+		c.claimed <- d.ID
+	}
+	return ds, err
+}
+
+// waitClaimed waits until the store has handed out the delivery id.
+func (c *claimWatch) waitClaimed(t *testing.T, id string) {
+	t.Helper()
+	for {
+		select {
+		case got := <-c.claimed:
+			if got == id {
+				return
+			}
+		case <-testCtx(t).Done():
+			t.Fatalf("delivery %s was never claimed", id)
+		}
+	}
+}
+
+// hangOnce serves 204, except that its first request hangs until release is closed or
+// the client gives up; started receives once that request has arrived.
+func hangOnce(t *testing.T) (srv *httptest.Server, started chan struct{}, release chan struct{}, requests *atomic.Int32) {
+	started, release, requests = make(chan struct{}, 1), make(chan struct{}), new(atomic.Int32)
+	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		if requests.Add(1) == 1 {
+			started <- struct{}{}
+			select {
+			case <-release:
+			case <-r.Context().Done():
+				return
+			}
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(srv.Close)
+	return srv, started, release, requests
+}
+
+func TestDeliveriesClaimedAheadAreHandedBackUnattemptedOnClose(t *testing.T) {
+	srv, started, _, requests := hangOnce(t)
+	store := &claimWatch{MemoryStore: webhook.NewMemoryStore(0), claimed: make(chan string, 16)}
+	s, err := webhook.NewSender(webhook.WithStore(store), webhook.WithWorkers(1), loopback,
+		webhook.WithEndpoints(endpoint("ep", srv.URL, webhook.NewSecret())))
+	require.NoError(t, err)
+	ctx := testCtx(t)
+	first, err := s.Send(ctx, webhook.Event{Type: "a.b"})
+	require.NoError(t, err)
+	second, err := s.Send(ctx, webhook.Event{Type: "a.b"})
+	require.NoError(t, err)
+	<-started                       // the one worker is busy with the first
+	store.waitClaimed(t, second[0]) // and the second waits, claimed ahead for it
+	closeCtx, cancel := context.WithCancel(ctx)
+	cancel() // abort the hanging attempt; the worker then finds the second
+	assert.ErrorIs(t, s.Close(closeCtx), context.Canceled)
+
+	assert.Equal(t, int32(1), requests.Load(), "only the first was attempted")
+	d, err := store.Get(ctx, first[0])
+	require.NoError(t, err)
+	assert.Equal(t, webhook.StatePending, d.State)
+	assert.Equal(t, 1, d.Attempts, "the aborted attempt is recorded")
+	d, err = store.Get(ctx, second[0])
+	require.NoError(t, err)
+	assert.Equal(t, webhook.StatePending, d.State, "handed back, not left leased")
+	assert.Zero(t, d.Attempts, "handed back without an attempt")
+	assert.Empty(t, d.LeaseOwner)
+}
+
+func TestDeliveryWhoseLeaseWouldLapseMidAttemptIsReclaimed(t *testing.T) {
+	srv, started, release, requests := hangOnce(t)
+	store := &claimWatch{MemoryStore: webhook.NewMemoryStore(0), claimed: make(chan string, 16)}
+	clk := webhooktest.NewClock(time.Now())
+	core, logs := observer.New(zap.DebugLevel)
+	rep := newReports()
+	const timeout = 10 * time.Second
+	s := newSender(t, webhook.WithStore(store), webhook.WithWorkers(1), webhook.WithClock(clk),
+		webhook.WithTimeout(timeout), webhook.WithLeaseDuration(timeout+5*time.Second),
+		webhook.WithLogger(zap.New(core)), rep.hooks(),
+		webhook.WithEndpoints(endpoint("ep", srv.URL, webhook.NewSecret())))
+	ctx := testCtx(t)
+	_, err := s.Send(ctx, webhook.Event{Type: "a.b"})
+	require.NoError(t, err)
+	second, err := s.Send(ctx, webhook.Event{Type: "a.b"})
+	require.NoError(t, err)
+	<-started
+	store.waitClaimed(t, second[0])
+	// The second has waited 6s behind the first: 9s of lease left, less than the 10s an
+	// attempt may take.
+	clk.Advance(6 * time.Second)
+	close(release)
+
+	rep.waitFinal(t, 2)
+	store.waitClaimed(t, second[0]) // claimed again, with a fresh lease
+	assert.Equal(t, int32(2), requests.Load())
+	handedBack := logs.FilterMessageSnippet("lease would lapse").All()
+	require.Len(t, handedBack, 1)
+	assert.Equal(t, second[0], handedBack[0].ContextMap()["delivery_id"])
+	d, err := store.Get(ctx, second[0])
+	require.NoError(t, err)
+	assert.Equal(t, webhook.StateSucceeded, d.State)
+	assert.Equal(t, 1, d.Attempts, "the hand-back is not an attempt")
+}
