@@ -101,10 +101,13 @@ func (s *Sender) dispatch() {
 				dueAt = now.Add(storeErrorBackoff)
 			case len(ds) == free:
 				continue // perhaps more is due
+			case len(ds) > 0:
+				// Some but not all slots filled. The attempts just handed out will signal
+				// when they finish, and the dispatcher claims again then; it asks when work
+				// is next due only once a claim finds nothing, sparing a remote store a
+				// round trip per claim.
+				idleClaims = 0
 			default:
-				if len(ds) > 0 {
-					exclude = s.exclusions(snap, perEndpoint, now).exclude
-				}
 				next, err := s.store.NextDue(s.baseCtx, exclude)
 				switch {
 				case err != nil:
