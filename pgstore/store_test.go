@@ -68,6 +68,7 @@ func TestMigrationsFS(t *testing.T) {
 	require.NoError(t, err)
 	require.NotEmpty(t, entries)
 	assert.Equal(t, "0001_init.up.sql", entries[0].Name())
+	assert.Equal(t, "0002_attempts_without_fk.up.sql", entries[1].Name())
 	b, err := fs.ReadFile(fsys, entries[0].Name())
 	require.NoError(t, err)
 	assert.Contains(t, string(b), `CREATE TABLE "billing"."wh_deliveries"`)
@@ -209,4 +210,30 @@ func TestClosedStoreFails(t *testing.T) {
 	s.Close()
 	assert.Error(t, s.Record(t.Context(), webhook.RecordParams{DeliveryID: "x", State: webhook.StateSucceeded}))
 	assert.Error(t, s.Enqueue(t.Context(), []webhook.Delivery{storetest.Delivery("dlv_0001", "ep", time.Now())}))
+}
+
+// TestPruneDeletesAttempts shows that pruning a delivery removes its attempt log too: the
+// attempts table has no foreign key to cascade, so Prune deletes them itself.
+func TestPruneDeletesAttempts(t *testing.T) {
+	pool := newPool(t, pgtest.URL(t))
+	s := newStore(t, pool, pgstore.WithSchema("prune_attempts"))
+	ctx := t.Context()
+	now := time.Now().UTC()
+	require.NoError(t, s.Enqueue(ctx, []webhook.Delivery{storetest.Delivery("dlv_0001", "ep", now), storetest.Delivery("dlv_0002", "ep", now)}))
+	ds, err := s.Claim(ctx, webhook.ClaimParams{Now: now, Limit: 2, Owner: "a", LeaseUntil: now.Add(time.Minute)})
+	require.NoError(t, err)
+	require.Len(t, ds, 2)
+	for i, d := range ds {
+		require.NoError(t, s.Record(ctx, webhook.RecordParams{DeliveryID: d.ID, Owner: "a", Now: now.Add(time.Duration(i) * time.Hour),
+			State: webhook.StateSucceeded, Attempt: &webhook.Attempt{StartedAt: now, StatusCode: 204}}))
+	}
+	n, err := s.Prune(ctx, webhook.PruneParams{SucceededBefore: now.Add(time.Minute)})
+	require.NoError(t, err)
+	assert.Equal(t, 1, n)
+	var left []string
+	rows, err := pool.Query(ctx, `SELECT delivery_id FROM prune_attempts.hooksmith_attempts ORDER BY delivery_id`)
+	require.NoError(t, err)
+	left, err = pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	assert.Equal(t, []string{ds[1].ID}, left, "only the kept delivery's attempt remains")
 }
