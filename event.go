@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // Event is one thing that happened in the caller's service, to be sent to every endpoint
@@ -184,6 +185,7 @@ func marshalData(data any) ([]byte, error) {
 // ASCII; Version may hold non-ASCII, which Go quoting would escape differently from JSON,
 // so it goes through appendJSONString.
 func appendEnvelope(b []byte, ev Event, data []byte) []byte {
+	// envelopeID relies on the ID coming first.
 	b = append(b, `{"id":"`...)
 	b = append(b, ev.ID...)
 	b = append(b, `","type":"`...)
@@ -253,3 +255,16 @@ func truncate(s string, n int) string {
 
 // formatUnix returns t's unix seconds as a decimal string.
 func formatUnix(t time.Time) string { return strconv.FormatInt(t.Unix(), 10) }
+
+// envelopeID returns id as it appears in body, an envelope from appendEnvelope: a string
+// sharing body's memory instead of its own copy, so a queued delivery's event ID costs
+// nothing beyond its body (32 bytes less per delivery in a backlog). It is safe because a
+// Delivery's Body is never modified once built. If body does not hold id there, it
+// returns id itself.
+func envelopeID(body []byte, id string) string {
+	const at = len(`{"id":"`)
+	if id == "" || len(body) < at+len(id) || string(body[at:at+len(id)]) != id {
+		return id
+	}
+	return unsafe.String(&body[at], len(id))
+}

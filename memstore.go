@@ -37,21 +37,75 @@ type MemoryStore struct {
 	queues     map[string]*epQueue // pending deliveries per endpoint
 	ready      epHeap              // endpoint queues by their earliest NextAttemptAt
 	leases     leaseHeap           // in-flight deliveries by lease expiry
+	metaMu     sync.RWMutex
+	metas      map[itemMeta]*itemMeta // see intern
 }
 
-// memItem is a delivery as the memory store holds it: times as Unix nanoseconds and the
-// state as a byte, so that a backlog of a million pending deliveries costs little more
-// than their bodies (a Delivery value is half as large again). Strings and the body are
-// shared with the Delivery values handed in and out.
+// memItem is a delivery as the memory store holds it, packed so that a backlog of a
+// million pending deliveries costs little more than their bodies: times as Unix
+// nanoseconds, the state as a byte, the endpoint, event type and version behind one
+// pointer shared by every delivery alike, and what only an attempted or requeued
+// delivery has (attempt log, last status and error, a QueuedAt of its own) in a part
+// allocated when first needed. 128 bytes; a Delivery value is 288. Strings and the body
+// are shared with the Delivery values handed in and out.
 type memItem struct {
-	id, eventID, eventType, endpointID, version string
-	body                                        []byte
-	lastError, leaseOwner                       string
-	attempts                                    *[]Attempt // nil until the first attempt
-	created, queued, next, updated, leaseExp    int64      // Unix nanoseconds, 0 for the zero time
-	lastStatus, nAttempts                       int32
-	idx                                         int32 // position in its endpoint queue or the lease heap
-	state                                       State
+	id, eventID string
+	meta        *itemMeta
+	body        []byte
+	created     int64 // Unix nanoseconds, 0 for the zero time
+	next        int64
+	updated     int64
+	leaseExp    int64
+	leaseOwner  string
+	more        *itemMore // nil: never attempted, no error, queued when created
+	idx         int32     // position in its endpoint queue or the lease heap
+	state       stateCode
+}
+
+// itemMeta is what many deliveries share: interned by MemoryStore.intern.
+type itemMeta struct{ endpointID, eventType, version string }
+
+// itemMore is the part of a delivery that a fresh one lacks.
+type itemMore struct {
+	queued                int64
+	nAttempts, lastStatus int32
+	lastError             string
+	attempts              []Attempt
+}
+
+// stateCode is a State in a byte.
+type stateCode uint8
+
+const (
+	codePending stateCode = iota
+	codeInFlight
+	codeSucceeded
+	codeFailed
+	codeOther // a State the store does not know; kept as codeOther, read back as ""
+)
+
+var stateOfCode = [...]State{codePending: StatePending, codeInFlight: StateInFlight,
+	codeSucceeded: StateSucceeded, codeFailed: StateFailed}
+
+func codeOf(s State) stateCode {
+	switch s {
+	case StatePending:
+		return codePending
+	case StateInFlight:
+		return codeInFlight
+	case StateSucceeded:
+		return codeSucceeded
+	case StateFailed:
+		return codeFailed
+	}
+	return codeOther
+}
+
+func (c stateCode) state() State {
+	if int(c) < len(stateOfCode) {
+		return stateOfCode[c]
+	}
+	return ""
 }
 
 func nanos(t time.Time) int64 {
@@ -70,22 +124,61 @@ func fromNanos(n int64) time.Time {
 
 // delivery returns the item as a Delivery.
 func (it *memItem) delivery() Delivery {
-	return Delivery{
-		ID: it.id, EventID: it.eventID, EventType: it.eventType, EndpointID: it.endpointID,
-		Version: it.version, Body: it.body, State: it.state, Attempts: int(it.nAttempts),
-		CreatedAt: fromNanos(it.created), QueuedAt: fromNanos(it.queued),
+	d := Delivery{
+		ID: it.id, EventID: it.eventID, EventType: it.meta.eventType, EndpointID: it.meta.endpointID,
+		Version: it.meta.version, Body: it.body, State: it.state.state(),
+		CreatedAt: fromNanos(it.created), QueuedAt: fromNanos(it.created),
 		NextAttemptAt: fromNanos(it.next), UpdatedAt: fromNanos(it.updated),
-		LastStatus: int(it.lastStatus), LastError: it.lastError,
 		LeaseOwner: it.leaseOwner, LeaseExpiresAt: fromNanos(it.leaseExp),
 	}
+	if x := it.more; x != nil {
+		d.QueuedAt = fromNanos(x.queued)
+		d.Attempts, d.LastStatus, d.LastError = int(x.nAttempts), int(x.lastStatus), x.lastError
+	}
+	return d
 }
 
-// set stores d's fields in the item.
-func (it *memItem) set(d *Delivery) {
-	it.id, it.eventID, it.eventType, it.endpointID, it.version = d.ID, d.EventID, d.EventType, d.EndpointID, d.Version
-	it.body, it.state, it.nAttempts = d.Body, d.State, int32(d.Attempts)
-	it.created, it.queued, it.next, it.updated = nanos(d.CreatedAt), nanos(d.QueuedAt), nanos(d.NextAttemptAt), nanos(d.UpdatedAt)
-	it.lastStatus, it.lastError, it.leaseOwner, it.leaseExp = int32(d.LastStatus), d.LastError, d.LeaseOwner, nanos(d.LeaseExpiresAt)
+// set stores d's fields in the item, with meta interned by m.
+func (it *memItem) set(m *MemoryStore, d *Delivery) {
+	if it.meta == nil || it.meta.endpointID != d.EndpointID || it.meta.eventType != d.EventType || it.meta.version != d.Version {
+		it.meta = m.intern(d.EndpointID, d.EventType, d.Version)
+	}
+	it.id, it.eventID, it.body, it.state = d.ID, d.EventID, d.Body, codeOf(d.State)
+	it.created, it.next, it.updated = nanos(d.CreatedAt), nanos(d.NextAttemptAt), nanos(d.UpdatedAt)
+	it.leaseOwner, it.leaseExp = d.LeaseOwner, nanos(d.LeaseExpiresAt)
+	queued := nanos(d.QueuedAt)
+	if it.more == nil && d.Attempts == 0 && d.LastStatus == 0 && d.LastError == "" && queued == it.created {
+		return
+	}
+	if it.more == nil {
+		it.more = &itemMore{}
+	}
+	it.more.queued, it.more.nAttempts, it.more.lastStatus, it.more.lastError = queued, int32(d.Attempts), int32(d.LastStatus), d.LastError
+}
+
+// maxInterned bounds the intern table: past it the table starts afresh (items keep the
+// metas they have), so endpoints and types that come and go cannot grow it forever.
+const maxInterned = 1 << 16
+
+// intern returns the shared itemMeta for the three strings.
+func (m *MemoryStore) intern(endpointID, eventType, version string) *itemMeta {
+	k := itemMeta{endpointID, eventType, version}
+	m.metaMu.RLock()
+	v := m.metas[k]
+	m.metaMu.RUnlock()
+	if v != nil {
+		return v
+	}
+	m.metaMu.Lock()
+	defer m.metaMu.Unlock()
+	if v = m.metas[k]; v == nil {
+		if len(m.metas) >= maxInterned {
+			m.metas = make(map[itemMeta]*itemMeta)
+		}
+		v = &k
+		m.metas[k] = v
+	}
+	return v
 }
 
 // NewMemoryStore returns an empty in-memory store that holds at most capacity unfinished
@@ -94,7 +187,7 @@ func NewMemoryStore(capacity int) *MemoryStore {
 	if capacity == 0 {
 		capacity = DefaultQueueCapacity
 	}
-	m := &MemoryStore{capacity: capacity, queues: make(map[string]*epQueue)}
+	m := &MemoryStore{capacity: capacity, queues: make(map[string]*epQueue), metas: make(map[itemMeta]*itemMeta)}
 	for i := range m.byID {
 		m.byID[i].m = make(map[string]*memItem)
 	}
@@ -176,8 +269,8 @@ func (m *MemoryStore) Enqueue(ctx context.Context, ds []Delivery) error {
 	// Items are built before taking the lock, which every Claim and Record also needs.
 	items := make([]memItem, len(ds))
 	for i := range ds {
-		items[i].set(&ds[i])
-		items[i].state = StatePending
+		items[i].set(m, &ds[i])
+		items[i].state = codePending
 	}
 	n := int64(len(ds))
 	if total := m.unfinished.Add(n); m.capacity > 0 && total > int64(m.capacity) {
@@ -205,9 +298,9 @@ func (m *MemoryStore) Enqueue(ctx context.Context, ds []Delivery) error {
 
 // push puts a pending item into its endpoint's queue.
 func (m *MemoryStore) push(it *memItem) {
-	q := m.queues[it.endpointID]
+	q := m.queues[it.meta.endpointID]
 	if q == nil {
-		q = &epQueue{id: it.endpointID}
+		q = &epQueue{id: it.meta.endpointID}
 		m.queues[q.id] = q
 		heap.Push(&q.items, it)
 		heap.Push(&m.ready, q)
@@ -242,13 +335,13 @@ func (m *MemoryStore) Claim(ctx context.Context, p ClaimParams) ([]Delivery, err
 	now := nanos(p.Now)
 	for len(out) < p.Limit && len(m.leases) > 0 && m.leases[0].leaseExp <= now {
 		it := heap.Pop(&m.leases).(*memItem)
-		if excluded(it.endpointID) || full(it.endpointID) {
+		if ep := it.meta.endpointID; excluded(ep) || full(ep) {
 			aside = append(aside, it)
 			continue
 		}
 		out = append(out, m.lease(it, p))
 		if taken != nil {
-			taken[it.endpointID]++
+			taken[it.meta.endpointID]++
 		}
 	}
 	for _, it := range aside {
@@ -307,7 +400,7 @@ func (m *MemoryStore) orderedHead(q *epQueue) *memItem {
 		}
 	}
 	for _, it := range m.leases {
-		if it.endpointID == q.id && it.id < head.id {
+		if it.meta.endpointID == q.id && it.id < head.id {
 			return nil
 		}
 	}
@@ -315,7 +408,7 @@ func (m *MemoryStore) orderedHead(q *epQueue) *memItem {
 }
 
 func (m *MemoryStore) lease(it *memItem, p ClaimParams) Delivery {
-	it.state = StateInFlight
+	it.state = codeInFlight
 	it.leaseOwner = p.Owner
 	it.leaseExp = nanos(p.LeaseUntil)
 	it.updated = nanos(p.Now)
@@ -339,21 +432,19 @@ func (m *MemoryStore) Record(ctx context.Context, p RecordParams) error {
 	if it == nil {
 		return fmt.Errorf("%w: %s", ErrNotFound, p.DeliveryID)
 	}
-	if it.state != StateInFlight || it.leaseOwner != p.Owner {
+	if it.state != codeInFlight || it.leaseOwner != p.Owner {
 		return fmt.Errorf("%w: %s", ErrLeaseLost, p.DeliveryID)
 	}
 	heap.Remove(&m.leases, int(it.idx))
-	if p.Attempt != nil {
-		if it.attempts == nil {
-			it.attempts = new([]Attempt)
-		}
-		a := *p.Attempt
-		a.DeliveryID, a.Number = it.id, len(*it.attempts)+1
-		*it.attempts = append(*it.attempts, a)
-	}
 	d := it.delivery()
 	d.Apply(p)
-	it.set(&d)
+	it.set(m, &d)
+	if p.Attempt != nil {
+		// it.more exists: the attempt made Attempts non-zero.
+		a := *p.Attempt
+		a.DeliveryID, a.Number = it.id, len(it.more.attempts)+1
+		it.more.attempts = append(it.more.attempts, a)
+	}
 	if p.State == StatePending {
 		m.push(it)
 	} else {
@@ -426,10 +517,10 @@ func (m *MemoryStore) Attempts(ctx context.Context, id string) ([]Attempt, error
 	if it == nil {
 		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
-	if it.attempts == nil {
+	if it.more == nil {
 		return nil, nil
 	}
-	return slices.Clone(*it.attempts), nil
+	return slices.Clone(it.more.attempts), nil
 }
 
 // Requeue implements Store.
@@ -451,14 +542,14 @@ func (m *MemoryStore) Requeue(ctx context.Context, p RequeueParams) (int, error)
 			if it == nil {
 				return 0, fmt.Errorf("%w: %s", ErrNotFound, id)
 			}
-			if !it.state.Finished() {
-				return 0, fmt.Errorf("%w: %s is %s; only succeeded or failed deliveries can be requeued", ErrInvalidState, id, it.state)
+			if st := it.state.state(); !st.Finished() {
+				return 0, fmt.Errorf("%w: %s is %s; only succeeded or failed deliveries can be requeued", ErrInvalidState, id, st)
 			}
 			items = append(items, it)
 		}
 	} else {
 		m.byID.each(func(_ string, it *memItem) {
-			if it.state == StateFailed && it.endpointID == p.EndpointID && it.created >= nanos(p.Since) {
+			if it.state == codeFailed && it.meta.endpointID == p.EndpointID && it.created >= nanos(p.Since) {
 				items = append(items, it)
 			}
 		})
@@ -466,7 +557,7 @@ func (m *MemoryStore) Requeue(ctx context.Context, p RequeueParams) (int, error)
 	for _, it := range items {
 		d := it.delivery()
 		d.Requeue(p.Now)
-		it.set(&d)
+		it.set(m, &d)
 		m.push(it)
 	}
 	m.unfinished.Add(int64(len(items)))
@@ -505,7 +596,7 @@ func (m *MemoryStore) NextDue(ctx context.Context, exclude []string) (time.Time,
 			stack = append(stack, 2*i+1, 2*i+2)
 		}
 	}
-	walk(len(m.leases), func(i int) (int64, string) { return m.leases[i].leaseExp, m.leases[i].endpointID })
+	walk(len(m.leases), func(i int) (int64, string) { return m.leases[i].leaseExp, m.leases[i].meta.endpointID })
 	walk(len(m.ready), func(i int) (int64, string) { return m.ready[i].items[0].next, m.ready[i].id })
 	return fromNanos(best), nil
 }

@@ -239,10 +239,11 @@ func (s *Sender) sendWith(ctx context.Context, ev Event, only []string, tx any) 
 	}
 	ds := make([]Delivery, len(targets))
 	ids := make([]string, len(targets))
+	eventID := envelopeID(body, ev.ID)
 	for i, e := range targets {
 		ids[i] = newDeliveryID(now)
 		ds[i] = Delivery{
-			ID: ids[i], EventID: ev.ID, EventType: ev.Type, EndpointID: e.ep.ID,
+			ID: ids[i], EventID: eventID, EventType: ev.Type, EndpointID: e.ep.ID,
 			Version: ev.Version, Body: body, State: StatePending,
 			CreatedAt: now, QueuedAt: now, NextAttemptAt: now, UpdatedAt: now,
 		}
