@@ -200,6 +200,48 @@ type regSnapshot struct {
 	fifo     []string         // IDs of Ordered endpoints
 	// minMaxInFlight is the least Endpoint.MaxInFlight set on any endpoint, 0 if none.
 	minMaxInFlight int
+	// routes caches Send's fan-out per event type and version: matching every filter
+	// of a thousand endpoints on each Send was a sixth of a busy Sender's CPU. A
+	// snapshot never changes, so neither does an entry; a registry change publishes a
+	// new snapshot with an empty cache.
+	routesMu sync.RWMutex
+	routes   map[routeKey][]*endpointEntry
+}
+
+type routeKey struct{ eventType, version string }
+
+// maxRoutes bounds a snapshot's route cache; types beyond it are matched on every Send.
+const maxRoutes = 1024
+
+// route returns the enabled endpoints that take events of eventType and version (an
+// endpoint without a Version pin takes defaultVersion), in ID order, computed on first
+// use. The slice is shared: do not modify it.
+func (s *regSnapshot) route(eventType, version, defaultVersion string) []*endpointEntry {
+	k := routeKey{eventType, version}
+	s.routesMu.RLock()
+	out, ok := s.routes[k]
+	s.routesMu.RUnlock()
+	if ok {
+		return out
+	}
+	for _, e := range s.ordered {
+		v := e.ep.Version
+		if v == "" {
+			v = defaultVersion
+		}
+		if !e.ep.Disabled && v == version && MatchEventType(e.ep.EventTypes, eventType) {
+			out = append(out, e)
+		}
+	}
+	s.routesMu.Lock()
+	if s.routes == nil {
+		s.routes = make(map[routeKey][]*endpointEntry)
+	}
+	if len(s.routes) < maxRoutes {
+		s.routes[k] = out
+	}
+	s.routesMu.Unlock()
+	return out
 }
 
 func newRegistry(versionHeader string, httpsOnly bool) *registry {

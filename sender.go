@@ -279,15 +279,7 @@ func (s *Sender) targets(ev Event, only []string) ([]*endpointEntry, error) {
 			out = append(out, e)
 		}
 	} else {
-		for _, e := range snap.ordered {
-			version := e.ep.Version
-			if version == "" {
-				version = s.cfg.version
-			}
-			if !e.ep.Disabled && version == ev.Version && MatchEventType(e.ep.EventTypes, ev.Type) {
-				out = append(out, e)
-			}
-		}
+		out = snap.route(ev.Type, ev.Version, s.cfg.version)
 	}
 	if len(out) > s.cfg.maxFanout {
 		return nil, &ValidationError{Kind: ErrInvalidEvent, ID: ev.ID, Field: "Type",

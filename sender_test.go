@@ -1075,3 +1075,33 @@ func TestDeliveryWhoseLeaseWouldLapseMidAttemptIsReclaimed(t *testing.T) {
 	assert.Equal(t, webhook.StateSucceeded, d.State)
 	assert.Equal(t, 1, d.Attempts, "the hand-back is not an attempt")
 }
+
+func TestFanOutFollowsEndpointChanges(t *testing.T) {
+	store := webhook.NewMemoryStore(0)
+	s := newSender(t, webhook.WithStore(store), webhook.WithTransport(webhooktest.NewTransport()),
+		webhook.WithEndpoints(webhook.Endpoint{ID: "a", URL: "https://a.example/hook", Secret: webhook.NewSecret(), EventTypes: []string{"order.*"}}))
+	ctx := testCtx(t)
+	endpointsOf := func(typ string) []string {
+		t.Helper()
+		ids, err := s.Send(ctx, webhook.Event{Type: typ})
+		require.NoError(t, err)
+		var out []string
+		for _, id := range ids {
+			d, err := store.Get(ctx, id)
+			require.NoError(t, err)
+			out = append(out, d.EndpointID)
+		}
+		return out
+	}
+	assert.Equal(t, []string{"a"}, endpointsOf("order.created"))
+	assert.Equal(t, []string{"a"}, endpointsOf("order.created"), "the same again, from the route cache")
+	assert.Empty(t, endpointsOf("user.created"))
+
+	require.NoError(t, s.AddEndpoint(webhook.Endpoint{ID: "b", URL: "https://b.example/hook", Secret: webhook.NewSecret(), EventTypes: []string{"order.created"}}))
+	assert.Equal(t, []string{"a", "b"}, endpointsOf("order.created"), "a new endpoint gets the next event")
+	require.NoError(t, s.DisableEndpoint("a"))
+	assert.Equal(t, []string{"b"}, endpointsOf("order.created"), "a disabled endpoint gets none")
+	require.NoError(t, s.UpdateEndpoint(webhook.Endpoint{ID: "b", URL: "https://b.example/hook", Secret: webhook.NewSecret(), EventTypes: []string{"user.*"}}))
+	assert.Empty(t, endpointsOf("order.created"), "a changed filter applies at once")
+	assert.Equal(t, []string{"b"}, endpointsOf("user.created"))
+}

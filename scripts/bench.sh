@@ -57,7 +57,7 @@ common=(-json -payload "$PAYLOAD")
 step throughput.json "$OUT/bench" "${common[@]}" -duration "$ROUND_DURATION" -rounds "$ROUNDS" -workers "$WORKERS"
 common+=(-duration "$DURATION")
 step backlog.json "$OUT/bench" "${common[@]}" -workers 64 -scenario backlog
-step hol.json "$OUT/bench" "${common[@]}" -workers 64 -scenario hol
+step hol.json "$OUT/bench" "${common[@]}" -workers 64 -scenario hol -rounds "$ROUNDS"
 step send-latency.json "$OUT/bench" "${common[@]}" -workers 64 -scenario send-latency
 
 # PostgreSQL for the stores scenario. postgres.sh keeps its state in $TMPDIR, so a private

@@ -186,6 +186,25 @@ var nextDueTests = []subtest{
 			assertTime(t, tt.want, next, fmt.Sprintf("NextDue excluding %v", tt.exclude))
 		}
 	}},
+	{"ExcludedByAnEarlierClaim", func(t *testing.T, s webhook.Store) {
+		// A claim that excluded an endpoint leaves no trace: NextDue and later claims
+		// without the exclusion see its deliveries, including ones enqueued meanwhile.
+		enqueue(t, s, Delivery(id(1), "ep_a", at(2*time.Minute)), Delivery(id(2), "ep_b", at(0)),
+			Delivery(id(3), "ep_b", at(time.Minute)))
+		got, err := s.Claim(t.Context(), webhook.ClaimParams{
+			Now: at(0), Limit: 10, Owner: "owner-1", LeaseUntil: at(time.Hour), ExcludeEndpoints: []string{"ep_b"},
+		})
+		require.NoError(t, err)
+		assert.Empty(t, ids(got))
+		next, err := s.NextDue(t.Context(), nil)
+		require.NoError(t, err)
+		assertTime(t, at(0), next, "NextDue after a claim excluded ep_b")
+		next, err = s.NextDue(t.Context(), []string{"ep_b"})
+		require.NoError(t, err)
+		assertTime(t, at(2*time.Minute), next, "NextDue excluding ep_b")
+		enqueue(t, s, Delivery(id(4), "ep_b", at(30*time.Second)))
+		assert.Equal(t, []string{id(2), id(4), id(3)}, ids(claim(t, s, at(time.Minute), "owner-1")))
+	}},
 	{"OnlyFinished", func(t *testing.T, s webhook.Store) {
 		enqueue(t, s, Delivery(id(1), "ep_a", at(0)), Delivery(id(2), "ep_a", at(0)))
 		settle(t, s, at(0), map[string]webhook.State{id(1): webhook.StateSucceeded, id(2): webhook.StateFailed})

@@ -193,6 +193,13 @@ func writeHOL(w io.Writer, r *HOLResult, md bool) {
 	fmt.Fprintf(w, "%s%d endpoints, every tenth hanging until the %s timeout (%d), %d workers, default options otherwise; Send from 64\n", bullet(md), r.Endpoints, r.Timeout, r.Hanging, r.Workers)
 	fmt.Fprintf(w, "%sgoroutines round-robin over the endpoints (one EventTypes filter each); measured after %s of warm-up. \"Alone\" is the\n", indent(md), r.Warmup)
 	fmt.Fprintf(w, "%ssame healthy endpoints without the hanging ones.\n", indent(md))
+	if len(r.Rounds) > 1 {
+		fmt.Fprintf(w, "%s%d rounds, each alone then mixed; ratio per round:", bullet(md), len(r.Rounds))
+		for _, v := range r.Rounds {
+			fmt.Fprintf(w, " %.2f", v)
+		}
+		fmt.Fprintf(w, "; the median round:\n")
+	}
 	fmt.Fprintf(w, "%shealthy endpoints alone: %.0f/s; with the hanging ones: %.0f/s = %s (target ≥ 0.80x); hanging requests started: %.1f/s; send errors %d\n\n", bullet(md), r.AlonePerSec, r.MixedPerSec, x(r.Ratio), r.HungPerSec, r.MixedSendError)
 }
 
