@@ -146,10 +146,19 @@ func WithWorkers(n int) Option {
 	})
 }
 
+// DefaultBurstReserve sets the share of the workers an endpoint can never take under the
+// default endpoint concurrency: one in DefaultBurstReserve (an eighth), and at least one
+// worker.
+const DefaultBurstReserve = 8
+
 // WithEndpointConcurrency caps how many attempts run at once to any one endpoint, so one
 // slow endpoint cannot take every worker (Endpoint.MaxInFlight overrides it per
-// endpoint). Zero, the default, means half the workers, rounded up; n must be 0 to the
-// worker count.
+// endpoint); n must be 1 to the worker count. Zero, the default, is a fair share that
+// bends when it would only leave workers idle: an endpoint gets half the workers
+// (rounded up) while others have work due, and when nothing else is due it may burst
+// to all but an eighth of them (DefaultBurstReserve; at least one), so a lone busy endpoint is not held
+// to half speed and newly due work for others always finds workers that are not tied
+// up by it. Its claims yield to other endpoints' again as its attempts finish.
 func WithEndpointConcurrency(n int) Option {
 	return optionFunc(func(c *config) {
 		if n < 0 {

@@ -67,7 +67,7 @@ func (s *Sender) dispatch() {
 		var dueAt time.Time // when to look again; zero: only when something happens
 		if free > 0 {
 			snap := s.reg.load()
-			ex := s.exclusions(snap, perEndpoint, now)
+			ex := s.exclusions(snap, perEndpoint, now, false)
 			exclude, reopen := ex.exclude, ex.reopen
 			params := ClaimParams{Now: now, Limit: free, Owner: s.id, LeaseUntil: now.Add(s.cfg.lease),
 				ExcludeEndpoints: exclude, MaxPerEndpoint: ex.capPer, Ordered: snap.fifo}
@@ -82,15 +82,29 @@ func (s *Sender) dispatch() {
 				more, err = s.store.Claim(s.baseCtx, params)
 				ds = append(ds, more...)
 			}
-			for _, d := range ds {
-				inflight++
-				perEndpoint[d.EndpointID]++
-				if len(snap.limited) > 0 {
-					if e, ok := snap.byID[d.EndpointID]; ok && e.limiter != nil {
-						e.limiter.AllowN(now, 1) // spend the token the exclusions counted
+			take := func(ds []Delivery) {
+				for _, d := range ds {
+					inflight++
+					perEndpoint[d.EndpointID]++
+					if len(snap.limited) > 0 {
+						if e, ok := snap.byID[d.EndpointID]; ok && e.limiter != nil {
+							e.limiter.AllowN(now, 1) // spend the token the exclusions counted
+						}
 					}
+					s.work <- d
 				}
-				s.work <- d
+			}
+			take(ds)
+			if err == nil && ex.atFairShare && len(ds) < free {
+				// Nothing else could use the rest: endpoints at their fair share may burst
+				// beyond it (WithEndpointConcurrency's default), healthy ones only.
+				bx := s.exclusions(snap, perEndpoint, now, true)
+				var more []Delivery
+				more, err = s.store.Claim(s.baseCtx, ClaimParams{Now: now, Limit: free - len(ds), Owner: s.id,
+					LeaseUntil: params.LeaseUntil, ExcludeEndpoints: append(bx.exclude, bx.failing...),
+					MaxPerEndpoint: bx.capPer, Ordered: snap.fifo})
+				take(more)
+				ds = append(ds, more...)
 			}
 			if !reopen.IsZero() && (dueAt.IsZero() || reopen.Before(dueAt)) {
 				dueAt = reopen
@@ -171,33 +185,45 @@ type claimLimits struct {
 	failingRoom int
 	// reopen is the earliest time an excluded endpoint becomes available again.
 	reopen time.Time
+	// atFairShare: some endpoint is excluded only because it holds its default fair
+	// share of the workers, and may burst beyond it if nothing else is due.
+	atFairShare bool
 }
 
-// exclusions computes the limits of a claim at now.
-func (s *Sender) exclusions(snap *regSnapshot, perEndpoint map[string]int, now time.Time) claimLimits {
+// exclusions computes the limits of a claim at now. With burst, an endpoint without a
+// limit of its own may hold up to the burst limit instead of its fair share.
+func (s *Sender) exclusions(snap *regSnapshot, perEndpoint map[string]int, now time.Time, burst bool) claimLimits {
 	out := append(make([]string, 0, len(snap.disabled)+4), snap.disabled...)
-	capPer := s.claimLimit(s.cfg.endpointLimit)
+	fair := s.claimLimit(s.cfg.endpointLimit)
+	if burst {
+		fair = s.burstClaims
+	}
+	capPer := fair
 	if snap.minMaxInFlight > 0 {
 		capPer = min(capPer, s.claimLimit(snap.minMaxInFlight))
 	}
 	var halfOpen, failing []string
 	out, reopen := s.health.blocked(now, out, func(id string) { halfOpen = append(halfOpen, id) },
 		func(id string) { failing = append(failing, id) })
-	room := func(id string, limit int) {
+	atFairShare := false
+	room := func(id string, limit int) bool {
 		if n := perEndpoint[id]; n < limit {
 			capPer = min(capPer, limit-n)
-		} else {
-			out = append(out, id)
+			return true
 		}
+		out = append(out, id)
+		return false
 	}
 	for id := range perEndpoint {
-		limit := s.cfg.endpointLimit
+		limit, own := fair, false
 		if e, ok := snap.byID[id]; ok && e.ep.Ordered {
-			limit = 1
+			limit, own = 1, true
 		} else if ok && e.ep.MaxInFlight > 0 {
-			limit = e.ep.MaxInFlight
+			limit, own = s.claimLimit(e.ep.MaxInFlight), true
 		}
-		room(id, s.claimLimit(limit))
+		if !room(id, limit) && !own && s.burstClaims > fair {
+			atFairShare = true
+		}
 	}
 	for _, id := range halfOpen {
 		room(id, 1) // one probe at a time
@@ -214,7 +240,7 @@ func (s *Sender) exclusions(snap *regSnapshot, perEndpoint map[string]int, now t
 			reopen = next
 		}
 	}
-	l := claimLimits{capPer: max(capPer, 1), reopen: reopen}
+	l := claimLimits{capPer: max(capPer, 1), reopen: reopen, atFairShare: atFairShare}
 	if len(failing) > 0 {
 		held := 0
 		for _, id := range failing {
@@ -281,15 +307,63 @@ func (s *Sender) worker() {
 	ctx, cancel := context.WithCancel(s.baseCtx)
 	defer cancel()
 	for d := range s.work {
-		s.attempt(ctx, d)
-		s.finMu.Lock()
-		s.finished = append(s.finished, d.EndpointID)
-		s.finMu.Unlock()
-		select {
-		case s.freed <- struct{}{}:
-		default: // the dispatcher has yet to see an earlier signal; it collects this too
+		for ok := s.start(d); ok; {
+			s.attempt(ctx, d)
+			d, ok = s.done(d.EndpointID)
 		}
 	}
+}
+
+// start reports whether d's attempt may start now. An endpoint bursting past its fair
+// share (see WithEndpointConcurrency) holds more claims than it may run attempts: a
+// delivery beyond its running limit is set aside, to be run by the worker that finishes
+// one of the endpoint's attempts, and this worker goes on to the next in the buffer.
+// So a bursting endpoint never ties up the reserved workers, even if every attempt of
+// it hangs, and deliveries of other endpoints claimed behind its own are not stuck.
+func (s *Sender) start(d Delivery) bool {
+	if s.burstRun == 0 {
+		return true
+	}
+	if e, ok := s.reg.get(d.EndpointID); ok && (e.ep.MaxInFlight > 0 || e.ep.Ordered) {
+		return true // its own limit caps its claims, and so its attempts
+	}
+	s.finMu.Lock()
+	defer s.finMu.Unlock()
+	if s.running[d.EndpointID] >= s.burstRun {
+		s.deferred[d.EndpointID] = append(s.deferred[d.EndpointID], d)
+		return false
+	}
+	s.running[d.EndpointID]++
+	return true
+}
+
+// done reports a finished attempt to the dispatcher, and returns a delivery of the same
+// endpoint that start set aside, if any, for the caller to attempt next.
+func (s *Sender) done(endpointID string) (Delivery, bool) {
+	var next Delivery
+	ok := false
+	s.finMu.Lock()
+	s.finished = append(s.finished, endpointID)
+	if n, counted := s.running[endpointID]; counted {
+		if q := s.deferred[endpointID]; len(q) > 0 {
+			next, ok = q[0], true
+			if len(q) == 1 {
+				delete(s.deferred, endpointID)
+			} else {
+				s.deferred[endpointID] = q[1:]
+			}
+		} else if n <= 1 {
+			delete(s.running, endpointID)
+		} else {
+			s.running[endpointID] = n - 1
+		}
+	}
+	s.finMu.Unlock()
+	select {
+	case s.freed <- struct{}{}:
+	default: // the dispatcher has yet to see an earlier signal; it collects this too
+	}
+	return next, ok
 }
 
 // attempt makes one attempt of d and records its result.

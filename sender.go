@@ -46,6 +46,13 @@ type Sender struct {
 	// of waiting for the dispatcher to claim again.
 	work     chan Delivery
 	prefetch int
+	// burstClaims is how many deliveries an endpoint without a limit of its own may hold
+	// claimed when nothing else is due, and burstRun how many of those may be attempts
+	// at once; the rest wait in deferred for one of its attempts to finish. Both 0:
+	// no burst (WithEndpointConcurrency was set).
+	burstClaims, burstRun int
+	running               map[string]int        // attempts running per bursting endpoint; under finMu
+	deferred              map[string][]Delivery // under finMu
 	// finished lists the endpoint IDs of attempts done since the dispatcher last looked;
 	// freed (cap 1) tells it there are some. One signal covers many finishes, so a busy
 	// dispatcher is woken once per claim round, not once per attempt.
@@ -96,8 +103,14 @@ func NewSender(opts ...Option) (*Sender, error) {
 	if cfg.store == nil {
 		cfg.store = NewMemoryStore(cfg.queueCapacity)
 	}
+	burstClaims, burstRun := 0, 0
 	if cfg.endpointLimit == 0 {
 		cfg.endpointLimit = (cfg.workers + 1) / 2
+		reserve := max(1, cfg.workers/DefaultBurstReserve)
+		if cfg.workers > reserve {
+			// The claim-ahead buffer is as large as the pool.
+			burstClaims, burstRun = 2*cfg.workers-reserve, cfg.workers-reserve
+		}
 	}
 	ownTransport := cfg.transport == nil
 	if ownTransport {
@@ -116,12 +129,16 @@ func NewSender(opts ...Option) (*Sender, error) {
 		userAgent:     []string{cfg.userAgent},
 		health: &healthTable{m: map[string]*EndpointHealth{}, threshold: cfg.breakerAt,
 			cooldown: cfg.breaker[0], maxCooldown: cfg.breaker[1], disableAfter: cfg.disableAfter},
-		wake:     make(chan struct{}, 1),
-		room:     make(chan struct{}, 1),
-		stop:     make(chan struct{}),
-		work:     make(chan Delivery, cfg.workers),
-		prefetch: cfg.workers,
-		freed:    make(chan struct{}, 1),
+		wake:        make(chan struct{}, 1),
+		room:        make(chan struct{}, 1),
+		stop:        make(chan struct{}),
+		work:        make(chan Delivery, cfg.workers),
+		prefetch:    cfg.workers,
+		burstClaims: burstClaims,
+		burstRun:    burstRun,
+		running:     make(map[string]int),
+		deferred:    make(map[string][]Delivery),
+		freed:       make(chan struct{}, 1),
 	}
 	s.baseCtx, s.cancel = context.WithCancel(context.Background())
 	if _, inMemory := cfg.store.(*MemoryStore); !inMemory {

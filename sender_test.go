@@ -1105,3 +1105,56 @@ func TestFanOutFollowsEndpointChanges(t *testing.T) {
 	assert.Empty(t, endpointsOf("order.created"), "a changed filter applies at once")
 	assert.Equal(t, []string{"b"}, endpointsOf("user.created"))
 }
+
+func TestLoneEndpointBurstsPastItsFairShareButLeavesAReserve(t *testing.T) {
+	// Fair share 4 attempts; bursting, 7 attempts (one worker in reserve) and 15 claims
+	// (the claim-ahead buffer is as large as the pool; the reserve's claim stays free).
+	const workers = 8
+	started := make(chan struct{}, 64)
+	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		started <- struct{}{}
+		<-r.Context().Done()
+	}))
+	t.Cleanup(hang.Close)
+	secret := webhook.NewSecret()
+	recv := webhooktest.NewReceiver(t, secret)
+	store := &claimWatch{MemoryStore: webhook.NewMemoryStore(0), claimed: make(chan string, 64)}
+	s, err := webhook.NewSender(webhook.WithWorkers(workers), webhook.WithStore(store), loopback, webhook.WithEndpoints(
+		webhook.Endpoint{ID: "busy", URL: hang.URL, Secret: secret, EventTypes: []string{"busy.*"}},
+		webhook.Endpoint{ID: "other", URL: recv.URL, Secret: secret, EventTypes: []string{"other.*"}},
+	))
+	require.NoError(t, err)
+	ctx := testCtx(t)
+	for range 20 {
+		_, err := s.Send(ctx, webhook.Event{Type: "busy.x"})
+		require.NoError(t, err)
+	}
+	for range 2*workers - 1 {
+		select {
+		case <-store.claimed:
+		case <-ctx.Done():
+			t.Fatal("the lone endpoint did not claim past its fair share")
+		}
+	}
+	for range workers - 1 {
+		select {
+		case <-started:
+		case <-ctx.Done():
+			t.Fatal("the lone endpoint did not run past its fair share")
+		}
+	}
+	inFlight, err := store.List(ctx, webhook.ListParams{EndpointID: "busy", State: webhook.StateInFlight, Limit: 100})
+	require.NoError(t, err)
+	assert.Len(t, inFlight.Deliveries, 2*workers-1, "claimed: all but the reserve")
+
+	// Work for another endpoint finds the reserved worker at once.
+	_, err = s.Send(ctx, webhook.Event{Type: "other.x"})
+	require.NoError(t, err)
+	require.NoError(t, recv.WaitVerified(ctx, 1))
+
+	closeCtx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	assert.ErrorIs(t, s.Close(closeCtx), context.DeadlineExceeded)
+	assert.Len(t, started, 0, "no attempt beyond the burst limit started")
+}
