@@ -34,7 +34,7 @@ var allModes = []string{modeCeiling, modeNaive, modeHooksmith, modeHooksmithFull
 var modeLabels = map[string]string{
 	modeCeiling:       "raw net/http keep-alive, C goroutines, no signing, no queue",
 	modeNaive:         "go-retryablehttp default client + StandardSigner + json.Marshal, C goroutines",
-	modeHooksmith:     "Sender, -store (see settings), default per-endpoint cap (half the workers)",
+	modeHooksmith:     "Sender, -store (see settings), default per-endpoint concurrency (fair share, bursting when alone)",
 	modeHooksmithFull: "Sender, -store (see settings), WithEndpointConcurrency(workers)",
 }
 
