@@ -272,16 +272,18 @@ func (m *MemoryStore) Enqueue(ctx context.Context, ds []Delivery) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	// Room first: a full store is where callers waiting for room spin, so a refusal
+	// builds nothing.
+	n := int64(len(ds))
+	if total := m.unfinished.Add(n); m.capacity > 0 && total > int64(m.capacity) {
+		m.unfinished.Add(-n)
+		return errMemoryFull
+	}
 	// Items are built before taking the lock, which every Claim and Record also needs.
 	items := make([]memItem, len(ds))
 	for i := range ds {
 		items[i].set(m, &ds[i])
 		items[i].state = codePending
-	}
-	n := int64(len(ds))
-	if total := m.unfinished.Add(n); m.capacity > 0 && total > int64(m.capacity) {
-		m.unfinished.Add(-n)
-		return errMemoryFull
 	}
 	// Adding each ID refuses one already stored or already added from this batch; the
 	// batch's earlier adds are then undone, so it is stored whole or not at all.
