@@ -208,8 +208,8 @@ func writeSendLatency(w io.Writer, r *SendLatencyResult, md bool) {
 	fmt.Fprintf(w, "%s%d callers, %d workers, queue capacity %d; full speed calibrated at %.0f deliveries/s (%s)\n",
 		bullet(md), r.Callers, r.Workers, r.QueueCapacity, r.FullSpeed, r.CalibrationRun)
 	for _, p := range r.Phases {
-		fmt.Fprintf(w, "%soffered %.1fx full speed (%.0f sends/s), delivered %.0f/s meanwhile: Send p50 %.1f µs, p99 %.1f µs, p99.9 %.1f µs, max %.0f µs over %d calls; control (json.Valid + 512 B alloc, same callers) p50 %.1f µs, p99 %.1f µs; %d GCs; errors %d\n",
-			bullet(md), p.Load, p.OfferedPerSec, p.DeliveredPer, p.P50Micros, p.P99Micros, p.P999Micros, p.MaxMicros, p.Sends, p.ControlP50Micros, p.ControlP99Micros, p.GCs, p.Errors)
+		fmt.Fprintf(w, "%soffered %.1fx full speed (%.0f sends/s), delivered %.0f/s meanwhile: Send p50 %.1f µs, p99 %.1f µs, p99.9 %.1f µs, max %.0f µs over %d calls; control (json.Valid + 512 B alloc, same callers) p50 %.1f µs, p99 %.1f µs; the control repeated %d times, to Send's median length: p50 %.1f µs, p99 %.1f µs; %d GCs; errors %d\n",
+			bullet(md), p.Load, p.OfferedPerSec, p.DeliveredPer, p.P50Micros, p.P99Micros, p.P999Micros, p.MaxMicros, p.Sends, p.ControlP50Micros, p.ControlP99Micros, p.ControlReps, p.SizedControlP50, p.SizedControlP99, p.GCs, p.Errors)
 	}
 	fmt.Fprintln(w)
 }
