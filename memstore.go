@@ -44,6 +44,38 @@ type MemoryStore struct {
 	leases leaseHeap // in-flight deliveries by lease expiry
 	metaMu sync.RWMutex
 	metas  map[itemMeta]*itemMeta // see intern
+	// succeeded lists succeeded deliveries in the order they finished, from
+	// succeeded[succHead] on, so the oldest can be dropped past capacity. An entry is
+	// stale (and skipped) if its item was since requeued, pruned or finished again.
+	succeeded []succeededEntry
+	succHead  int
+}
+
+type succeededEntry struct {
+	it      *memItem
+	updated int64 // the item's updated time when it succeeded
+}
+
+// noteSucceeded records that it just succeeded and drops the oldest succeeded
+// deliveries past capacity. The caller holds m.mu.
+func (m *MemoryStore) noteSucceeded(it *memItem) {
+	if m.capacity <= 0 {
+		return
+	}
+	m.succeeded = append(m.succeeded, succeededEntry{it, it.updated})
+	for len(m.succeeded)-m.succHead > m.capacity {
+		e := m.succeeded[m.succHead]
+		m.succeeded[m.succHead] = succeededEntry{}
+		m.succHead++
+		if e.it.state == codeSucceeded && e.it.updated == e.updated && m.byID.get(e.it.id) == e.it {
+			m.byID.del(e.it.id)
+		}
+	}
+	if m.succHead > len(m.succeeded)/2 && m.succHead > 64 {
+		n := copy(m.succeeded, m.succeeded[m.succHead:])
+		clear(m.succeeded[n:])
+		m.succeeded, m.succHead = m.succeeded[:n], 0
+	}
 }
 
 // memItem is a delivery as the memory store holds it, packed so that a backlog of a
@@ -188,6 +220,12 @@ func (m *MemoryStore) intern(endpointID, eventType, version string) *itemMeta {
 
 // NewMemoryStore returns an empty in-memory store that holds at most capacity unfinished
 // deliveries. Zero means DefaultQueueCapacity; a negative capacity means unbounded.
+//
+// It also keeps at most capacity succeeded deliveries, dropping the oldest first, on top
+// of the Sender's retention (WithRetention): a day of successes at a thousand a second
+// would otherwise be tens of gigabytes. Failed deliveries (dead letters) are kept until
+// their retention ends. A negative capacity keeps every succeeded delivery until its
+// retention ends too.
 func NewMemoryStore(capacity int) *MemoryStore {
 	if capacity == 0 {
 		capacity = DefaultQueueCapacity
@@ -480,6 +518,9 @@ func (m *MemoryStore) Record(ctx context.Context, p RecordParams) error {
 		m.push(it)
 	} else {
 		m.unfinished.Add(-1)
+		if p.State == StateSucceeded {
+			m.noteSucceeded(it)
+		}
 	}
 	return nil
 }

@@ -62,3 +62,44 @@ func TestMemoryStoreCapacity(t *testing.T) {
 	require.NoError(t, s.Enqueue(ctx, []webhook.Delivery{storetest.Delivery("dlv_0003", "ep_a", base)}), "after a delivery finished")
 	assert.Equal(t, 2, s.Len())
 }
+
+// TestMemoryStoreKeepsAtMostCapacitySucceeded shows the memory store's bound on finished
+// deliveries: the oldest succeeded ones go past capacity, dead letters stay, and a
+// requeued delivery counts from its latest success.
+func TestMemoryStoreKeepsAtMostCapacitySucceeded(t *testing.T) {
+	ctx := t.Context()
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	s := webhook.NewMemoryStore(3)
+	finish := func(id string, at time.Duration, st webhook.State) {
+		t.Helper()
+		now := base.Add(at)
+		require.NoError(t, s.Enqueue(ctx, []webhook.Delivery{storetest.Delivery(id, "ep_a", now)}))
+		claimed, err := s.Claim(ctx, webhook.ClaimParams{Now: now, Limit: 1, Owner: "o", LeaseUntil: now.Add(time.Minute)})
+		require.NoError(t, err)
+		require.Len(t, claimed, 1)
+		require.NoError(t, s.Record(ctx, webhook.RecordParams{DeliveryID: id, Owner: "o", Now: now, State: st,
+			Attempt: &webhook.Attempt{StartedAt: now, StatusCode: 200}}))
+	}
+	finish("dlv_0001", 1*time.Second, webhook.StateSucceeded)
+	finish("dlv_0002", 2*time.Second, webhook.StateFailed)
+	finish("dlv_0003", 3*time.Second, webhook.StateSucceeded)
+	finish("dlv_0004", 4*time.Second, webhook.StateSucceeded)
+
+	// dlv_0001 is requeued and succeeds again: now the newest success.
+	_, err := s.Requeue(ctx, webhook.RequeueParams{IDs: []string{"dlv_0001"}, Now: base.Add(5 * time.Second)})
+	require.NoError(t, err)
+	now := base.Add(5 * time.Second)
+	_, err = s.Claim(ctx, webhook.ClaimParams{Now: now, Limit: 1, Owner: "o", LeaseUntil: now.Add(time.Minute)})
+	require.NoError(t, err)
+	require.NoError(t, s.Record(ctx, webhook.RecordParams{DeliveryID: "dlv_0001", Owner: "o", Now: now, State: webhook.StateSucceeded,
+		Attempt: &webhook.Attempt{StartedAt: now, StatusCode: 200}}))
+
+	finish("dlv_0005", 6*time.Second, webhook.StateSucceeded) // a fourth success: the oldest goes
+	_, err = s.Get(ctx, "dlv_0003")
+	assert.ErrorIs(t, err, webhook.ErrNotFound, "the oldest success is dropped")
+	for _, id := range []string{"dlv_0001", "dlv_0002", "dlv_0004", "dlv_0005"} {
+		_, err := s.Get(ctx, id)
+		assert.NoError(t, err, "%s is kept", id)
+	}
+	assert.Zero(t, s.Len())
+}
