@@ -33,6 +33,9 @@ var (
 	// ErrLeaseLost is returned by Store.Record when the delivery's lease expired and was
 	// claimed by someone else; the attempt's result is then discarded by the store.
 	ErrLeaseLost = errors.New("webhook: delivery lease lost")
+	// ErrDuplicateDelivery is returned by Store.Enqueue when a delivery's ID is already
+	// stored, or appears twice in the batch; nothing of the batch is stored.
+	ErrDuplicateDelivery = errors.New("webhook: duplicate delivery ID")
 	// ErrInvalidState reports a store operation that does not apply to the delivery's
 	// current state (for example requeueing a delivery that is in flight).
 	ErrInvalidState = errors.New("webhook: delivery in wrong state")

@@ -331,7 +331,7 @@ func (m *MemoryStore) Enqueue(ctx context.Context, ds []Delivery) error {
 				m.byID.del(items[j].id)
 			}
 			m.unfinished.Add(-n)
-			return fmt.Errorf("webhook: memory store: delivery %q already exists", items[i].id)
+			return fmt.Errorf("%w: the memory store already holds %q, or the batch repeats it", ErrDuplicateDelivery, items[i].id)
 		}
 	}
 	m.intakeMu.Lock()

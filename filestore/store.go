@@ -286,7 +286,7 @@ func (s *Store) Enqueue(ctx context.Context, ds []webhook.Delivery) error {
 		seen := make(map[string]bool, len(ds))
 		for i := range ds {
 			if seen[ds[i].ID] {
-				return fmt.Errorf("filestore: delivery %q appears twice in one Enqueue", ds[i].ID)
+				return fmt.Errorf("filestore: %w: %q appears twice in one Enqueue", webhook.ErrDuplicateDelivery, ds[i].ID)
 			}
 			seen[ds[i].ID] = true
 		}
@@ -305,7 +305,7 @@ func (s *Store) Enqueue(ctx context.Context, ds []webhook.Delivery) error {
 		}
 		for i := range recs {
 			if b.deliveries.Get(recs[i].id) != nil {
-				res = fmt.Errorf("filestore: delivery %q already exists", ds[i].ID)
+				res = fmt.Errorf("filestore: %w: %q is already stored", webhook.ErrDuplicateDelivery, ds[i].ID)
 				return nil
 			}
 		}

@@ -223,7 +223,7 @@ func TestGroupCommit(t *testing.T) {
 	want := 1
 	for i, err := range errs {
 		if i%8 == 0 {
-			assert.ErrorContains(t, err, "already exists", "caller %d", i)
+			assert.ErrorIs(t, err, webhook.ErrDuplicateDelivery, "caller %d", i)
 			continue
 		}
 		assert.NoError(t, err, "caller %d", i)

@@ -263,7 +263,7 @@ func (s *Store) insert(ctx context.Context, ds []webhook.Delivery) error {
 func enqueueError(err error) error {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == "23505" {
-		return fmt.Errorf("pgstore: enqueue: a delivery with this ID already exists; delivery IDs must be unique: %w", err)
+		return fmt.Errorf("pgstore: enqueue: %w: a delivery with this ID is already stored, or the batch repeats it: %w", webhook.ErrDuplicateDelivery, err)
 	}
 	return wrap("enqueue", err)
 }

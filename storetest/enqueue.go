@@ -44,7 +44,7 @@ var enqueueTests = []subtest{
 		err := s.Enqueue(t.Context(), []webhook.Delivery{
 			Delivery(id(1), "ep_b", at(0)), dup, Delivery(id(3), "ep_b", at(0)),
 		})
-		require.Error(t, err, "Enqueue of a batch holding an existing ID")
+		require.ErrorIs(t, err, webhook.ErrDuplicateDelivery, "Enqueue of a batch holding an existing ID")
 
 		for _, missing := range []string{id(1), id(3)} {
 			_, err := s.Get(t.Context(), missing)
@@ -57,7 +57,7 @@ var enqueueTests = []subtest{
 		// Storing both would claim one delivery twice; storing either breaks all or none.
 		a := Delivery(id(1), "ep_a", at(0))
 		err := s.Enqueue(t.Context(), []webhook.Delivery{a, Delivery(id(2), "ep_a", at(0)), a})
-		require.Error(t, err, "Enqueue of a batch holding one ID twice")
+		require.ErrorIs(t, err, webhook.ErrDuplicateDelivery, "Enqueue of a batch holding one ID twice")
 		for _, missing := range []string{id(1), id(2)} {
 			_, err := s.Get(t.Context(), missing)
 			assert.ErrorIs(t, err, webhook.ErrNotFound, "%s of the rejected batch was stored", missing)
