@@ -321,7 +321,7 @@ func (s *Sender) enqueue(ctx context.Context, ds []Delivery) error {
 	// between the first try and registering as a waiter would otherwise go unseen.
 	if err = s.store.Enqueue(ctx, ds); !errors.Is(err, ErrQueueFull) {
 		if err == nil {
-			s.passRoom()
+			s.passRoomLeft()
 		}
 		return err
 	}
@@ -347,11 +347,21 @@ func (s *Sender) enqueue(ctx context.Context, ds []Delivery) error {
 		err = s.store.Enqueue(ctx, ds)
 		if !errors.Is(err, ErrQueueFull) {
 			if err == nil {
-				s.passRoom()
+				s.passRoomLeft()
 			}
 			return err
 		}
 	}
+}
+
+// passRoomLeft passes the baton on after a waiter got in, unless the store is known to
+// be full again: at full speed each finished delivery admits one waiter, and passing
+// on regardless woke a second one per delivery only to find no room and wait again.
+func (s *Sender) passRoomLeft() {
+	if m, ok := s.store.(*MemoryStore); ok && m.capacity > 0 && m.Len() >= m.capacity {
+		return
+	}
+	s.passRoom()
 }
 
 // passRoom wakes one caller waiting for room, if any.
