@@ -307,9 +307,10 @@ func (s *Sender) worker() {
 	ctx, cancel := context.WithCancel(s.baseCtx)
 	defer cancel()
 	for d := range s.work {
-		for ok := s.start(d); ok; {
+		ok, counted := s.start(d)
+		for ok {
 			s.attempt(ctx, d)
-			d, ok = s.done(d.EndpointID)
+			d, ok = s.done(d.EndpointID, counted)
 		}
 	}
 }
@@ -320,31 +321,33 @@ func (s *Sender) worker() {
 // one of the endpoint's attempts, and this worker goes on to the next in the buffer.
 // So a bursting endpoint never ties up the reserved workers, even if every attempt of
 // it hangs, and deliveries of other endpoints claimed behind its own are not stuck.
-func (s *Sender) start(d Delivery) bool {
+// counted says whether the attempt was counted against the running limit, for done.
+func (s *Sender) start(d Delivery) (ok, counted bool) {
 	if s.burstRun == 0 {
-		return true
+		return true, false
 	}
 	if e, ok := s.reg.get(d.EndpointID); ok && (e.ep.MaxInFlight > 0 || e.ep.Ordered) {
-		return true // its own limit caps its claims, and so its attempts
+		return true, false // its own limit caps its claims, and so its attempts
 	}
 	s.finMu.Lock()
 	defer s.finMu.Unlock()
 	if s.running[d.EndpointID] >= s.burstRun {
 		s.deferred[d.EndpointID] = append(s.deferred[d.EndpointID], d)
-		return false
+		return false, false
 	}
 	s.running[d.EndpointID]++
-	return true
+	return true, true
 }
 
-// done reports a finished attempt to the dispatcher, and returns a delivery of the same
-// endpoint that start set aside, if any, for the caller to attempt next.
-func (s *Sender) done(endpointID string) (Delivery, bool) {
+// done reports a finished attempt to the dispatcher, and, if the attempt was counted
+// (see start), returns a delivery of the same endpoint that start set aside, if any, for
+// the caller to attempt next, still counted.
+func (s *Sender) done(endpointID string, counted bool) (Delivery, bool) {
 	var next Delivery
 	ok := false
 	s.finMu.Lock()
 	s.finished = append(s.finished, endpointID)
-	if n, counted := s.running[endpointID]; counted {
+	if n := s.running[endpointID]; counted {
 		if q := s.deferred[endpointID]; len(q) > 0 {
 			next, ok = q[0], true
 			if len(q) == 1 {
