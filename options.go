@@ -136,7 +136,9 @@ func WithStore(s Store) Option {
 }
 
 // WithWorkers sets how many attempts run at once. Default DefaultWorkers; must be 1 to
-// 10000.
+// 10000. The Sender claims as many deliveries again ahead of the workers, so one that
+// finishes starts its next attempt at once: a Sender holds up to twice this many
+// deliveries leased (more while results are written to a durable store).
 func WithWorkers(n int) Option {
 	return optionFunc(func(c *config) {
 		if n < 1 || n > 10000 {
@@ -199,7 +201,8 @@ func WithTimeout(d time.Duration) Option {
 
 // WithLeaseDuration sets how long a claimed delivery stays leased. Default
 // DefaultLeaseDuration; must exceed the attempt timeout by at least 5 seconds, so a
-// live attempt never loses its lease.
+// live attempt never loses its lease. A delivery claimed ahead that waited so long that
+// its lease could lapse mid-attempt is handed back and claimed afresh, not started.
 func WithLeaseDuration(d time.Duration) Option {
 	return optionFunc(func(c *config) { c.lease = d })
 }
