@@ -57,10 +57,10 @@ func validEventType(t string) bool {
 	if t == "" || len(t) > maxEventTypeLen {
 		return false
 	}
-	for _, part := range strings.Split(t, ".") {
-		if part == "" || !isWord(part, false) {
-			return false
-		}
+	// Dot-separated words, none empty: no leading, trailing or double dot. (Walked
+	// in place; splitting allocated on every Send.)
+	if !isWord(t, true) || t[0] == '.' || t[len(t)-1] == '.' || strings.Contains(t, "..") {
+		return false
 	}
 	return true
 }

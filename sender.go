@@ -35,6 +35,8 @@ type Sender struct {
 	ownTransport bool
 	// versionHeader is WithVersionHeader's name in canonical form.
 	versionHeader string
+	// defaultVersion is WithVersion's value as a header slice shared by every request.
+	defaultVersion []string
 
 	closed  atomic.Bool
 	wake    chan struct{} // cap 1: new work was enqueued or an endpoint enabled
@@ -117,16 +119,17 @@ func NewSender(opts ...Option) (*Sender, error) {
 		cfg.transport = defaultTransport(cfg)
 	}
 	s := &Sender{
-		cfg:           cfg,
-		id:            newID("snd_", time.Now()),
-		store:         cfg.store,
-		reg:           reg,
-		retry:         cfg.retry.withDefaults(),
-		log:           cfg.logger,
-		clock:         cfg.clock,
-		versionHeader: http.CanonicalHeaderKey(cfg.versionHeader),
-		ownTransport:  ownTransport,
-		userAgent:     []string{cfg.userAgent},
+		cfg:            cfg,
+		id:             newID("snd_", time.Now()),
+		store:          cfg.store,
+		reg:            reg,
+		retry:          cfg.retry.withDefaults(),
+		log:            cfg.logger,
+		clock:          cfg.clock,
+		versionHeader:  http.CanonicalHeaderKey(cfg.versionHeader),
+		ownTransport:   ownTransport,
+		userAgent:      []string{cfg.userAgent},
+		defaultVersion: []string{cfg.version},
 		health: &healthTable{m: map[string]*EndpointHealth{}, threshold: cfg.breakerAt,
 			cooldown: cfg.breaker[0], maxCooldown: cfg.breaker[1], disableAfter: cfg.disableAfter},
 		wake:        make(chan struct{}, 1),
