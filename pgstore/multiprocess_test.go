@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -65,7 +66,7 @@ func TestMultiProcess(t *testing.T) {
 		requests int
 		rejected atomic.Int64
 		half     = make(chan struct{})
-		all      = make(chan struct{})
+		arrived  = make(chan struct{}, 1) // a request came in
 	)
 	rcv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if _, err := verifier.VerifyRequest(r, 0); err != nil {
@@ -77,17 +78,14 @@ func TestMultiProcess(t *testing.T) {
 		mu.Lock()
 		seen[id]++
 		requests++
-		switch len(seen) {
-		case mpEvents / 2:
-			if seen[id] == 1 {
-				close(half)
-			}
-		case mpEvents:
-			if seen[id] == 1 {
-				close(all)
-			}
+		if len(seen) == mpEvents/2 && seen[id] == 1 {
+			close(half)
 		}
 		mu.Unlock()
+		select {
+		case arrived <- struct{}{}:
+		default:
+		}
 		w.WriteHeader(http.StatusNoContent)
 	}))
 	defer rcv.Close()
@@ -156,9 +154,8 @@ func TestMultiProcess(t *testing.T) {
 			t.Fatalf("timed out waiting for %s; %d events delivered", what, n)
 		}
 	}
-	for i, c := range children {
-		wait(c.sent, fmt.Sprintf("child %d to send its events", i))
-	}
+	// Kill at half the deliveries, whether or not the victim has sent all its events:
+	// what it accepted must be delivered, what it did not is no one's promise.
 	wait(half, "half the events")
 	victim := children[0]
 	victimID := <-victim.id                       // printed before its first Send
@@ -189,9 +186,91 @@ func TestMultiProcess(t *testing.T) {
 	victim.cmd.Wait()
 	t.Logf("killed child 0 after %s, with %d events delivered and %d deliveries leased to it", killedAt.Sub(start).Round(time.Millisecond), atKill, leased)
 
-	wait(all, "every event")
+	for i, c := range children[1:] {
+		wait(c.sent, fmt.Sprintf("child %d to send its events", i+1))
+	}
+	tick := time.NewTicker(100 * time.Millisecond) // for state in other processes; see below
+	defer tick.Stop()
+	// The events the victim never accepted are sent by a survivor, so all of them are
+	// sent across the processes. One it stored but died before reporting is in the
+	// database already: it counts as accepted (Send had made it durable) and is not sent
+	// again.
+	acceptedMu.Lock()
+	var unreported []string
+	for n := range per {
+		if id := "evt_" + strconv.Itoa(n); !accepted[id] {
+			unreported = append(unreported, id)
+		}
+	}
+	rows, err := pool.Query(t.Context(), `SELECT event_id FROM `+mpSchema+`.hooksmith_deliveries WHERE event_id = ANY($1)`, unreported)
+	require.NoError(t, err)
+	stored, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	for _, id := range stored {
+		accepted[id] = true
+	}
+	var resend []string
+	for _, id := range unreported {
+		if !accepted[id] {
+			resend = append(resend, "SEND "+strings.TrimPrefix(id, "evt_")+"\n")
+		}
+	}
+	acceptedMu.Unlock()
+	_, err = io.WriteString(children[1].stdin, strings.Join(resend, ""))
+	require.NoError(t, err)
+	t.Logf("child 1 sends the %d events the killed process never accepted (%s after the kill)", len(resend), time.Since(killedAt).Round(time.Millisecond))
+	for {
+		acceptedMu.Lock()
+		n := len(accepted)
+		acceptedMu.Unlock()
+		if n == mpEvents {
+			t.Logf("all %d events accepted %s after the kill", n, time.Since(killedAt).Round(time.Millisecond))
+			break
+		}
+		select {
+		case <-arrived:
+		case <-tick.C:
+		case <-deadline.C:
+			t.Fatalf("timed out waiting for the resent events to be accepted: %d of %d", n, mpEvents)
+		}
+	}
+	// Done is every accepted event delivered and nothing left pending or in flight: the
+	// survivors must also rescue the dead process's leases once they expire, including
+	// deliveries it sent but never recorded (already seen here). That state lives in
+	// another process's database rows, so it is checked on each request that arrives
+	// and, for the last writes after the last request, on a short tick.
+	unfinished := func() int {
+		n := 0
+		for _, st := range []webhook.State{webhook.StatePending, webhook.StateInFlight} {
+			res, err := store.List(t.Context(), webhook.ListParams{State: st, Limit: 1})
+			require.NoError(t, err)
+			n += len(res.Deliveries)
+		}
+		return n
+	}
+	for {
+		acceptedMu.Lock()
+		mu.Lock()
+		undelivered := 0
+		for id := range accepted {
+			if seen[id] == 0 {
+				undelivered++
+			}
+		}
+		mu.Unlock()
+		acceptedMu.Unlock()
+		if undelivered == 0 && unfinished() == 0 {
+			break
+		}
+		select {
+		case <-arrived:
+		case <-tick.C:
+		case <-deadline.C:
+			t.Fatalf("timed out: %d accepted events undelivered, or deliveries left unfinished", undelivered)
+		}
+	}
 	lastAt := time.Now()
-	t.Logf("all %d events delivered %s after the kill, %s in all", mpEvents,
+	t.Logf("everything delivered and recorded %s after the kill, %s in all",
 		time.Since(killedAt).Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
 
 	// The survivors shut down cleanly: Close waits for their last Records.
@@ -203,7 +282,7 @@ func TestMultiProcess(t *testing.T) {
 	t.Logf("survivors exited %s after the last delivery", time.Since(lastAt).Round(time.Millisecond))
 
 	acceptedMu.Lock()
-	assert.Len(t, accepted, mpEvents, "every Send succeeded")
+	assert.Len(t, accepted, mpEvents, "every event was sent by some process")
 	acceptedMu.Unlock()
 	mu.Lock()
 	var missing []string
@@ -217,7 +296,10 @@ func TestMultiProcess(t *testing.T) {
 	mu.Unlock()
 	t.Logf("%d requests for %d events: %d duplicates (bound: %d leased to the killed process)", requests, mpEvents, duplicates, leased)
 	assert.LessOrEqual(t, duplicates, leased)
-	assert.Zero(t, rejected.Load(), "requests failing verification")
+	// A request the killed process was writing when it died arrives cut short and fails
+	// verification, as it should; nothing else may.
+	t.Logf("%d requests failed verification", rejected.Load())
+	assert.LessOrEqual(t, rejected.Load(), int64(leased), "requests failing verification")
 
 	for _, st := range []webhook.State{webhook.StatePending, webhook.StateInFlight} {
 		res, err := store.List(t.Context(), webhook.ListParams{State: st})
@@ -226,7 +308,7 @@ func TestMultiProcess(t *testing.T) {
 	}
 	res, err := store.List(t.Context(), webhook.ListParams{State: webhook.StateSucceeded, Limit: 2 * mpEvents})
 	require.NoError(t, err)
-	assert.Len(t, res.Deliveries, mpEvents)
+	assert.Len(t, res.Deliveries, mpEvents, "one succeeded delivery per event")
 }
 
 // TestSenderChild is one sender process of TestMultiProcess; alone, it skips. It sends
@@ -257,23 +339,43 @@ func TestSenderChild(t *testing.T) {
 
 	fmt.Fprintln(os.Stdout, "SENDER "+sender.ID())
 	var out sync.Mutex
+	send := func(n int) bool {
+		id := "evt_" + strconv.Itoa(n)
+		if _, err := sender.Send(t.Context(), webhook.Event{ID: id, Type: "load.test", Data: map[string]int{"n": n}}); err != nil {
+			t.Errorf("Send %s: %v", id, err)
+			return false
+		}
+		out.Lock()
+		fmt.Fprintln(os.Stdout, "ACCEPTED "+id)
+		out.Unlock()
+		return true
+	}
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	for range 8 {
 		wg.Go(func() {
-			for i := int(next.Add(1)) - 1; i < count; i = int(next.Add(1)) - 1 {
-				id := "evt_" + strconv.Itoa(first+i)
-				if _, err := sender.Send(t.Context(), webhook.Event{ID: id, Type: "load.test", Data: map[string]int{"n": first + i}}); err != nil {
-					t.Errorf("Send %s: %v", id, err)
-					return
-				}
-				out.Lock()
-				fmt.Fprintln(os.Stdout, "ACCEPTED "+id)
-				out.Unlock()
+			for i := int(next.Add(1)) - 1; i < count && send(first+i); i = int(next.Add(1)) - 1 {
 			}
 		})
 	}
 	wg.Wait()
 	fmt.Fprintln(os.Stdout, "SENT")
-	io.Copy(io.Discard, os.Stdin) // until the parent closes it
+	// Then, until the parent closes stdin, send what it asks for ("SEND <n>": the events
+	// a killed process never sent).
+	asked := make(chan int)
+	for range 8 {
+		wg.Go(func() {
+			for n := range asked {
+				send(n)
+			}
+		})
+	}
+	sc := bufio.NewScanner(os.Stdin)
+	for sc.Scan() {
+		if n, err := strconv.Atoi(strings.TrimPrefix(sc.Text(), "SEND ")); err == nil {
+			asked <- n
+		}
+	}
+	close(asked)
+	wg.Wait()
 }
