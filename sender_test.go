@@ -581,13 +581,7 @@ func TestQueueFull(t *testing.T) {
 }
 
 func TestCloseLeavesUndeliveredInStoreAndAbortsInFlight(t *testing.T) {
-	started := make(chan struct{}, 1)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body) // the server notices a hang-up only after the body
-		started <- struct{}{}
-		<-r.Context().Done() // hang until the client gives up
-	}))
-	t.Cleanup(srv.Close)
+	srv := newHangingServer(t, -1)
 	store := webhook.NewMemoryStore(0)
 	clk := webhooktest.NewClock(time.Now())
 	s, err := webhook.NewSender(webhook.WithStore(store), webhook.WithClock(clk), webhook.WithWorkers(1), loopback,
@@ -598,7 +592,7 @@ func TestCloseLeavesUndeliveredInStoreAndAbortsInFlight(t *testing.T) {
 	require.NoError(t, err)
 	second, err := s.Send(ctx, webhook.Event{Type: "a.b"})
 	require.NoError(t, err)
-	<-started
+	<-srv.started
 
 	closeCtx, cancel := context.WithCancel(ctx)
 	cancel() // no grace: abort the hanging attempt at once
@@ -626,11 +620,7 @@ func TestCloseLeavesUndeliveredInStoreAndAbortsInFlight(t *testing.T) {
 }
 
 func TestSlowEndpointDoesNotStallOthers(t *testing.T) {
-	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		<-r.Context().Done()
-	}))
-	t.Cleanup(hang.Close) // after the Sender's Close, which aborts the hanging attempts
+	hang := newHangingServer(t, -1)
 	secret := webhook.NewSecret()
 	recv := webhooktest.NewReceiver(t, secret)
 	rep := newReports()
@@ -992,28 +982,36 @@ func (c *claimWatch) waitClaimed(t *testing.T, id string) {
 	}
 }
 
-// hangOnce serves 204, except that its first request hangs until release is closed or
-// the client gives up; started receives once that request has arrived.
-func hangOnce(t *testing.T) (srv *httptest.Server, started chan struct{}, release chan struct{}, requests *atomic.Int32) {
-	started, release, requests = make(chan struct{}, 1), make(chan struct{}), new(atomic.Int32)
-	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+// hangingServer answers 204, except that its first hang requests (every request, if hang
+// is negative) wait until release is closed or the client gives up. started receives once
+// per waiting request, after its body was read (a server notices a hang-up only then).
+type hangingServer struct {
+	*httptest.Server
+	started  chan struct{}
+	release  chan struct{}
+	requests atomic.Int32
+}
+
+func newHangingServer(t *testing.T, hang int) *hangingServer {
+	h := &hangingServer{started: make(chan struct{}, 64), release: make(chan struct{})}
+	h.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
-		if requests.Add(1) == 1 {
-			started <- struct{}{}
+		if n := h.requests.Add(1); hang < 0 || int(n) <= hang {
+			h.started <- struct{}{}
 			select {
-			case <-release:
+			case <-h.release:
 			case <-r.Context().Done():
 				return
 			}
 		}
 		w.WriteHeader(http.StatusNoContent)
 	}))
-	t.Cleanup(srv.Close)
-	return srv, started, release, requests
+	t.Cleanup(h.Close) // after the Sender's Close, which aborts the hanging attempts
+	return h
 }
 
 func TestDeliveriesClaimedAheadAreHandedBackUnattemptedOnClose(t *testing.T) {
-	srv, started, _, requests := hangOnce(t)
+	srv := newHangingServer(t, 1)
 	store := &claimWatch{MemoryStore: webhook.NewMemoryStore(0), claimed: make(chan string, 16)}
 	s, err := webhook.NewSender(webhook.WithStore(store), webhook.WithWorkers(1), loopback,
 		webhook.WithEndpoints(endpoint("ep", srv.URL, webhook.NewSecret())))
@@ -1023,13 +1021,13 @@ func TestDeliveriesClaimedAheadAreHandedBackUnattemptedOnClose(t *testing.T) {
 	require.NoError(t, err)
 	second, err := s.Send(ctx, webhook.Event{Type: "a.b"})
 	require.NoError(t, err)
-	<-started                       // the one worker is busy with the first
+	<-srv.started                   // the one worker is busy with the first
 	store.waitClaimed(t, second[0]) // and the second waits, claimed ahead for it
 	closeCtx, cancel := context.WithCancel(ctx)
 	cancel() // abort the hanging attempt; the worker then finds the second
 	assert.ErrorIs(t, s.Close(closeCtx), context.Canceled)
 
-	assert.Equal(t, int32(1), requests.Load(), "only the first was attempted")
+	assert.Equal(t, int32(1), srv.requests.Load(), "only the first was attempted")
 	d, err := store.Get(ctx, first[0])
 	require.NoError(t, err)
 	assert.Equal(t, webhook.StatePending, d.State)
@@ -1042,7 +1040,7 @@ func TestDeliveriesClaimedAheadAreHandedBackUnattemptedOnClose(t *testing.T) {
 }
 
 func TestDeliveryWhoseLeaseWouldLapseMidAttemptIsReclaimed(t *testing.T) {
-	srv, started, release, requests := hangOnce(t)
+	srv := newHangingServer(t, 1)
 	store := &claimWatch{MemoryStore: webhook.NewMemoryStore(0), claimed: make(chan string, 16)}
 	clk := webhooktest.NewClock(time.Now())
 	core, logs := observer.New(zap.DebugLevel)
@@ -1057,16 +1055,16 @@ func TestDeliveryWhoseLeaseWouldLapseMidAttemptIsReclaimed(t *testing.T) {
 	require.NoError(t, err)
 	second, err := s.Send(ctx, webhook.Event{Type: "a.b"})
 	require.NoError(t, err)
-	<-started
+	<-srv.started
 	store.waitClaimed(t, second[0])
 	// The second has waited 6s behind the first: 9s of lease left, less than the 10s an
 	// attempt may take.
 	clk.Advance(6 * time.Second)
-	close(release)
+	close(srv.release)
 
 	rep.waitFinal(t, 2)
 	store.waitClaimed(t, second[0]) // claimed again, with a fresh lease
-	assert.Equal(t, int32(2), requests.Load())
+	assert.Equal(t, int32(2), srv.requests.Load())
 	handedBack := logs.FilterMessageSnippet("lease would lapse").All()
 	require.Len(t, handedBack, 1)
 	assert.Equal(t, second[0], handedBack[0].ContextMap()["delivery_id"])
@@ -1110,13 +1108,7 @@ func TestLoneEndpointBurstsPastItsFairShareButLeavesAReserve(t *testing.T) {
 	// Fair share 4 attempts; bursting, 7 attempts (one worker in reserve) and 15 claims
 	// (the claim-ahead buffer is as large as the pool; the reserve's claim stays free).
 	const workers = 8
-	started := make(chan struct{}, 64)
-	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		started <- struct{}{}
-		<-r.Context().Done()
-	}))
-	t.Cleanup(hang.Close)
+	hang := newHangingServer(t, -1)
 	secret := webhook.NewSecret()
 	recv := webhooktest.NewReceiver(t, secret)
 	store := &claimWatch{MemoryStore: webhook.NewMemoryStore(0), claimed: make(chan string, 64)}
@@ -1139,7 +1131,7 @@ func TestLoneEndpointBurstsPastItsFairShareButLeavesAReserve(t *testing.T) {
 	}
 	for range workers - 1 {
 		select {
-		case <-started:
+		case <-hang.started:
 		case <-ctx.Done():
 			t.Fatal("the lone endpoint did not run past its fair share")
 		}
@@ -1156,5 +1148,5 @@ func TestLoneEndpointBurstsPastItsFairShareButLeavesAReserve(t *testing.T) {
 	closeCtx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
 	defer cancel()
 	assert.ErrorIs(t, s.Close(closeCtx), context.DeadlineExceeded)
-	assert.Len(t, started, 0, "no attempt beyond the burst limit started")
+	assert.Len(t, hang.started, 0, "no attempt beyond the burst limit started")
 }
