@@ -130,16 +130,13 @@ func (s *Sender) dispatch() {
 				case next.IsZero():
 				case !dueAt.IsZero() && dueAt.Before(next):
 					// an excluded endpoint reopens first
-				case len(ds) == 0 && !next.After(now):
+				case !next.After(now):
 					// The store says work is due but gave none: back off a little rather
 					// than spin, growing to the poll interval.
 					idleClaims++
 					dueAt = now.Add(min(time.Duration(idleClaims)*10*time.Millisecond, s.cfg.poll))
 				default:
 					idleClaims = 0
-					if !next.After(now) {
-						continue
-					}
 					dueAt = next
 				}
 			}

@@ -105,13 +105,12 @@ func NewSender(opts ...Option) (*Sender, error) {
 	if cfg.store == nil {
 		cfg.store = NewMemoryStore(cfg.queueCapacity)
 	}
+	prefetch := cfg.workers // the claim-ahead buffer: as large as the pool
 	burstClaims, burstRun := 0, 0
 	if cfg.endpointLimit == 0 {
 		cfg.endpointLimit = (cfg.workers + 1) / 2
-		reserve := max(1, cfg.workers/DefaultBurstReserve)
-		if cfg.workers > reserve {
-			// The claim-ahead buffer is as large as the pool.
-			burstClaims, burstRun = 2*cfg.workers-reserve, cfg.workers-reserve
+		if reserve := max(1, cfg.workers/DefaultBurstReserve); cfg.workers > reserve {
+			burstClaims, burstRun = cfg.workers+prefetch-reserve, cfg.workers-reserve
 		}
 	}
 	ownTransport := cfg.transport == nil
@@ -135,8 +134,8 @@ func NewSender(opts ...Option) (*Sender, error) {
 		wake:        make(chan struct{}, 1),
 		room:        make(chan struct{}, 1),
 		stop:        make(chan struct{}),
-		work:        make(chan Delivery, cfg.workers),
-		prefetch:    cfg.workers,
+		work:        make(chan Delivery, prefetch),
+		prefetch:    prefetch,
 		burstClaims: burstClaims,
 		burstRun:    burstRun,
 		running:     make(map[string]int),
