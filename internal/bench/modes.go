@@ -98,6 +98,27 @@ type load struct {
 	wg       sync.WaitGroup
 }
 
+// feed starts n goroutines that Send events round-robin over types, with data, until
+// the load stops; with w non-nil each first takes a slot of the window (released by the
+// Sender's hook once the delivery is final, or here if Send fails).
+func (l *load) feed(ctx context.Context, s *webhook.Sender, n int, w *window, types []string, data any) {
+	for range n {
+		l.wg.Go(func() {
+			for !l.stopping.Load() && (w == nil || w.acquire(ctx)) {
+				seq, id := l.issue()
+				if _, err := s.Send(ctx, webhook.Event{ID: id, Type: types[seq%int64(len(types))], Data: data}); err != nil {
+					if w != nil {
+						w.release()
+					}
+					if ctx.Err() == nil {
+						l.errors.Add(1)
+					}
+				}
+			}
+		})
+	}
+}
+
 // issue returns the next sequence number and its event ID, stamping the send time.
 func (l *load) issue() (int64, string) {
 	seq := l.next.Add(1) - 1
@@ -367,20 +388,11 @@ func (b *bench) hooksmith(workers int, urls []string, full bool) starter {
 			return nil, err
 		}
 		ctx, cancel := context.WithCancel(context.Background())
-		for range workers {
-			l.wg.Go(func() {
-				for !l.stopping.Load() && (!bounded || w.acquire(ctx)) {
-					seq, id := l.issue()
-					ev := webhook.Event{ID: id, Type: types[seq%int64(len(types))], Data: b.payload}
-					if _, err := s.Send(ctx, ev); err != nil {
-						w.release()
-						if ctx.Err() == nil {
-							l.errors.Add(1)
-						}
-					}
-				}
-			})
+		var fw *window
+		if bounded {
+			fw = w
 		}
+		l.feed(ctx, s, workers, fw, types, b.payload)
 		return func() {
 			l.stopping.Store(true)
 			cancel()

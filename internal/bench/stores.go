@@ -461,20 +461,7 @@ func (b *bench) storeDeliver(kind string, workers, win int, stats **StoreStats) 
 			return nil, err
 		}
 		ctx, cancel := context.WithCancel(context.Background())
-		for range b.cfg.callers {
-			l.wg.Go(func() {
-				for !l.stopping.Load() && w.acquire(ctx) {
-					seq, id := l.issue()
-					ev := webhook.Event{ID: id, Type: types[seq%int64(len(types))], Data: b.payload}
-					if _, err := s.Send(ctx, ev); err != nil {
-						w.release()
-						if ctx.Err() == nil {
-							l.errors.Add(1)
-						}
-					}
-				}
-			})
-		}
+		l.feed(ctx, s, b.cfg.callers, w, types, b.payload)
 		return func() {
 			l.stopping.Store(true)
 			if st != nil {
