@@ -59,7 +59,9 @@ func readRequest(c net.Conn) {
 // carrying credentials and a query, none of which may reach a log line, an error or a
 // recorded attempt.
 func TestFaultMatrix(t *testing.T) {
-	const timeout = 300 * time.Millisecond
+	// Long enough for a TLS handshake under -race on a loaded machine (300 ms was not);
+	// the cases that hang wait this long.
+	const timeout = 2 * time.Second
 	type outcome struct {
 		verdict webhook.Verdict
 		state   webhook.State
