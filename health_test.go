@@ -184,7 +184,9 @@ func TestFailingEndpointsShareIsCapped(t *testing.T) {
 	}
 	rep := newReports()
 	s := newSender(t, webhook.WithWorkers(8), rep.hooks(), webhook.WithEndpoints(eps...), loopback,
-		webhook.WithTimeout(100*time.Millisecond), webhook.WithLeaseDuration(10*time.Second),
+		// The healthy endpoint's requests must finish within it under -race on a loaded
+		// machine, or they wait an hour for their retry (100 ms was too short once).
+		webhook.WithTimeout(time.Second), webhook.WithLeaseDuration(10*time.Second),
 		webhook.WithRetryPolicy(webhook.RetryPolicy{Schedule: webhook.FixedSchedule{time.Hour}}))
 	ctx := testCtx(t)
 	// Every hanging endpoint fails once (times out) and so counts as failing.
