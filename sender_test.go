@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -1149,4 +1150,46 @@ func TestLoneEndpointBurstsPastItsFairShareButLeavesAReserve(t *testing.T) {
 	defer cancel()
 	assert.ErrorIs(t, s.Close(closeCtx), context.DeadlineExceeded)
 	assert.Len(t, hang.started, 0, "no attempt beyond the burst limit started")
+}
+
+// writeCounter counts Write calls on the connections a transport dials.
+type writeCounter struct {
+	net.Conn
+	writes *atomic.Int64
+}
+
+func (c writeCounter) Write(b []byte) (int, error) {
+	c.writes.Add(1)
+	return c.Conn.Write(b)
+}
+
+func TestRequestHeadersAndBodyGoOutInOneWrite(t *testing.T) {
+	// net/http flushes the headers in a write of their own unless it knows the body is
+	// in memory: a second syscall on every attempt, and a second segment for the
+	// receiver. The Sender's request body must be a kind it recognises.
+	secret := webhook.NewSecret()
+	recv := webhooktest.NewReceiver(t, secret)
+	var writes atomic.Int64
+	tr := &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return writeCounter{Conn: c, writes: &writes}, nil
+	}}
+	t.Cleanup(tr.CloseIdleConnections)
+	rep := newReports()
+	s := newSender(t, webhook.WithEndpoints(endpoint("ep_1", recv.URL, secret)), webhook.WithTransport(tr),
+		webhook.WithWorkers(1), rep.hooks())
+	ctx := testCtx(t)
+	const n = 5
+	for i := range n {
+		_, err := s.Send(ctx, webhook.Event{Type: "user.registered", Data: map[string]int{"n": i}})
+		require.NoError(t, err)
+	}
+	for _, r := range rep.waitFinal(t, n) {
+		require.Equal(t, webhook.Delivered, r.Verdict)
+	}
+	require.NoError(t, recv.WaitVerified(ctx, n))
+	assert.Equal(t, int64(n), writes.Load(), "one write per request, headers and body together")
 }
