@@ -299,10 +299,9 @@ func (s *Sender) prune() {
 // worker runs attempts handed out by the dispatcher until Close closes the work channel.
 func (s *Sender) worker() {
 	defer s.workers.Done()
-	// Attempts' contexts hang off a per-worker parent rather than the Sender's own, so
-	// workers do not contend on one parent's lock and child set for every attempt.
-	ctx, cancel := context.WithCancel(s.baseCtx)
-	defer cancel()
+	// One context for all of this worker's attempts, re-armed per attempt (attemptCtx).
+	ctx, release := newAttemptCtx(s.baseCtx)
+	defer release()
 	for d := range s.work {
 		ok, counted := s.start(d)
 		for ok {
@@ -367,7 +366,7 @@ func (s *Sender) done(endpointID string, counted bool) (Delivery, bool) {
 }
 
 // attempt makes one attempt of d and records its result.
-func (s *Sender) attempt(ctx context.Context, d Delivery) {
+func (s *Sender) attempt(ctx *attemptCtx, d Delivery) {
 	e, ok := s.reg.get(d.EndpointID)
 	now := s.clock.Now()
 	select {
@@ -466,11 +465,11 @@ func (e *signError) Unwrap() error { return e.err }
 
 // post sends one request and returns its record, the Retry-After asked for (0 if none)
 // and the transport error, redacted.
-func (s *Sender) post(ctx context.Context, e *endpointEntry, d Delivery, now time.Time) (Attempt, time.Duration, error) {
+func (s *Sender) post(ctx *attemptCtx, e *endpointEntry, d Delivery, now time.Time) (Attempt, time.Duration, error) {
 	a := Attempt{DeliveryID: d.ID, StartedAt: now}
 	start := time.Now()
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.timeout)
-	defer cancel()
+	ctx.begin(start.Add(s.cfg.timeout))
+	defer ctx.end() // after the response body is read and closed
 	// The request is built by hand around the endpoint's parsed URL: parsing it again
 	// for every attempt is measurable on the hot path. Header slices shared between
 	// requests are never written by net/http.
