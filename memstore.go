@@ -394,9 +394,9 @@ func (m *MemoryStore) Claim(ctx context.Context, p ClaimParams) ([]Delivery, err
 	defer m.mu.Unlock()
 	m.absorb()
 	m.unpark(excluded)
-	// Grown as found: a Delivery is 288 bytes, and a claim for many free slots
-	// usually finds a few.
-	var out []Delivery
+	// Sized to what may be found: a Delivery is 288 bytes, and a claim for many free
+	// slots of an idle store finds a few, while one of a busy store finds its limit.
+	out := make([]Delivery, 0, min(p.Limit, max(1, int(m.unfinished.Load())-len(m.leases))))
 	var aside []*memItem
 	now := nanos(p.Now)
 	for len(out) < p.Limit && len(m.leases) > 0 && m.leases[0].leaseExp <= now {

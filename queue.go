@@ -55,6 +55,16 @@ func (s *Sender) dispatch() {
 		}
 	}
 	idleClaims := 0 // consecutive claims that found nothing though work seemed due
+	// The wait's timer is kept while later waits want it no earlier (most often the slow
+	// poll, which moves a little later on every round): a timer per round was a fifth
+	// of the dispatcher's own cost. Firing early only means a round that finds nothing.
+	var timer Timer
+	var timerAt time.Time
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
 	for {
 		select {
 		case <-s.stop:
@@ -64,6 +74,13 @@ func (s *Sender) dispatch() {
 		collect()
 		now := s.clock.Now()
 		free := s.cfg.workers + s.prefetch - inflight
+		if free > 0 && len(s.work) >= s.refillBelow {
+			// The buffer still holds enough to keep every worker busy: claim once it runs
+			// lower (the worker that takes it below refillBelow says so), in one larger
+			// claim, rather than a claim of one or two per finished attempt. Claims are
+			// most of the dispatcher's cost per delivery.
+			free = 0
+		}
 		var dueAt time.Time // when to look again; zero: only when something happens
 		if free > 0 {
 			snap := s.reg.load()
@@ -142,8 +159,8 @@ func (s *Sender) dispatch() {
 			}
 		}
 		if free == 0 {
-			// Every worker is busy and the buffer full: nothing can be claimed until an
-			// attempt finishes, so no timer.
+			// Every worker is busy and the buffer full enough: nothing needs claiming
+			// until an attempt finishes, so no timer.
 			select {
 			case <-s.stop:
 			case <-s.freed:
@@ -154,15 +171,20 @@ func (s *Sender) dispatch() {
 		if dueAt.IsZero() || dueAt.After(pollAt) {
 			dueAt = pollAt
 		}
-		timer := s.clock.NewTimerAt(dueAt)
+		if timer == nil || dueAt.Before(timerAt) {
+			if timer != nil {
+				timer.Stop()
+			}
+			timer, timerAt = s.clock.NewTimerAt(dueAt), dueAt
+		}
 		select {
 		case <-s.stop:
 		case <-s.wake:
 		case <-s.freed:
 		case <-timer.C():
+			timer = nil
 		case <-notify:
 		}
-		timer.Stop()
 	}
 }
 
@@ -303,6 +325,9 @@ func (s *Sender) worker() {
 	ctx, release := newAttemptCtx(s.baseCtx)
 	defer release()
 	for d := range s.work {
+		if len(s.work) < s.refillBelow {
+			s.signalFreed() // the buffer ran low: time for the dispatcher to claim
+		}
 		ok, counted := s.start(d)
 		for ok {
 			s.attempt(ctx, d)
@@ -328,7 +353,15 @@ func (s *Sender) start(d Delivery) (ok, counted bool) {
 	s.finMu.Lock()
 	defer s.finMu.Unlock()
 	if s.running[d.EndpointID] >= s.burstRun {
-		s.deferred[d.EndpointID] = append(s.deferred[d.EndpointID], d)
+		q := s.deferred[d.EndpointID]
+		if q == nil {
+			q, s.spareDeferred = s.spareDeferred, nil
+			if q == nil {
+				q = new(deliveryFIFO)
+			}
+			s.deferred[d.EndpointID] = q
+		}
+		q.push(d)
 		return false, false
 	}
 	s.running[d.EndpointID]++
@@ -344,12 +377,11 @@ func (s *Sender) done(endpointID string, counted bool) (Delivery, bool) {
 	s.finMu.Lock()
 	s.finished = append(s.finished, endpointID)
 	if n := s.running[endpointID]; counted {
-		if q := s.deferred[endpointID]; len(q) > 0 {
-			next, ok = q[0], true
-			if len(q) == 1 {
+		if q := s.deferred[endpointID]; q != nil {
+			next, ok = q.pop(), true
+			if q.len() == 0 {
 				delete(s.deferred, endpointID)
-			} else {
-				s.deferred[endpointID] = q[1:]
+				s.spareDeferred = q // most often the same endpoint bursts again
 			}
 		} else if n <= 1 {
 			delete(s.running, endpointID)
@@ -358,11 +390,46 @@ func (s *Sender) done(endpointID string, counted bool) (Delivery, bool) {
 		}
 	}
 	s.finMu.Unlock()
+	s.signalFreed()
+	return next, ok
+}
+
+// deliveryFIFO is a queue of deliveries that keeps its array from one use to the next:
+// at full speed every delivery of a bursting endpoint passes through one (see start),
+// and a slice popped from the front reallocated as it was appended to.
+type deliveryFIFO struct {
+	items []Delivery
+	head  int
+}
+
+func (q *deliveryFIFO) len() int { return len(q.items) - q.head }
+
+func (q *deliveryFIFO) push(d Delivery) {
+	if q.head > 0 && len(q.items) == cap(q.items) {
+		n := copy(q.items, q.items[q.head:])
+		clear(q.items[n:])
+		q.items, q.head = q.items[:n], 0
+	}
+	q.items = append(q.items, d)
+}
+
+// pop removes and returns the oldest delivery; the queue must not be empty.
+func (q *deliveryFIFO) pop() Delivery {
+	d := q.items[q.head]
+	q.items[q.head] = Delivery{} // the body and strings are not kept alive
+	if q.head++; q.head == len(q.items) {
+		q.items, q.head = q.items[:0], 0
+	}
+	return d
+}
+
+// signalFreed tells the dispatcher that it may claim: an attempt finished, or the
+// claim-ahead buffer ran low.
+func (s *Sender) signalFreed() {
 	select {
 	case s.freed <- struct{}{}:
 	default: // the dispatcher has yet to see an earlier signal; it collects this too
 	}
-	return next, ok
 }
 
 // attempt makes one attempt of d and records its result.

@@ -48,13 +48,17 @@ type Sender struct {
 	// of waiting for the dispatcher to claim again.
 	work     chan Delivery
 	prefetch int
+	// refillBelow: the dispatcher claims only while fewer than this many deliveries
+	// wait in work (and a slot is free).
+	refillBelow int
 	// burstClaims is how many deliveries an endpoint without a limit of its own may hold
 	// claimed when nothing else is due, and burstRun how many of those may be attempts
 	// at once; the rest wait in deferred for one of its attempts to finish. Both 0:
 	// no burst (WithEndpointConcurrency was set).
 	burstClaims, burstRun int
-	running               map[string]int        // attempts running per bursting endpoint; under finMu
-	deferred              map[string][]Delivery // under finMu
+	running               map[string]int           // attempts running per bursting endpoint; under finMu
+	deferred              map[string]*deliveryFIFO // under finMu
+	spareDeferred         *deliveryFIFO            // an emptied queue, for reuse; under finMu
 	// finished lists the endpoint IDs of attempts done since the dispatcher last looked;
 	// freed (cap 1) tells it there are some. One signal covers many finishes, so a busy
 	// dispatcher is woken once per claim round, not once per attempt.
@@ -136,10 +140,11 @@ func NewSender(opts ...Option) (*Sender, error) {
 		stop:        make(chan struct{}),
 		work:        make(chan Delivery, prefetch),
 		prefetch:    prefetch,
+		refillBelow: max(1, prefetch/2),
 		burstClaims: burstClaims,
 		burstRun:    burstRun,
 		running:     make(map[string]int),
-		deferred:    make(map[string][]Delivery),
+		deferred:    make(map[string]*deliveryFIFO),
 		freed:       make(chan struct{}, 1),
 	}
 	s.baseCtx, s.cancel = context.WithCancel(context.Background())

@@ -1193,3 +1193,41 @@ func TestRequestHeadersAndBodyGoOutInOneWrite(t *testing.T) {
 	require.NoError(t, recv.WaitVerified(ctx, n))
 	assert.Equal(t, int64(n), writes.Load(), "one write per request, headers and body together")
 }
+
+func TestIdleWorkersTakeNewWorkWhileClaimedAheadAttemptsHang(t *testing.T) {
+	// The dispatcher holds off claiming while the claim-ahead buffer is full enough to
+	// keep the workers busy. Deliveries it claimed in one batch and the workers then took
+	// (all hanging) must not leave the idle workers waiting for an attempt to finish.
+	const workers, hanging = 8, 6
+	hang := newHangingServer(t, -1)
+	secret := webhook.NewSecret()
+	recv := webhooktest.NewReceiver(t, secret)
+	store := webhook.NewMemoryStore(0)
+	ctx := testCtx(t)
+	now := time.Now()
+	ds := make([]webhook.Delivery, hanging)
+	for i := range ds {
+		ds[i] = webhook.Delivery{ID: fmt.Sprintf("dlv_%02d", i), EventID: fmt.Sprintf("evt_%02d", i), EventType: "slow.x",
+			EndpointID: "slow", Version: webhook.DefaultVersion, Body: []byte(`{}`), State: webhook.StatePending,
+			CreatedAt: now, QueuedAt: now, NextAttemptAt: now, UpdatedAt: now}
+	}
+	require.NoError(t, store.Enqueue(ctx, ds)) // due before the Sender starts: one claim takes them all
+	rep := newReports()
+	s := newSender(t, webhook.WithStore(store), webhook.WithWorkers(workers), webhook.WithEndpointConcurrency(workers),
+		rep.hooks(), webhook.WithEndpoints(
+			webhook.Endpoint{ID: "slow", URL: hang.URL, Secret: secret, EventTypes: []string{"slow.*"}},
+			webhook.Endpoint{ID: "fast", URL: recv.URL, Secret: secret, EventTypes: []string{"fast.*"}},
+		))
+	for range hanging {
+		select {
+		case <-hang.started:
+		case <-ctx.Done():
+			t.Fatal("the claimed deliveries were not all attempted")
+		}
+	}
+	_, err := s.Send(ctx, webhook.Event{Type: "fast.x"})
+	require.NoError(t, err)
+	require.NoError(t, recv.WaitVerified(ctx, 1), "an idle worker delivers while the others hang")
+	close(hang.release)
+	rep.waitFinal(t, hanging+1)
+}
