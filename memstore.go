@@ -394,9 +394,16 @@ func (m *MemoryStore) Claim(ctx context.Context, p ClaimParams) ([]Delivery, err
 	defer m.mu.Unlock()
 	m.absorb()
 	m.unpark(excluded)
-	// Sized to what may be found: a Delivery is 288 bytes, and a claim for many free
-	// slots of an idle store finds a few, while one of a busy store finds its limit.
-	out := make([]Delivery, 0, min(p.Limit, max(1, int(m.unfinished.Load())-len(m.leases))))
+	// Made at the first find, sized to what may be found: a Delivery is 288 bytes, a
+	// claim for many free slots of an idle store finds a few, one of a busy store finds
+	// its limit, and one whose due endpoints are all excluded finds none.
+	var out []Delivery
+	take := func(d Delivery) {
+		if out == nil {
+			out = make([]Delivery, 0, min(p.Limit, max(1, int(m.unfinished.Load())-len(m.leases))))
+		}
+		out = append(out, d)
+	}
 	var aside []*memItem
 	now := nanos(p.Now)
 	for len(out) < p.Limit && len(m.leases) > 0 && m.leases[0].leaseExp <= now {
@@ -405,7 +412,7 @@ func (m *MemoryStore) Claim(ctx context.Context, p ClaimParams) ([]Delivery, err
 			aside = append(aside, it)
 			continue
 		}
-		out = append(out, m.lease(it, p))
+		take(m.lease(it, p))
 		if taken != nil {
 			taken[it.meta.endpointID]++
 		}
@@ -435,7 +442,7 @@ func (m *MemoryStore) Claim(ctx context.Context, p ClaimParams) ([]Delivery, err
 			skipped = append(skipped, heap.Pop(&m.ready).(*epQueue))
 			if head := m.orderedHead(q); head != nil && head.next <= now {
 				heap.Remove(&q.items, int(head.idx))
-				out = append(out, m.lease(head, p))
+				take(m.lease(head, p))
 			}
 			continue
 		}
@@ -446,7 +453,7 @@ func (m *MemoryStore) Claim(ctx context.Context, p ClaimParams) ([]Delivery, err
 		} else {
 			heap.Fix(&m.ready, 0)
 		}
-		out = append(out, m.lease(it, p))
+		take(m.lease(it, p))
 		if taken != nil {
 			taken[q.id]++
 		}

@@ -20,6 +20,9 @@ const (
 	// storeErrorBackoff is how long the dispatcher waits after a store error before
 	// claiming again.
 	storeErrorBackoff = time.Second
+	// claimBatchWait is the longest the dispatcher puts off a claim to make it larger
+	// while the workers have work buffered.
+	claimBatchWait = time.Millisecond
 	// recordTimeout bounds writing an attempt's result, independently of Close's
 	// context, so an aborted attempt is still recorded.
 	recordTimeout = 10 * time.Second
@@ -60,6 +63,11 @@ func (s *Sender) dispatch() {
 	// of the dispatcher's own cost. Firing early only means a round that finds nothing.
 	var timer Timer
 	var timerAt time.Time
+	// Batching claims goes by real time, whatever the Sender's clock: a fake clock that
+	// tests do not advance must not hold claims back.
+	var lastClaim time.Time
+	batchTimer := time.NewTimer(time.Hour)
+	batchTimer.Stop()
 	defer func() {
 		if timer != nil {
 			timer.Stop()
@@ -74,12 +82,19 @@ func (s *Sender) dispatch() {
 		collect()
 		now := s.clock.Now()
 		free := s.cfg.workers + s.prefetch - inflight
-		if free > 0 && len(s.work) >= s.refillBelow {
-			// The buffer still holds enough to keep every worker busy: claim once it runs
-			// lower (the worker that takes it below refillBelow says so), in one larger
-			// claim, rather than a claim of one or two per finished attempt. Claims are
-			// most of the dispatcher's cost per delivery.
-			free = 0
+		// Claim in batches: while the buffer, with the deliveries a bursting endpoint set
+		// aside, holds enough to keep the workers busy, wait until it runs lower (the
+		// worker that takes it below refillBelow, or that finishes an attempt, says so)
+		// and make one larger claim, rather than one or two claims per finished attempt;
+		// claims are most of the dispatcher's cost per delivery. The set-aside deliveries
+		// keep only their own endpoint's workers busy, so a claim for the others (and
+		// the reserve worker) is never put off for longer than claimBatchWait.
+		batching := false
+		if free > 0 && !s.bufferLow() {
+			if wait := time.Until(lastClaim.Add(claimBatchWait)); wait > 0 {
+				free, batching = 0, true
+				batchTimer.Reset(wait)
+			}
 		}
 		var dueAt time.Time // when to look again; zero: only when something happens
 		if free > 0 {
@@ -92,6 +107,7 @@ func (s *Sender) dispatch() {
 				// Healthy endpoints first; then the failing ones, within their share.
 				params.ExcludeEndpoints = append(exclude[:len(exclude):len(exclude)], ex.failing...)
 			}
+			lastClaim = time.Now()
 			ds, err := s.store.Claim(s.baseCtx, params)
 			if err == nil && len(ex.failing) > 0 && len(ds) < free && ex.failingRoom > 0 {
 				params.ExcludeEndpoints, params.Limit = exclude, min(free-len(ds), ex.failingRoom)
@@ -159,11 +175,19 @@ func (s *Sender) dispatch() {
 			}
 		}
 		if free == 0 {
-			// Every worker is busy and the buffer full enough: nothing needs claiming
-			// until an attempt finishes, so no timer.
+			// Every worker is busy and the buffer full (or full enough, batching):
+			// nothing needs claiming until an attempt finishes.
+			var batchDone <-chan time.Time
+			if batching {
+				batchDone = batchTimer.C
+			}
 			select {
 			case <-s.stop:
 			case <-s.freed:
+			case <-batchDone:
+			}
+			if batching {
+				batchTimer.Stop()
 			}
 			continue
 		}
@@ -325,8 +349,8 @@ func (s *Sender) worker() {
 	ctx, release := newAttemptCtx(s.baseCtx)
 	defer release()
 	for d := range s.work {
-		if len(s.work) < s.refillBelow {
-			s.signalFreed() // the buffer ran low: time for the dispatcher to claim
+		if s.bufferLow() {
+			s.signalFreed() // time for the dispatcher to claim
 		}
 		ok, counted := s.start(d)
 		for ok {
@@ -362,6 +386,7 @@ func (s *Sender) start(d Delivery) (ok, counted bool) {
 			s.deferred[d.EndpointID] = q
 		}
 		q.push(d)
+		s.deferredN.Add(1)
 		return false, false
 	}
 	s.running[d.EndpointID]++
@@ -379,6 +404,7 @@ func (s *Sender) done(endpointID string, counted bool) (Delivery, bool) {
 	if n := s.running[endpointID]; counted {
 		if q := s.deferred[endpointID]; q != nil {
 			next, ok = q.pop(), true
+			s.deferredN.Add(-1)
 			if q.len() == 0 {
 				delete(s.deferred, endpointID)
 				s.spareDeferred = q // most often the same endpoint bursts again
@@ -390,8 +416,18 @@ func (s *Sender) done(endpointID string, counted bool) (Delivery, bool) {
 		}
 	}
 	s.finMu.Unlock()
-	s.signalFreed()
+	if s.bufferLow() {
+		// Otherwise the dispatcher would only put a claim off (batching); it learns
+		// of this finish when the buffer runs low.
+		s.signalFreed()
+	}
 	return next, ok
+}
+
+// bufferLow reports whether the claim-ahead buffer, with the deliveries bursting
+// endpoints set aside, holds fewer than refillBelow: time for the dispatcher to claim.
+func (s *Sender) bufferLow() bool {
+	return len(s.work)+int(s.deferredN.Load()) < s.refillBelow
 }
 
 // deliveryFIFO is a queue of deliveries that keeps its array from one use to the next:

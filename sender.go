@@ -59,6 +59,7 @@ type Sender struct {
 	running               map[string]int           // attempts running per bursting endpoint; under finMu
 	deferred              map[string]*deliveryFIFO // under finMu
 	spareDeferred         *deliveryFIFO            // an emptied queue, for reuse; under finMu
+	deferredN             atomic.Int32             // deliveries in deferred, for the dispatcher
 	// finished lists the endpoint IDs of attempts done since the dispatcher last looked;
 	// freed (cap 1) tells it there are some. One signal covers many finishes, so a busy
 	// dispatcher is woken once per claim round, not once per attempt.
