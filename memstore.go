@@ -25,9 +25,9 @@ var errMemoryFull = fmt.Errorf("%w: the memory store is at its capacity of unfin
 // A MemoryStore is safe for concurrent use and may be shared by several Senders.
 type MemoryStore struct {
 	// mu guards the heaps, the leases and every item's fields once the item is
-	// absorbed. Send does not take it: new items wait in intake (in shards with locks of their own) until
-	// the next Claim or NextDue absorbs them, so callers of Send contend only for a short
-	// append and an ID shard.
+	// absorbed. Send does not take it: new items wait in intake (in shards with locks
+	// of their own) until the next Claim or NextDue absorbs them, so callers of Send
+	// contend only for a short append and an ID shard.
 	mu         sync.Mutex
 	capacity   int
 	unfinished atomic.Int64
