@@ -200,6 +200,7 @@ type regSnapshot struct {
 	fifo     []string         // IDs of Ordered endpoints
 	// minMaxInFlight is the least Endpoint.MaxInFlight set on any endpoint, 0 if none.
 	minMaxInFlight int
+	enabled        int // endpoints not disabled
 	// routes caches Send's fan-out per event type and version: matching every filter
 	// of a thousand endpoints on each Send was a sixth of a busy Sender's CPU. A
 	// snapshot never changes, so neither does an entry; a registry change publishes a
@@ -274,8 +275,11 @@ func (r *registry) update(fn func(m map[string]*endpointEntry) error) error {
 		s.ordered = append(s.ordered, e)
 		if e.ep.Disabled {
 			s.disabled = append(s.disabled, e.ep.ID)
-		} else if e.limiter != nil {
-			s.limited = append(s.limited, e)
+		} else {
+			s.enabled++
+			if e.limiter != nil {
+				s.limited = append(s.limited, e)
+			}
 		}
 		if e.ep.Ordered {
 			s.fifo = append(s.fifo, e.ep.ID)

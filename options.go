@@ -149,8 +149,8 @@ func WithWorkers(n int) Option {
 }
 
 // DefaultBurstReserve sets the share of the workers an endpoint can never take under the
-// default endpoint concurrency: one in DefaultBurstReserve (an eighth), and at least one
-// worker.
+// default endpoint concurrency while another endpoint is enabled: one in
+// DefaultBurstReserve (an eighth), and at least one worker.
 const DefaultBurstReserve = 8
 
 // WithEndpointConcurrency caps how many attempts run at once to any one endpoint, so one
@@ -160,7 +160,10 @@ const DefaultBurstReserve = 8
 // (rounded up) while others have work due, and when nothing else is due it may burst
 // to all but an eighth of them (DefaultBurstReserve; at least one), so a lone busy endpoint is not held
 // to half speed and newly due work for others always finds workers that are not tied
-// up by it. Its claims yield to other endpoints' again as its attempts finish.
+// up by it. Its claims yield to other endpoints' again as its attempts finish. While it
+// is the only endpoint enabled, no reserve is kept (there is no one to keep it for): it
+// may use every worker, and an endpoint added or enabled then finds a worker as soon as
+// one of its attempts ends.
 func WithEndpointConcurrency(n int) Option {
 	return optionFunc(func(c *config) {
 		if n < 0 {

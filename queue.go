@@ -238,8 +238,9 @@ type claimLimits struct {
 func (s *Sender) exclusions(snap *regSnapshot, perEndpoint map[string]int, now time.Time, burst bool) claimLimits {
 	out := append(make([]string, 0, len(snap.disabled)+4), snap.disabled...)
 	fair := s.claimLimit(s.cfg.endpointLimit)
+	burstClaims, _ := s.burstLimits(snap)
 	if burst {
-		fair = s.burstClaims
+		fair = burstClaims
 	}
 	capPer := fair
 	if snap.minMaxInFlight > 0 {
@@ -264,7 +265,7 @@ func (s *Sender) exclusions(snap *regSnapshot, perEndpoint map[string]int, now t
 		} else if ok && e.ep.MaxInFlight > 0 {
 			limit, own = s.claimLimit(e.ep.MaxInFlight), true
 		}
-		if !room(id, limit) && !own && s.burstClaims > fair {
+		if !room(id, limit) && !own && burstClaims > fair {
 			atFairShare = true
 		}
 	}
@@ -297,6 +298,21 @@ func (s *Sender) exclusions(snap *regSnapshot, perEndpoint map[string]int, now t
 	}
 	l.exclude = out
 	return l
+}
+
+// burstLimits returns how many deliveries an endpoint without a limit of its own may
+// hold claimed when it bursts, and how many of those may be attempts at once (0, 0: no
+// bursting, WithEndpointConcurrency was set). The reserve those leave is for other
+// endpoints' work; with at most one endpoint enabled there is none to keep it for, and
+// the lone endpoint may use every worker and the whole claim-ahead buffer.
+func (s *Sender) burstLimits(snap *regSnapshot) (claims, run int) {
+	if s.burstRun == 0 {
+		return 0, 0
+	}
+	if snap.enabled <= 1 {
+		return s.cfg.workers + s.prefetch, s.cfg.workers
+	}
+	return s.burstClaims, s.burstRun
 }
 
 // claimLimit is how many deliveries of one endpoint may be claimed at once, given its
@@ -371,12 +387,14 @@ func (s *Sender) start(d Delivery) (ok, counted bool) {
 	if s.burstRun == 0 {
 		return true, false
 	}
-	if e, ok := s.reg.get(d.EndpointID); ok && (e.ep.MaxInFlight > 0 || e.ep.Ordered) {
+	snap := s.reg.load()
+	if e, ok := snap.byID[d.EndpointID]; ok && (e.ep.MaxInFlight > 0 || e.ep.Ordered) {
 		return true, false // its own limit caps its claims, and so its attempts
 	}
+	_, run := s.burstLimits(snap)
 	s.finMu.Lock()
 	defer s.finMu.Unlock()
-	if s.running[d.EndpointID] >= s.burstRun {
+	if s.running[d.EndpointID] >= run {
 		q := s.deferred[d.EndpointID]
 		if q == nil {
 			q, s.spareDeferred = s.spareDeferred, nil

@@ -1231,3 +1231,49 @@ func TestIdleWorkersTakeNewWorkWhileClaimedAheadAttemptsHang(t *testing.T) {
 	close(hang.release)
 	rep.waitFinal(t, hanging+1)
 }
+
+func TestALoneEnabledEndpointMayUseEveryWorker(t *testing.T) {
+	// The reserve a bursting endpoint leaves is for other endpoints' work; with no other
+	// endpoint enabled it would only idle, so the lone endpoint gets every worker.
+	const workers = 8
+	hang := newHangingServer(t, -1)
+	secret := webhook.NewSecret()
+	store := &claimWatch{MemoryStore: webhook.NewMemoryStore(0), claimed: make(chan string, 64)}
+	s, err := webhook.NewSender(webhook.WithWorkers(workers), webhook.WithStore(store), loopback,
+		webhook.WithTimeout(time.Minute), webhook.WithLeaseDuration(2*time.Minute), // no attempt ends on its own
+		webhook.WithEndpoints(
+			webhook.Endpoint{ID: "busy", URL: hang.URL, Secret: secret},
+			webhook.Endpoint{ID: "off", URL: hang.URL, Secret: secret, Disabled: true},
+		))
+	require.NoError(t, err)
+	closeSoon := func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		defer cancel()
+		return s.Close(ctx) // aborts the hanging attempts
+	}
+	t.Cleanup(func() { _ = closeSoon() }) // also when the test fails early
+	ctx := testCtx(t)
+	for range 3 * workers {
+		_, err := s.Send(ctx, webhook.Event{Type: "busy.x"})
+		require.NoError(t, err)
+	}
+	for range workers {
+		select {
+		case <-hang.started:
+		case <-ctx.Done():
+			t.Fatal("the lone endpoint did not get every worker")
+		}
+	}
+	for range 2 * workers {
+		select {
+		case <-store.claimed:
+		case <-ctx.Done():
+			t.Fatal("the lone endpoint did not fill the claim-ahead buffer")
+		}
+	}
+	inFlight, err := store.List(ctx, webhook.ListParams{EndpointID: "busy", State: webhook.StateInFlight, Limit: 100})
+	require.NoError(t, err)
+	assert.Len(t, inFlight.Deliveries, 2*workers, "claimed: every worker and the whole buffer")
+
+	assert.ErrorIs(t, closeSoon(), context.DeadlineExceeded)
+}
