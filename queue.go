@@ -239,7 +239,8 @@ func (s *Sender) exclusions(snap *regSnapshot, perEndpoint map[string]int, now t
 	out := append(make([]string, 0, len(snap.disabled)+4), snap.disabled...)
 	fair := s.claimLimit(s.cfg.endpointLimit)
 	burstClaims, _ := s.burstLimits(snap)
-	if burst {
+	if burst || (burstClaims > 0 && snap.enabled <= 1) {
+		// A lone endpoint bursts at once: no other endpoint's claim to yield to first.
 		fair = burstClaims
 	}
 	capPer := fair
