@@ -393,6 +393,12 @@ func (s *Sender) start(d Delivery) (ok, counted bool) {
 		return true, false // its own limit caps its claims, and so its attempts
 	}
 	_, run := s.burstLimits(snap)
+	if run >= s.cfg.workers {
+		// A lone endpoint may run on every worker: nothing to count. Should another
+		// endpoint be enabled meanwhile, these attempts go uncounted, and the reserve
+		// is kept once they end.
+		return true, false
+	}
 	s.finMu.Lock()
 	defer s.finMu.Unlock()
 	if s.running[d.EndpointID] >= run {
