@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Regenerates BENCHMARKS.md: the internal/bench program (throughput against the ceiling
 # and naive modes, then the backlog, hol, send-latency and stores scenarios, each its own
-# process) and the root package's go test micro-benchmarks. About 3 minutes on 2 cores.
+# process) and the root package's go test micro-benchmarks. About 10 minutes on 2 cores.
 #
 #   scripts/bench.sh                      # defaults below
 #   ROUNDS=5 ROUND_DURATION=3s WORKERS=64 scripts/bench.sh
@@ -21,8 +21,8 @@ cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/go/bin"
 
 DURATION="${DURATION:-3s}"            # each scenario's measured window
-ROUND_DURATION="${ROUND_DURATION:-1.5s}" # each throughput mode's window, per round
-ROUNDS="${ROUNDS:-3}"
+ROUND_DURATION="${ROUND_DURATION:-1s}" # each throughput mode's window, per round
+ROUNDS="${ROUNDS:-7}" # rounds of the throughput and hol steps: single rounds swing ±20% here
 WORKERS="${WORKERS:-8,16,64}"
 PAYLOAD="${PAYLOAD:-200}"
 BENCHTIME="${BENCHTIME:-0.3s}"
