@@ -6,125 +6,128 @@ import (
 	"time"
 )
 
-// attemptCtx is one worker's context for its attempts: it ends when the attempt's
-// timeout passes or when Close aborts in-flight attempts, like context.WithTimeout of
-// the Sender's base context, but it is made once per worker and re-armed per attempt.
+// attemptClock times one worker's attempts: each attempt gets a context of its own that
+// ends when the attempt's timeout passes, when the attempt is over, or when Close aborts
+// in-flight attempts, as context.WithTimeout of the Sender's base context would. The
+// timer and the abort hook are made once per worker rather than once per attempt.
 //
 // context.WithTimeout cost seven allocations per attempt (the timer context, its timer,
 // its done channel, and the children map that net/http's own per-request context
-// registers in), about a tenth of the Sender's bytes per delivery. A context that is
-// not a *context.cancelCtx but has an AfterFunc method is one the context package
-// registers children with by callback instead (no goroutine), so net/http's
-// per-request context costs only its own allocations, as it does for the ceiling.
-//
-// A worker runs one attempt at a time: begin arms it, end disarms it. Its done channel
-// is kept from one attempt to the next until an attempt times out; then end makes a
-// fresh one, so whatever saw the old one closed keeps seeing it closed.
-type attemptCtx struct {
-	timer *time.Timer // fires expire; stopped and reset per attempt
+// registers in). An attemptCtx is not a *context.cancelCtx but has an AfterFunc method,
+// which the context package uses to register derived contexts by callback (no
+// goroutine, no map). Each attempt's context is its own value, done for good once done,
+// so whatever holds on to an old one (an asynchronous dial, say) sees it consistently.
+type attemptClock struct {
+	timer *time.Timer // fires expire; reset and stopped per attempt
 
-	mu       sync.Mutex
+	mu      sync.Mutex
+	cur     *attemptCtx // the attempt under way, if any
+	aborted bool        // Close gave up waiting: every attempt from now on is done at once
+}
+
+// newAttemptClock returns a worker's attempt clock, aborted (for good) once base ends,
+// and a function that releases it when the worker exits.
+func newAttemptClock(base context.Context) (*attemptClock, func()) {
+	c := &attemptClock{}
+	c.timer = time.AfterFunc(time.Hour, c.expire)
+	c.timer.Stop()
+	stopAbort := context.AfterFunc(base, c.abort)
+	return c, func() { stopAbort(); c.timer.Stop() }
+}
+
+// begin returns the context of an attempt ending at deadline.
+func (c *attemptClock) begin(deadline time.Time) *attemptCtx {
+	a := &attemptCtx{done: make(chan struct{}), deadline: deadline}
+	c.mu.Lock()
+	if c.aborted {
+		c.mu.Unlock()
+		a.fire(context.Canceled)
+		return a
+	}
+	c.cur = a
+	c.mu.Unlock()
+	c.timer.Reset(time.Until(deadline))
+	return a
+}
+
+// end ends a's context once its attempt is over (the response body closed), as
+// cancelling a context.WithTimeout would.
+func (c *attemptClock) end(a *attemptCtx) {
+	c.timer.Stop()
+	c.mu.Lock()
+	if c.cur == a {
+		c.cur = nil
+	}
+	c.mu.Unlock()
+	a.fire(context.Canceled) // a no-op if it timed out or was aborted
+}
+
+// expire runs on the timer's goroutine. A timer that fired for an earlier attempt just
+// as that attempt ended may run this late, during the next attempt: the deadline check
+// makes such a late run do nothing.
+func (c *attemptClock) expire() {
+	c.mu.Lock()
+	a := c.cur
+	c.mu.Unlock()
+	if a != nil && !time.Now().Before(a.deadline) {
+		a.fire(context.DeadlineExceeded)
+	}
+}
+
+// abort ends the attempt under way, if any, and every later one.
+func (c *attemptClock) abort() {
+	c.mu.Lock()
+	c.aborted = true
+	a := c.cur
+	c.mu.Unlock()
+	if a != nil {
+		a.fire(context.Canceled)
+	}
+}
+
+// attemptCtx is the context of one attempt; see attemptClock.
+type attemptCtx struct {
 	done     chan struct{}
-	err      error     // non-nil once done is closed
-	deadline time.Time // of the current attempt
-	active   bool      // between begin and end
-	aborted  bool      // Close gave up waiting: every attempt from now on is done at once
-	nextID   uint64
-	afters   []afterFunc // callbacks registered by derived contexts of this attempt
+	deadline time.Time
+
+	mu     sync.Mutex
+	err    error // non-nil once done is closed
+	nextID int
+	afters []afterFunc // callbacks registered by derived contexts
+	inline [2]afterFunc
 }
 
 type afterFunc struct {
-	id uint64
+	id int
 	f  func()
 }
 
 var _ context.Context = (*attemptCtx)(nil)
 
-// newAttemptCtx returns a worker's attempt context, aborted (for good) once base ends,
-// and a function that releases it when the worker exits.
-func newAttemptCtx(base context.Context) (*attemptCtx, func()) {
-	a := &attemptCtx{done: make(chan struct{})}
-	a.timer = time.AfterFunc(time.Hour, a.expire)
-	a.timer.Stop()
-	stopAbort := context.AfterFunc(base, a.abort)
-	return a, func() { stopAbort(); a.timer.Stop() }
-}
-
-// begin arms the context for an attempt ending at deadline.
-func (a *attemptCtx) begin(deadline time.Time) {
+// fire ends the context with err, once, and then runs the registered callbacks.
+func (a *attemptCtx) fire(err error) {
 	a.mu.Lock()
-	a.deadline, a.active = deadline, true
-	if a.aborted {
-		a.fireLocked(context.Canceled)
-		a.mu.Unlock()
-		return
-	}
-	a.mu.Unlock()
-	a.timer.Reset(time.Until(deadline))
-}
-
-// end disarms the context once the attempt is over (its response body closed).
-func (a *attemptCtx) end() {
-	a.timer.Stop()
-	a.mu.Lock()
-	a.active = false
-	clear(a.afters)
-	a.afters = a.afters[:0]
-	if a.err != nil && !a.aborted {
-		a.done, a.err = make(chan struct{}), nil
-	}
-	a.mu.Unlock()
-}
-
-// expire runs on the timer's goroutine. A timer that fired for an earlier attempt just
-// as that attempt ended may run this late, even during the next attempt: the deadline
-// check makes such a late run do nothing.
-func (a *attemptCtx) expire() {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.active && !time.Now().Before(a.deadline) {
-		a.fireLocked(context.DeadlineExceeded)
-	}
-}
-
-// abort ends the current attempt, if any, and every later one.
-func (a *attemptCtx) abort() {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.aborted = true
-	if a.active {
-		a.fireLocked(context.Canceled)
-	}
-}
-
-// fireLocked closes done with err, once, and runs the registered callbacks, each in a
-// goroutine of its own as context.AfterFunc does. The caller holds a.mu.
-func (a *attemptCtx) fireLocked(err error) {
 	if a.err != nil {
+		a.mu.Unlock()
 		return
 	}
 	a.err = err
 	close(a.done)
-	for _, af := range a.afters {
-		go af.f()
+	afters := a.afters
+	a.afters = nil
+	a.mu.Unlock()
+	// The context package's callbacks only cancel a derived context, which does not
+	// block: run here, not in a goroutine each. They read a.Err, so not under a.mu.
+	for _, af := range afters {
+		af.f()
 	}
-	clear(a.afters)
-	a.afters = a.afters[:0]
 }
 
 // Deadline implements context.Context.
-func (a *attemptCtx) Deadline() (time.Time, bool) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.deadline, true
-}
+func (a *attemptCtx) Deadline() (time.Time, bool) { return a.deadline, true }
 
 // Done implements context.Context.
-func (a *attemptCtx) Done() <-chan struct{} {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.done
-}
+func (a *attemptCtx) Done() <-chan struct{} { return a.done }
 
 // Err implements context.Context.
 func (a *attemptCtx) Err() error {
@@ -136,16 +139,18 @@ func (a *attemptCtx) Err() error {
 // Value implements context.Context: an attempt carries no values.
 func (*attemptCtx) Value(any) any { return nil }
 
-// AfterFunc arranges for f to run, in its own goroutine, once the current attempt's
-// context is done, and returns a function that cancels that (reporting whether it did).
-// The context package uses it to cancel contexts derived from this one without a
-// goroutine per derived context.
+// AfterFunc arranges for f to run once the context is done (at once, in a goroutine of
+// its own, if it is done already) and returns a function that cancels that, reporting
+// whether it did. The context package uses it to cancel contexts derived from this one.
 func (a *attemptCtx) AfterFunc(f func()) func() bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.err != nil {
 		go f()
 		return func() bool { return false }
+	}
+	if a.afters == nil {
+		a.afters = a.inline[:0]
 	}
 	a.nextID++
 	id := a.nextID

@@ -28,75 +28,64 @@ func isDone(ctx context.Context) bool {
 	}
 }
 
-func TestAttemptCtxTimesOutEachAttemptAndRearms(t *testing.T) {
-	a, release := newAttemptCtx(context.Background())
+func TestAttemptClockTimesOutEachAttemptAndEndsItsContext(t *testing.T) {
+	c, release := newAttemptClock(context.Background())
 	defer release()
 
-	a.begin(time.Now().Add(5 * time.Millisecond))
+	a := c.begin(time.Now().Add(5 * time.Millisecond))
 	waitDone(t, a)
 	assert.ErrorIs(t, a.Err(), context.DeadlineExceeded)
-	old := a.Done()
-	a.end()
+	c.end(a)
+	assert.ErrorIs(t, a.Err(), context.DeadlineExceeded, "a context, once done, stays as it was")
 
-	a.begin(time.Now().Add(time.Hour))
-	assert.False(t, isDone(a), "a timed-out attempt does not end the next one")
-	assert.NoError(t, a.Err())
-	assert.True(t, isDone(contextOf(old)), "whoever saw the timed-out attempt still sees it done")
-	dl, ok := a.Deadline()
+	b := c.begin(time.Now().Add(time.Hour))
+	assert.False(t, isDone(b), "a timed-out attempt does not end the next one")
+	assert.NoError(t, b.Err())
+	dl, ok := b.Deadline()
 	assert.True(t, ok)
 	assert.WithinDuration(t, time.Now().Add(time.Hour), dl, time.Minute)
-	a.end()
+	c.end(b)
+	assert.True(t, isDone(b), "an attempt's context is done once it ends, as a cancelled one is")
+	assert.ErrorIs(t, b.Err(), context.Canceled)
+	assert.ErrorIs(t, a.Err(), context.DeadlineExceeded)
 }
 
-// contextOf wraps a done channel so isDone can read it.
-func contextOf(done <-chan struct{}) context.Context {
-	return doneCtx{Context: context.Background(), d: done}
-}
-
-type doneCtx struct {
-	context.Context
-	d <-chan struct{}
-}
-
-func (c doneCtx) Done() <-chan struct{} { return c.d }
-
-func TestAttemptCtxIgnoresALateTimerFromAnEarlierAttempt(t *testing.T) {
-	a, release := newAttemptCtx(context.Background())
+func TestAttemptClockIgnoresALateTimerFromAnEarlierAttempt(t *testing.T) {
+	c, release := newAttemptClock(context.Background())
 	defer release()
 	// The timer of an attempt that ended just as it fired runs expire late, while the
 	// next attempt is under way, or after it: neither may end anything.
-	a.begin(time.Now().Add(time.Hour))
-	a.expire()
+	a := c.begin(time.Now().Add(time.Hour))
+	c.expire()
 	assert.False(t, isDone(a), "an attempt before its deadline is not expired")
-	a.end()
-	a.expire()
-	assert.False(t, isDone(a), "no attempt under way: nothing to expire")
-	assert.NoError(t, a.Err())
+	c.end(a)
+	c.expire()
+	assert.ErrorIs(t, a.Err(), context.Canceled, "no attempt under way: nothing to expire")
 }
 
-func TestAttemptCtxAbortsTheCurrentAndEveryLaterAttempt(t *testing.T) {
+func TestAttemptClockAbortsTheCurrentAndEveryLaterAttempt(t *testing.T) {
 	base, cancel := context.WithCancel(context.Background())
-	a, release := newAttemptCtx(base)
+	c, release := newAttemptClock(base)
 	defer release()
 
-	a.begin(time.Now().Add(time.Hour))
+	a := c.begin(time.Now().Add(time.Hour))
 	cancel()
 	waitDone(t, a)
 	assert.ErrorIs(t, a.Err(), context.Canceled)
-	a.end()
+	c.end(a)
 
-	a.begin(time.Now().Add(time.Hour))
-	assert.True(t, isDone(a), "once aborted, an attempt is done as it begins")
-	assert.ErrorIs(t, a.Err(), context.Canceled)
-	a.end()
+	b := c.begin(time.Now().Add(time.Hour))
+	assert.True(t, isDone(b), "once aborted, an attempt is done as it begins")
+	assert.ErrorIs(t, b.Err(), context.Canceled)
+	c.end(b)
 }
 
 func TestAttemptCtxCancelsDerivedContextsAndForgetsThem(t *testing.T) {
-	a, release := newAttemptCtx(context.Background())
+	c, release := newAttemptClock(context.Background())
 	defer release()
 
 	// A derived context that ends first deregisters from the attempt.
-	a.begin(time.Now().Add(time.Hour))
+	a := c.begin(time.Now().Add(time.Hour))
 	child, cancelChild := context.WithCancel(a)
 	a.mu.Lock()
 	registered := len(a.afters)
@@ -107,23 +96,25 @@ func TestAttemptCtxCancelsDerivedContextsAndForgetsThem(t *testing.T) {
 	assert.Empty(t, a.afters, "a cancelled derived context is forgotten")
 	a.mu.Unlock()
 	assert.ErrorIs(t, child.Err(), context.Canceled)
-	a.end()
+	c.end(a)
 
 	// One still open when the attempt times out is cancelled with it.
-	a.begin(time.Now().Add(5 * time.Millisecond))
+	a = c.begin(time.Now().Add(5 * time.Millisecond))
 	child, cancelChild = context.WithTimeout(a, time.Hour)
 	defer cancelChild()
 	waitDone(t, child)
 	assert.ErrorIs(t, child.Err(), context.DeadlineExceeded)
-	a.end()
 
-	// One derived once the attempt has timed out is cancelled at once.
-	a.begin(time.Now().Add(5 * time.Millisecond))
-	waitDone(t, a)
+	// One derived from an attempt that is over, even while the next is under way, is
+	// cancelled at once: an old attempt's context stays done.
+	c.end(a)
+	next := c.begin(time.Now().Add(time.Hour))
 	late, cancelLate := context.WithCancel(a)
 	defer cancelLate()
 	waitDone(t, late)
-	a.end()
+	assert.ErrorIs(t, late.Err(), context.DeadlineExceeded)
+	assert.False(t, isDone(next))
+	c.end(next)
 }
 
 func TestDeliveryFIFOKeepsOrderAcrossReuse(t *testing.T) {
