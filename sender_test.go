@@ -1213,7 +1213,10 @@ func TestIdleWorkersTakeNewWorkWhileClaimedAheadAttemptsHang(t *testing.T) {
 	}
 	require.NoError(t, store.Enqueue(ctx, ds)) // due before the Sender starts: one claim takes them all
 	rep := newReports()
+	// No attempt ends, and no poll comes, on its own before the test's deadline: only the
+	// Sender's wake-ups can get the new delivery out.
 	s := newSender(t, webhook.WithStore(store), webhook.WithWorkers(workers), webhook.WithEndpointConcurrency(workers),
+		webhook.WithTimeout(time.Minute), webhook.WithLeaseDuration(2*time.Minute), webhook.WithPollInterval(time.Minute),
 		rep.hooks(), webhook.WithEndpoints(
 			webhook.Endpoint{ID: "slow", URL: hang.URL, Secret: secret, EventTypes: []string{"slow.*"}},
 			webhook.Endpoint{ID: "fast", URL: recv.URL, Secret: secret, EventTypes: []string{"fast.*"}},
