@@ -954,6 +954,18 @@ func TestAsynchronousRecordingDeliversAndRecordsEverything(t *testing.T) {
 	assert.Equal(t, n, recv.UniqueIDs())
 }
 
+// receiveN waits for n values on ch, failing with msg if ctx ends first.
+func receiveN[T any](t *testing.T, ctx context.Context, ch <-chan T, n int, msg string) {
+	t.Helper()
+	for range n {
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			t.Fatal(msg)
+		}
+	}
+}
+
 // claimWatch is a memory store that reports the IDs of the deliveries it hands out.
 type claimWatch struct {
 	*webhook.MemoryStore
@@ -1123,20 +1135,8 @@ func TestLoneEndpointBurstsPastItsFairShareButLeavesAReserve(t *testing.T) {
 		_, err := s.Send(ctx, webhook.Event{Type: "busy.x"})
 		require.NoError(t, err)
 	}
-	for range 2*workers - 1 {
-		select {
-		case <-store.claimed:
-		case <-ctx.Done():
-			t.Fatal("the lone endpoint did not claim past its fair share")
-		}
-	}
-	for range workers - 1 {
-		select {
-		case <-hang.started:
-		case <-ctx.Done():
-			t.Fatal("the lone endpoint did not run past its fair share")
-		}
-	}
+	receiveN(t, ctx, store.claimed, 2*workers-1, "the lone endpoint did not claim past its fair share")
+	receiveN(t, ctx, hang.started, workers-1, "the lone endpoint did not run past its fair share")
 	inFlight, err := store.List(ctx, webhook.ListParams{EndpointID: "busy", State: webhook.StateInFlight, Limit: 100})
 	require.NoError(t, err)
 	assert.Len(t, inFlight.Deliveries, 2*workers-1, "claimed: all but the reserve")
@@ -1221,13 +1221,7 @@ func TestIdleWorkersTakeNewWorkWhileClaimedAheadAttemptsHang(t *testing.T) {
 			webhook.Endpoint{ID: "slow", URL: hang.URL, Secret: secret, EventTypes: []string{"slow.*"}},
 			webhook.Endpoint{ID: "fast", URL: recv.URL, Secret: secret, EventTypes: []string{"fast.*"}},
 		))
-	for range hanging {
-		select {
-		case <-hang.started:
-		case <-ctx.Done():
-			t.Fatal("the claimed deliveries were not all attempted")
-		}
-	}
+	receiveN(t, ctx, hang.started, hanging, "the claimed deliveries were not all attempted")
 	_, err := s.Send(ctx, webhook.Event{Type: "fast.x"})
 	require.NoError(t, err)
 	require.NoError(t, recv.WaitVerified(ctx, 1), "an idle worker delivers while the others hang")
@@ -1260,20 +1254,8 @@ func TestALoneEnabledEndpointMayUseEveryWorker(t *testing.T) {
 		_, err := s.Send(ctx, webhook.Event{Type: "busy.x"})
 		require.NoError(t, err)
 	}
-	for range workers {
-		select {
-		case <-hang.started:
-		case <-ctx.Done():
-			t.Fatal("the lone endpoint did not get every worker")
-		}
-	}
-	for range 2 * workers {
-		select {
-		case <-store.claimed:
-		case <-ctx.Done():
-			t.Fatal("the lone endpoint did not fill the claim-ahead buffer")
-		}
-	}
+	receiveN(t, ctx, hang.started, workers, "the lone endpoint did not get every worker")
+	receiveN(t, ctx, store.claimed, 2*workers, "the lone endpoint did not fill the claim-ahead buffer")
 	inFlight, err := store.List(ctx, webhook.ListParams{EndpointID: "busy", State: webhook.StateInFlight, Limit: 100})
 	require.NoError(t, err)
 	assert.Len(t, inFlight.Deliveries, 2*workers, "claimed: every worker and the whole buffer")
