@@ -161,21 +161,71 @@ func TestAutoDisableAfterContinuousFailure(t *testing.T) {
 	assert.Equal(t, webhook.StatePending, d.State, "its pending delivery is kept")
 }
 
+// hangCounter is a transport that counts the requests to one host it has under way,
+// from RoundTrip until the request fails or its response body is closed: what the
+// Sender holds, which a count kept by the server would overstate while it has yet to
+// notice a connection the client gave up on.
+type hangCounter struct {
+	base http.RoundTripper
+	host string
+
+	mu            sync.Mutex
+	inFlight, max int
+}
+
+func (c *hangCounter) add(n int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.inFlight += n
+	c.max = max(c.max, c.inFlight)
+}
+
+// resetMax starts a new maximum from the requests under way now.
+func (c *hangCounter) resetMax() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.max = c.inFlight
+}
+
+func (c *hangCounter) maxInFlight() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.max
+}
+
+func (c *hangCounter) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.URL.Host != c.host {
+		return c.base.RoundTrip(r)
+	}
+	c.add(1)
+	resp, err := c.base.RoundTrip(r)
+	if err != nil {
+		c.add(-1)
+		return nil, err
+	}
+	resp.Body = &countedBody{ReadCloser: resp.Body, done: func() { c.add(-1) }}
+	return resp, nil
+}
+
+type countedBody struct {
+	io.ReadCloser
+	once sync.Once
+	done func()
+}
+
+func (b *countedBody) Close() error {
+	b.once.Do(b.done)
+	return b.ReadCloser.Close()
+}
+
 func TestFailingEndpointsShareIsCapped(t *testing.T) {
-	var mu sync.Mutex
-	inFlight, maxInFlight := 0, 0
 	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
-		mu.Lock()
-		inFlight++
-		maxInFlight = max(maxInFlight, inFlight)
-		mu.Unlock()
 		<-r.Context().Done()
-		mu.Lock()
-		inFlight--
-		mu.Unlock()
 	}))
 	t.Cleanup(hang.Close)
+	tr := &hangCounter{base: http.DefaultTransport.(*http.Transport).Clone(), host: hang.Listener.Addr().String()}
+	t.Cleanup(tr.base.(*http.Transport).CloseIdleConnections)
 	secret := webhook.NewSecret()
 	recv := webhooktest.NewReceiver(t, secret)
 	eps := []webhook.Endpoint{{ID: "healthy", URL: recv.URL, Secret: secret, EventTypes: []string{"ok.x"}}}
@@ -183,7 +233,7 @@ func TestFailingEndpointsShareIsCapped(t *testing.T) {
 		eps = append(eps, webhook.Endpoint{ID: fmt.Sprintf("hang%d", i), URL: hang.URL, Secret: secret, EventTypes: []string{"hang.x"}})
 	}
 	rep := newReports()
-	s := newSender(t, webhook.WithWorkers(8), rep.hooks(), webhook.WithEndpoints(eps...), loopback,
+	s := newSender(t, webhook.WithWorkers(8), rep.hooks(), webhook.WithEndpoints(eps...), webhook.WithTransport(tr),
 		// The healthy endpoint's requests must finish within it under -race on a loaded
 		// machine, or they wait an hour for their retry (100 ms was too short once).
 		webhook.WithTimeout(time.Second), webhook.WithLeaseDuration(10*time.Second),
@@ -195,9 +245,7 @@ func TestFailingEndpointsShareIsCapped(t *testing.T) {
 	for range 10 {
 		require.Equal(t, webhook.Retry, rep.next(t).Verdict)
 	}
-	mu.Lock()
-	maxInFlight = inFlight
-	mu.Unlock()
+	tr.resetMax()
 	for range 5 {
 		_, err := s.Send(ctx, webhook.Event{Type: "hang.x"})
 		require.NoError(t, err)
@@ -207,8 +255,7 @@ func TestFailingEndpointsShareIsCapped(t *testing.T) {
 		require.NoError(t, err)
 	}
 	require.NoError(t, recv.WaitVerified(ctx, 40))
-	mu.Lock()
-	defer mu.Unlock()
+	maxInFlight := tr.maxInFlight()
 	assert.LessOrEqual(t, maxInFlight, 8*webhook.DefaultFailingShare/100, "failing endpoints hold at most their share of the workers")
 	assert.Positive(t, maxInFlight, "the failing endpoints were still attempted")
 }
