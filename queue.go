@@ -84,7 +84,7 @@ func (s *Sender) dispatch() {
 		free := s.cfg.workers + s.prefetch - inflight
 		// Claim in batches: while the buffer, with the deliveries a bursting endpoint set
 		// aside, holds enough to keep the workers busy, wait until it runs lower (the
-		// worker that takes it below refillBelow, or that finishes an attempt, says so)
+		// worker that takes it below half, or that finishes an attempt, says so)
 		// and make one larger claim, rather than one or two claims per finished attempt;
 		// claims are most of the dispatcher's cost per delivery. The set-aside deliveries
 		// keep only their own endpoint's workers busy, so a claim for the others (and
@@ -451,9 +451,10 @@ func (s *Sender) done(endpointID string, counted bool) (Delivery, bool) {
 }
 
 // bufferLow reports whether the claim-ahead buffer, with the deliveries bursting
-// endpoints set aside, holds fewer than refillBelow: time for the dispatcher to claim.
+// endpoints set aside, holds less than half the buffer's size: time for the dispatcher
+// to claim.
 func (s *Sender) bufferLow() bool {
-	return len(s.work)+int(s.deferredN.Load()) < s.refillBelow
+	return len(s.work)+int(s.deferredN.Load()) < max(1, s.prefetch/2)
 }
 
 // deliveryFIFO is a queue of deliveries that keeps its array from one use to the next:

@@ -48,9 +48,6 @@ type Sender struct {
 	// of waiting for the dispatcher to claim again.
 	work     chan Delivery
 	prefetch int
-	// refillBelow: the dispatcher claims only while fewer than this many deliveries
-	// wait in work (and a slot is free).
-	refillBelow int
 	// burstClaims is how many deliveries an endpoint without a limit of its own may hold
 	// claimed when nothing else is due, and burstRun how many of those may be attempts
 	// at once; the rest wait in deferred for one of its attempts to finish. Both 0:
@@ -141,7 +138,6 @@ func NewSender(opts ...Option) (*Sender, error) {
 		stop:        make(chan struct{}),
 		work:        make(chan Delivery, prefetch),
 		prefetch:    prefetch,
-		refillBelow: max(1, prefetch/2),
 		burstClaims: burstClaims,
 		burstRun:    burstRun,
 		running:     make(map[string]int),
