@@ -362,17 +362,16 @@ func (s *Sender) prune() {
 // worker runs attempts handed out by the dispatcher until Close closes the work channel.
 func (s *Sender) worker() {
 	defer s.workers.Done()
-	// Attempts' contexts hang off a per-worker parent rather than the Sender's own, so
-	// workers do not contend on one parent's lock and child set for every attempt.
-	ctx, cancel := context.WithCancel(s.baseCtx)
-	defer cancel()
+	// One timer and abort hook for all of this worker's attempts (attemptClock).
+	clock, release := newAttemptClock(s.baseCtx)
+	defer release()
 	for d := range s.work {
 		if s.bufferLow() {
 			s.signalFreed() // time for the dispatcher to claim
 		}
 		ok, counted := s.start(d)
 		for ok {
-			s.attempt(ctx, d)
+			s.attempt(clock, d)
 			d, ok = s.done(d.EndpointID, counted)
 		}
 	}
@@ -496,7 +495,7 @@ func (s *Sender) signalFreed() {
 }
 
 // attempt makes one attempt of d and records its result.
-func (s *Sender) attempt(ctx context.Context, d Delivery) {
+func (s *Sender) attempt(clock *attemptClock, d Delivery) {
 	e, ok := s.reg.get(d.EndpointID)
 	now := s.clock.Now()
 	select {
@@ -525,7 +524,7 @@ func (s *Sender) attempt(ctx context.Context, d Delivery) {
 		s.finish(d, nil, RecordParams{State: StatePending, NextAttemptAt: now}, 0)
 		return
 	}
-	a, retryAfter, err := s.post(ctx, e, d, now)
+	a, retryAfter, err := s.post(clock, e, d, now)
 	verdict := Permanent
 	if err == nil || !errors.As(err, new(*signError)) {
 		verdict = s.retry.Classify(a.StatusCode, err)
@@ -595,11 +594,11 @@ func (e *signError) Unwrap() error { return e.err }
 
 // post sends one request and returns its record, the Retry-After asked for (0 if none)
 // and the transport error, redacted.
-func (s *Sender) post(ctx context.Context, e *endpointEntry, d Delivery, now time.Time) (Attempt, time.Duration, error) {
+func (s *Sender) post(clock *attemptClock, e *endpointEntry, d Delivery, now time.Time) (Attempt, time.Duration, error) {
 	a := Attempt{DeliveryID: d.ID, StartedAt: now}
 	start := time.Now()
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.timeout)
-	defer cancel()
+	ctx := clock.begin(start.Add(s.cfg.timeout))
+	defer clock.end(ctx) // after the response body is read and closed
 	// The request is built by hand around the endpoint's parsed URL: parsing it again
 	// for every attempt is measurable on the hot path. Header slices shared between
 	// requests are never written by net/http.

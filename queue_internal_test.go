@@ -1,12 +1,121 @@
 package webhook
 
 import (
+	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
+
+func waitDone(t *testing.T, ctx context.Context) {
+	t.Helper()
+	select {
+	case <-ctx.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the attempt context was never done")
+	}
+}
+
+func isDone(ctx context.Context) bool {
+	select {
+	case <-ctx.Done():
+		return true
+	default:
+		return false
+	}
+}
+
+func TestAttemptClockTimesOutEachAttemptAndEndsItsContext(t *testing.T) {
+	c, release := newAttemptClock(context.Background())
+	defer release()
+
+	a := c.begin(time.Now().Add(5 * time.Millisecond))
+	waitDone(t, a)
+	assert.ErrorIs(t, a.Err(), context.DeadlineExceeded)
+	c.end(a)
+	assert.ErrorIs(t, a.Err(), context.DeadlineExceeded, "a context, once done, stays as it was")
+
+	b := c.begin(time.Now().Add(time.Hour))
+	assert.False(t, isDone(b), "a timed-out attempt does not end the next one")
+	assert.NoError(t, b.Err())
+	dl, ok := b.Deadline()
+	assert.True(t, ok)
+	assert.WithinDuration(t, time.Now().Add(time.Hour), dl, time.Minute)
+	c.end(b)
+	assert.True(t, isDone(b), "an attempt's context is done once it ends, as a cancelled one is")
+	assert.ErrorIs(t, b.Err(), context.Canceled)
+	assert.ErrorIs(t, a.Err(), context.DeadlineExceeded)
+}
+
+func TestAttemptClockIgnoresALateTimerFromAnEarlierAttempt(t *testing.T) {
+	c, release := newAttemptClock(context.Background())
+	defer release()
+	// The timer of an attempt that ended just as it fired runs expire late, while the
+	// next attempt is under way, or after it: neither may end anything.
+	a := c.begin(time.Now().Add(time.Hour))
+	c.expire()
+	assert.False(t, isDone(a), "an attempt before its deadline is not expired")
+	c.end(a)
+	c.expire()
+	assert.ErrorIs(t, a.Err(), context.Canceled, "no attempt under way: nothing to expire")
+}
+
+func TestAttemptClockAbortsTheCurrentAndEveryLaterAttempt(t *testing.T) {
+	base, cancel := context.WithCancel(context.Background())
+	c, release := newAttemptClock(base)
+	defer release()
+
+	a := c.begin(time.Now().Add(time.Hour))
+	cancel()
+	waitDone(t, a)
+	assert.ErrorIs(t, a.Err(), context.Canceled)
+	c.end(a)
+
+	b := c.begin(time.Now().Add(time.Hour))
+	assert.True(t, isDone(b), "once aborted, an attempt is done as it begins")
+	assert.ErrorIs(t, b.Err(), context.Canceled)
+	c.end(b)
+}
+
+func TestAttemptCtxCancelsDerivedContextsAndForgetsThem(t *testing.T) {
+	c, release := newAttemptClock(context.Background())
+	defer release()
+
+	// A derived context that ends first deregisters from the attempt.
+	a := c.begin(time.Now().Add(time.Hour))
+	child, cancelChild := context.WithCancel(a)
+	a.mu.Lock()
+	registered := len(a.afters)
+	a.mu.Unlock()
+	require.Equal(t, 1, registered, "derived contexts register by AfterFunc, not by a goroutine")
+	cancelChild()
+	a.mu.Lock()
+	assert.Empty(t, a.afters, "a cancelled derived context is forgotten")
+	a.mu.Unlock()
+	assert.ErrorIs(t, child.Err(), context.Canceled)
+	c.end(a)
+
+	// One still open when the attempt times out is cancelled with it.
+	a = c.begin(time.Now().Add(5 * time.Millisecond))
+	child, cancelChild = context.WithTimeout(a, time.Hour)
+	defer cancelChild()
+	waitDone(t, child)
+	assert.ErrorIs(t, child.Err(), context.DeadlineExceeded)
+
+	// One derived from an attempt that is over, even while the next is under way, is
+	// cancelled at once: an old attempt's context stays done.
+	c.end(a)
+	next := c.begin(time.Now().Add(time.Hour))
+	late, cancelLate := context.WithCancel(a)
+	defer cancelLate()
+	waitDone(t, late)
+	assert.ErrorIs(t, late.Err(), context.DeadlineExceeded)
+	assert.False(t, isDone(next))
+	c.end(next)
+}
 
 func TestDeliveryFIFOKeepsOrderAcrossReuse(t *testing.T) {
 	var q deliveryFIFO
