@@ -10,6 +10,8 @@ import (
 	"time"
 	"unicode/utf8"
 	"unsafe"
+
+	"github.com/hooksmith/webhook/internal/jsonvalid"
 )
 
 // Event is one thing that happened in the caller's service, to be sent to every endpoint
@@ -173,7 +175,7 @@ func marshalData(data any) ([]byte, error) {
 		}
 		return b, nil
 	}
-	if !json.Valid(raw) {
+	if !jsonvalid.Valid(raw) { // encoding/json's grammar, several times faster
 		return nil, &ValidationError{Kind: ErrInvalidEvent, Field: "Data",
 			Reason: "json.RawMessage or []byte data must hold valid JSON"}
 	}
