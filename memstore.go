@@ -66,8 +66,8 @@ func (m *MemoryStore) noteSucceeded(it *memItem) {
 		e := m.succeeded[m.succHead]
 		m.succeeded[m.succHead] = succeededEntry{}
 		m.succHead++
-		if e.it.state == codeSucceeded && e.it.updated == e.updated && m.byID.get(e.it.id) == e.it {
-			m.byID.del(e.it.id)
+		if e.it.state == codeSucceeded && e.it.updated == e.updated {
+			m.byID.delIf(e.it.id, e.it)
 		}
 	}
 	if m.succHead > len(m.succeeded)/2 && m.succHead > 64 {
@@ -324,6 +324,16 @@ func (x *idIndex) del(id string) {
 	sh.mu.Unlock()
 }
 
+// delIf removes id if it maps to it.
+func (x *idIndex) delIf(id string, it *memItem) {
+	sh := &x[x.shard(id)]
+	sh.mu.Lock()
+	if sh.m[id] == it {
+		delete(sh.m, id)
+	}
+	sh.mu.Unlock()
+}
+
 // each calls fn for every item, a shard at a time; fn must not use the index.
 func (x *idIndex) each(fn func(id string, it *memItem)) {
 	for i := range x {
@@ -550,19 +560,7 @@ func (m *MemoryStore) Record(ctx context.Context, p RecordParams) error {
 		return fmt.Errorf("%w: %s", ErrLeaseLost, p.DeliveryID)
 	}
 	heap.Remove(&m.leases, int(it.idx))
-	d := it.delivery()
-	d.Apply(p)
-	if it.more == nil && first != nil {
-		first.attempts = first.log[:0:1]
-		it.more = &first.itemMore // set fills it in
-	}
-	it.set(m, &d)
-	if p.Attempt != nil {
-		// it.more exists: the attempt made Attempts non-zero.
-		a := *p.Attempt
-		a.DeliveryID, a.Number = it.id, len(it.more.attempts)+1
-		it.more.attempts = append(it.more.attempts, a)
-	}
+	it.apply(&p, first)
 	if p.State == StatePending {
 		m.push(it)
 	} else {
@@ -572,6 +570,40 @@ func (m *MemoryStore) Record(ctx context.Context, p RecordParams) error {
 		}
 	}
 	return nil
+}
+
+// apply changes the item as Delivery.Apply changes a Delivery, adding p's attempt to the
+// log. Done on the packed fields, it saves the round trip through a Delivery (and its
+// ten time conversions) under the lock every worker's Record takes; storetest's Record
+// cases hold it to Apply. first, if not nil, is the itemMore to use if it has none.
+func (it *memItem) apply(p *RecordParams, first *itemMoreFirst) {
+	if a := p.Attempt; a != nil || p.Reason != "" {
+		if it.more == nil {
+			if first != nil {
+				first.attempts = first.log[:0:1]
+				it.more = &first.itemMore
+			} else {
+				it.more = &itemMore{}
+			}
+			it.more.queued = it.created
+		}
+		x := it.more
+		if a != nil {
+			x.nAttempts++
+			x.lastStatus, x.lastError = int32(a.StatusCode), a.Error
+			rec := *a
+			rec.DeliveryID, rec.Number = it.id, len(x.attempts)+1
+			x.attempts = append(x.attempts, rec)
+		} else {
+			x.lastError = p.Reason
+		}
+	}
+	it.state = codeOf(p.State)
+	it.leaseOwner, it.leaseExp = "", 0
+	it.updated = nanos(p.Now)
+	if p.State == StatePending {
+		it.next = nanos(p.NextAttemptAt)
+	}
 }
 
 // Get implements Store.
