@@ -435,11 +435,12 @@ func (m *MemoryStore) Claim(ctx context.Context, p ClaimParams) ([]Delivery, err
 	m.unpark(excluded)
 	// Made at the first find, sized to what may be found: a Delivery is 288 bytes, a
 	// claim for many free slots of an idle store finds a few, one of a busy store finds
-	// its limit, and one whose due endpoints are all excluded finds none.
+	// its limit, and one whose due endpoints are all excluded finds none. d is already
+	// leased, so the pending ones are those not leased plus d.
 	var out []Delivery
 	take := func(d Delivery) {
 		if out == nil {
-			out = make([]Delivery, 0, min(p.Limit, max(1, int(m.unfinished.Load())-len(m.leases))))
+			out = make([]Delivery, 0, min(p.Limit, max(1, int(m.unfinished.Load())-len(m.leases)+1)))
 		}
 		out = append(out, d)
 	}

@@ -147,3 +147,23 @@ func TestDeliveryFIFOKeepsOrderAcrossReuse(t *testing.T) {
 		assert.Nil(t, d.Body, "popped deliveries are not kept alive")
 	}
 }
+
+// A claim that takes every pending delivery makes its result once, at the right size:
+// growing it copies 288 bytes a delivery (this was off by one, and grew every claim of
+// a store emptier than the claim's limit).
+func TestMemoryClaimSizesItsResultOnce(t *testing.T) {
+	m := NewMemoryStore(0)
+	now := time.Unix(1_700_000_000, 0)
+	for _, n := range []int{1, 3, 5} {
+		ds := make([]Delivery, n)
+		for i := range ds {
+			ds[i] = Delivery{ID: fmt.Sprintf("dlv_%d_%d", n, i), EventID: "evt", EventType: "t", EndpointID: "ep",
+				Body: []byte(`{}`), State: StatePending, CreatedAt: now, QueuedAt: now, NextAttemptAt: now, UpdatedAt: now}
+		}
+		require.NoError(t, m.Enqueue(t.Context(), ds))
+		got, err := m.Claim(t.Context(), ClaimParams{Now: now, Limit: 64, Owner: "o", LeaseUntil: now.Add(time.Hour)})
+		require.NoError(t, err)
+		require.Len(t, got, n)
+		assert.Equal(t, n, cap(got), "capacity of a claim of %d with %d already leased", n, m.Len()-n)
+	}
+}
