@@ -217,7 +217,8 @@ func (m *MemoryStore) intern(endpointID, eventType, version string) *itemMeta {
 		if len(m.metas) >= maxInterned {
 			m.metas = make(map[itemMeta]*itemMeta)
 		}
-		v = &k
+		v = new(itemMeta) // not &k, which would put every lookup's key on the heap
+		*v = k
 		m.metas[k] = v
 	}
 	return v
