@@ -89,8 +89,8 @@ if [ -z "$ONLY" ] || [ "$ONLY" = stores ]; then
 	stop_pg
 fi
 
-step gobench.txt go test -run '^$' -bench '^Benchmark(Sign|Envelope|SendEnqueue|Scheduler)$' \
-	-benchmem -benchtime "$BENCHTIME" -count 3 .
+step gobench.txt go test -run '^$' -bench '^Benchmark(Sign|Envelope|SendEnqueue|Scheduler|Valid)$' \
+	-benchmem -benchtime "$BENCHTIME" -count 3 . ./internal/jsonvalid
 
 "$OUT/bench" -render "$OUT" -o BENCHMARKS.md || exit 1
 echo "wrote BENCHMARKS.md" >&2
