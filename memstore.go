@@ -353,8 +353,12 @@ func (m *MemoryStore) Enqueue(ctx context.Context, ds []Delivery) error {
 		return err
 	}
 	// Room first: a full store is where callers waiting for room spin, so a refusal
-	// builds nothing.
+	// builds nothing, and when the count shows no room it does not even write the count
+	// (an add and its undo are two writes to a line every Send and Record shares).
 	n := int64(len(ds))
+	if m.capacity > 0 && m.unfinished.Load()+n > int64(m.capacity) {
+		return errMemoryFull
+	}
 	if total := m.unfinished.Add(n); m.capacity > 0 && total > int64(m.capacity) {
 		m.unfinished.Add(-n)
 		return errMemoryFull
