@@ -47,29 +47,21 @@ func Valid(b []byte) bool {
 		}
 		ok := true
 		switch c := b[i]; {
-		case c == '{':
-			if !push(true) {
+		case c == '{' || c == '[':
+			object := c == '{'
+			if !push(object) {
 				return false
 			}
 			i = skipSpace(b, i+1)
-			if i < len(b) && b[i] == '}' {
+			if i < len(b) && b[i] == c+2 { // '}' and ']' are two past their openers
 				i++
 				depth--
 				break
 			}
-			if i, ok = member(b, i); !ok {
-				return false
-			}
-			continue
-		case c == '[':
-			if !push(false) {
-				return false
-			}
-			i = skipSpace(b, i+1)
-			if i < len(b) && b[i] == ']' {
-				i++
-				depth--
-				break
+			if object {
+				if i, ok = member(b, i); !ok {
+					return false
+				}
 			}
 			continue
 		case c == '"':
