@@ -352,6 +352,9 @@ func (m *MemoryStore) Enqueue(ctx context.Context, ds []Delivery) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	if len(ds) == 0 {
+		return nil
+	}
 	// Room first: a full store is where callers waiting for room spin, so a refusal
 	// builds nothing, and when the count shows no room it does not even write the count
 	// (an add and its undo are two writes to a line every Send and Record shares).

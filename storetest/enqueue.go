@@ -64,4 +64,10 @@ var enqueueTests = []subtest{
 		}
 		assert.Empty(t, claim(t, s, at(time.Hour), "owner"), "claimable deliveries")
 	}},
+	{"EmptyBatch", func(t *testing.T, s webhook.Store) {
+		// Nothing to store is not an error, and stores nothing.
+		require.NoError(t, s.Enqueue(t.Context(), nil), "Enqueue(nil)")
+		require.NoError(t, s.Enqueue(t.Context(), []webhook.Delivery{}), "Enqueue of an empty batch")
+		assert.Empty(t, claim(t, s, at(time.Hour), "owner"), "claimable deliveries")
+	}},
 }
