@@ -179,12 +179,70 @@ func TestMemoryEnqueueAllocatesOnlyTheItem(t *testing.T) {
 		ds[i] = []Delivery{{ID: fmt.Sprintf("dlv_%06d", i), EventID: "evt", EventType: "t", EndpointID: "ep",
 			Body: []byte(`{}`), State: StatePending, CreatedAt: now, QueuedAt: now, NextAttemptAt: now, UpdatedAt: now}}
 	}
-	i := 0
-	allocs := testing.AllocsPerRun(runs, func() {
-		if err := m.Enqueue(context.Background(), ds[i]); err != nil {
-			t.Fatal(err)
+	for _, fresh := range []bool{false, true} {
+		i := 0
+		allocs := testing.AllocsPerRun(runs, func() {
+			if err := m.enqueue(context.Background(), ds[i], fresh); err != nil {
+				t.Fatal(err)
+			}
+			i++
+		})
+		assert.Equal(t, 1.0, allocs, "allocations per Enqueue of one delivery (fresh %v)", fresh)
+		for j := range ds {
+			ds[j][0].ID += "x" // new IDs for the next round
 		}
-		i++
+	}
+}
+
+// What Send enqueues (enqueueFresh) reaches the ID index only when a claim absorbs it;
+// every method that finds deliveries by ID or scans them must see it before that.
+func TestMemoryFreshDeliveriesAreVisibleBeforeAnyClaim(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	fresh := func(t *testing.T) (*MemoryStore, Delivery) {
+		m := NewMemoryStore(0)
+		d := Delivery{ID: newDeliveryID(now), EventID: "evt", EventType: "t", EndpointID: "ep",
+			Body: []byte(`{}`), State: StatePending, CreatedAt: now, QueuedAt: now, NextAttemptAt: now, UpdatedAt: now}
+		require.NoError(t, m.enqueueFresh(t.Context(), []Delivery{d}))
+		require.Equal(t, int64(1), m.intakeFresh.Load(), "not absorbed yet")
+		return m, d
+	}
+	t.Run("Get", func(t *testing.T) {
+		m, d := fresh(t)
+		got, err := m.Get(t.Context(), d.ID)
+		require.NoError(t, err)
+		assert.Equal(t, StatePending, got.State)
 	})
-	assert.Equal(t, 1.0, allocs, "allocations per Enqueue of one delivery")
+	t.Run("Attempts", func(t *testing.T) {
+		m, d := fresh(t)
+		as, err := m.Attempts(t.Context(), d.ID)
+		require.NoError(t, err)
+		assert.Empty(t, as)
+	})
+	t.Run("List", func(t *testing.T) {
+		m, d := fresh(t)
+		res, err := m.List(t.Context(), ListParams{})
+		require.NoError(t, err)
+		require.Len(t, res.Deliveries, 1)
+		assert.Equal(t, d.ID, res.Deliveries[0].ID)
+	})
+	t.Run("Requeue", func(t *testing.T) {
+		m, d := fresh(t)
+		_, err := m.Requeue(t.Context(), RequeueParams{Now: now, IDs: []string{d.ID}})
+		assert.ErrorIs(t, err, ErrInvalidState, "a pending delivery is found, and cannot be requeued")
+	})
+	t.Run("EnqueueOfTheSameID", func(t *testing.T) {
+		m, d := fresh(t)
+		assert.ErrorIs(t, m.Enqueue(t.Context(), []Delivery{d}), ErrDuplicateDelivery)
+		assert.Equal(t, 1, m.Len())
+	})
+	t.Run("ClaimThenRecord", func(t *testing.T) {
+		m, d := fresh(t)
+		got, err := m.Claim(t.Context(), ClaimParams{Now: now, Limit: 8, Owner: "o", LeaseUntil: now.Add(time.Hour)})
+		require.NoError(t, err)
+		require.Len(t, got, 1)
+		assert.Zero(t, m.intakeFresh.Load())
+		require.NoError(t, m.Record(t.Context(), RecordParams{DeliveryID: d.ID, Owner: "o", Now: now,
+			Attempt: &Attempt{StartedAt: now, StatusCode: 204}, State: StateSucceeded}))
+		assert.Zero(t, m.Len())
+	})
 }

@@ -21,14 +21,17 @@ var ErrEndpointDisabled = errors.New("webhook: endpoint disabled")
 // Sender signs, queues, delivers, retries and records webhooks. Build one with NewSender,
 // call Send from anywhere (it is safe for concurrent use), and Close it on shutdown.
 type Sender struct {
-	cfg    config
-	id     string // lease owner in the store
-	store  Store
-	reg    *registry
-	retry  RetryPolicy
-	log    *zap.Logger
-	clock  Clock
-	health *healthTable
+	cfg   config
+	id    string // lease owner in the store
+	store Store
+	// enqueueNew stores Send's deliveries: the store's Enqueue, or for a MemoryStore its
+	// enqueueFresh, since Send's IDs are freshly generated.
+	enqueueNew func(context.Context, []Delivery) error
+	reg        *registry
+	retry      RetryPolicy
+	log        *zap.Logger
+	clock      Clock
+	health     *healthTable
 	// userAgent is WithUserAgent's value, as a header slice shared by every request.
 	userAgent []string
 	// ownTransport: the Sender built its transport and closes its idle connections.
@@ -145,7 +148,10 @@ func NewSender(opts ...Option) (*Sender, error) {
 		freed:       make(chan struct{}, 1),
 	}
 	s.baseCtx, s.cancel = context.WithCancel(context.Background())
-	if _, inMemory := cfg.store.(*MemoryStore); !inMemory {
+	s.enqueueNew = cfg.store.Enqueue
+	if m, inMemory := cfg.store.(*MemoryStore); inMemory {
+		s.enqueueNew = m.enqueueFresh
+	} else {
 		s.records = make(chan recordJob, cfg.workers)
 		s.recorders.Add(cfg.workers)
 		for range cfg.workers {
@@ -311,7 +317,7 @@ func (s *Sender) targets(ev Event, only []string) ([]*endpointEntry, error) {
 
 // enqueue stores ds, waiting for room when the store is full unless fail-fast.
 func (s *Sender) enqueue(ctx context.Context, ds []Delivery) error {
-	err := s.store.Enqueue(ctx, ds)
+	err := s.enqueueNew(ctx, ds)
 	if !errors.Is(err, ErrQueueFull) || s.cfg.failFast {
 		return err
 	}
@@ -323,7 +329,7 @@ func (s *Sender) enqueue(ctx context.Context, ds []Delivery) error {
 	defer s.waiting.Add(-1)
 	// Try once more now that a finishing delivery will pass the baton: one finishing
 	// between the first try and registering as a waiter would otherwise go unseen.
-	if err = s.store.Enqueue(ctx, ds); !errors.Is(err, ErrQueueFull) {
+	if err = s.enqueueNew(ctx, ds); !errors.Is(err, ErrQueueFull) {
 		if err == nil {
 			s.passRoomLeft()
 		}
@@ -348,7 +354,7 @@ func (s *Sender) enqueue(ctx context.Context, ds []Delivery) error {
 		case <-s.stop:
 			return ErrClosed
 		}
-		err = s.store.Enqueue(ctx, ds)
+		err = s.enqueueNew(ctx, ds)
 		if !errors.Is(err, ErrQueueFull) {
 			if err == nil {
 				s.passRoomLeft()
