@@ -388,3 +388,28 @@ func TestEnvelopeIDSharesTheBody(t *testing.T) {
 func TestMemItemStaysSmall(t *testing.T) {
 	assert.LessOrEqual(t, unsafe.Sizeof(memItem{}), uintptr(128))
 }
+
+// newDeliveryIDs shares one allocation among its IDs; each must still be a whole,
+// distinct, increasing ID that later ones do not overwrite.
+func TestNewDeliveryIDs(t *testing.T) {
+	now := time.Now()
+	pattern := regexp.MustCompile(`^dlv_[0-7][0-9A-HJKMNP-TV-Z]{25}$`)
+	var all []string
+	for _, n := range []int{1, 3, 1, 5} {
+		ids := newDeliveryIDs(n, now)
+		require.Len(t, ids, n)
+		all = append(all, ids...)
+	}
+	kept := slices.Clone(all)
+	for range 100 {
+		newDeliveryIDs(3, now)
+	}
+	for i, id := range all {
+		assert.Regexp(t, pattern, id)
+		assert.Equal(t, now.UnixMilli(), idMillis(t, strings.TrimPrefix(id, "dlv_")), "time of %s", id)
+		assert.Equal(t, kept[i], strings.Clone(id), "unchanged after more IDs")
+		if i > 0 {
+			assert.Greater(t, id, all[i-1], "increasing")
+		}
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/hashicorp/go-retryablehttp"
 	"go.uber.org/zap"
@@ -24,14 +25,14 @@ type Sender struct {
 	cfg   config
 	id    string // lease owner in the store
 	store Store
-	// enqueueNew stores Send's deliveries: the store's Enqueue, or for a MemoryStore its
-	// enqueueFresh, since Send's IDs are freshly generated.
-	enqueueNew func(context.Context, []Delivery) error
-	reg        *registry
-	retry      RetryPolicy
-	log        *zap.Logger
-	clock      Clock
-	health     *healthTable
+	// mem is store when that is a MemoryStore: Send's deliveries go to its
+	// enqueueFresh, since their IDs are freshly generated.
+	mem    *MemoryStore
+	reg    *registry
+	retry  RetryPolicy
+	log    *zap.Logger
+	clock  Clock
+	health *healthTable
 	// userAgent is WithUserAgent's value, as a header slice shared by every request.
 	userAgent []string
 	// ownTransport: the Sender built its transport and closes its idle connections.
@@ -148,9 +149,8 @@ func NewSender(opts ...Option) (*Sender, error) {
 		freed:       make(chan struct{}, 1),
 	}
 	s.baseCtx, s.cancel = context.WithCancel(context.Background())
-	s.enqueueNew = cfg.store.Enqueue
 	if m, inMemory := cfg.store.(*MemoryStore); inMemory {
-		s.enqueueNew = m.enqueueFresh
+		s.mem = m
 	} else {
 		s.records = make(chan recordJob, cfg.workers)
 		s.recorders.Add(cfg.workers)
@@ -239,11 +239,25 @@ func (s *Sender) send(ctx context.Context, ev Event, only []string) ([]string, e
 	return s.sendWith(ctx, ev, only, nil)
 }
 
+// eventIDPlaceholder stands for a generated event ID until the envelope holds one.
+const eventIDPlaceholder = "msg_00000000000000000000000000"
+
+// The placeholder is exactly as long as a generated ID: either difference going
+// negative does not compile.
+const _ = uint(len(eventIDPlaceholder)-len("msg_")-idDigits) + uint(len("msg_")+idDigits-len(eventIDPlaceholder))
+
 func (s *Sender) sendWith(ctx context.Context, ev Event, only []string, tx any) ([]string, error) {
 	if s.closed.Load() {
 		return nil, ErrClosed
 	}
 	now := s.clock.Now()
+	// An event without an ID gets one generated straight into its envelope, where the
+	// placeholder of the same length stands: a string of its own would be one more
+	// allocation in every Send.
+	genID := ev.ID == ""
+	if genID {
+		ev.ID = eventIDPlaceholder
+	}
 	ev, err := ev.normalize(now, s.cfg.version)
 	if err != nil {
 		return nil, err
@@ -253,6 +267,11 @@ func (s *Sender) sendWith(ctx context.Context, ev Event, only []string, tx any) 
 		return nil, err
 	}
 	body := appendEnvelope(make([]byte, 0, len(data)+len(ev.Type)+len(ev.ID)+len(ev.Version)+96), ev, data)
+	if genID {
+		const at = len(`{"id":"`)
+		appendNewID(body[at:at], "msg_", now) // overwrites the placeholder in place
+		ev.ID = unsafe.String(&body[at], len(eventIDPlaceholder))
+	}
 	if len(body) > s.cfg.maxPayload {
 		return nil, &ValidationError{Kind: ErrInvalidEvent, ID: ev.ID, Field: "Data", Err: ErrPayloadTooLarge,
 			Reason: fmt.Sprintf("the envelope is %d bytes, over the %d byte limit (WithMaxPayloadSize)", len(body), s.cfg.maxPayload)}
@@ -264,17 +283,30 @@ func (s *Sender) sendWith(ctx context.Context, ev Event, only []string, tx any) 
 	if len(targets) == 0 {
 		return nil, nil
 	}
-	ds := make([]Delivery, len(targets))
-	ids := make([]string, len(targets))
-	eventID := envelopeID(body, ev.ID)
-	for i, e := range targets {
-		ids[i] = newDeliveryID(now)
-		ds[i] = Delivery{
-			ID: ids[i], EventID: eventID, EventType: ev.Type, EndpointID: e.ep.ID,
-			Version: ev.Version, Body: body, State: StatePending,
-			CreatedAt: now, QueuedAt: now, NextAttemptAt: now, UpdatedAt: now,
+	ids := newDeliveryIDs(len(targets), now)
+	fill := func(ds []Delivery) {
+		eventID := envelopeID(body, ev.ID)
+		for i, e := range targets {
+			ds[i] = Delivery{
+				ID: ids[i], EventID: eventID, EventType: ev.Type, EndpointID: e.ep.ID,
+				Version: ev.Version, Body: body, State: StatePending,
+				CreatedAt: now, QueuedAt: now, NextAttemptAt: now, UpdatedAt: now,
+			}
 		}
 	}
+	if m := s.mem; m != nil && tx == nil && len(targets) == 1 {
+		// The usual Send: one delivery into the memory store, which copies it, so the
+		// Delivery (288 bytes) can live on the stack.
+		var one [1]Delivery
+		fill(one[:])
+		if err := s.withRoom(ctx, func() error { return m.enqueueFresh(ctx, one[:]) }); err != nil {
+			return nil, err
+		}
+		s.poke()
+		return ids, nil
+	}
+	ds := make([]Delivery, len(targets))
+	fill(ds)
 	if tx != nil {
 		// Not claimable before the commit; the store's notification (or the poll) wakes
 		// the dispatchers then.
@@ -317,7 +349,16 @@ func (s *Sender) targets(ev Event, only []string) ([]*endpointEntry, error) {
 
 // enqueue stores ds, waiting for room when the store is full unless fail-fast.
 func (s *Sender) enqueue(ctx context.Context, ds []Delivery) error {
-	err := s.enqueueNew(ctx, ds)
+	if m := s.mem; m != nil {
+		return s.withRoom(ctx, func() error { return m.enqueueFresh(ctx, ds) })
+	}
+	return s.withRoom(ctx, func() error { return s.store.Enqueue(ctx, ds) })
+}
+
+// withRoom calls try, an Enqueue, until it stores or fails for a reason other than a
+// full store, waiting for room between tries unless fail-fast.
+func (s *Sender) withRoom(ctx context.Context, try func() error) error {
+	err := try()
 	if !errors.Is(err, ErrQueueFull) || s.cfg.failFast {
 		return err
 	}
@@ -329,7 +370,7 @@ func (s *Sender) enqueue(ctx context.Context, ds []Delivery) error {
 	defer s.waiting.Add(-1)
 	// Try once more now that a finishing delivery will pass the baton: one finishing
 	// between the first try and registering as a waiter would otherwise go unseen.
-	if err = s.enqueueNew(ctx, ds); !errors.Is(err, ErrQueueFull) {
+	if err = try(); !errors.Is(err, ErrQueueFull) {
 		if err == nil {
 			s.passRoomLeft()
 		}
@@ -354,7 +395,7 @@ func (s *Sender) enqueue(ctx context.Context, ds []Delivery) error {
 		case <-s.stop:
 			return ErrClosed
 		}
-		err = s.enqueueNew(ctx, ds)
+		err = try()
 		if !errors.Is(err, ErrQueueFull) {
 			if err == nil {
 				s.passRoomLeft()

@@ -110,6 +110,10 @@ func TestSendDeliversSignedVerifiableRequests(t *testing.T) {
 	}
 	require.NoError(t, recv.WaitVerified(ctx, n))
 	rep.waitFinal(t, n)
+	assert.Len(t, eventIDs, n, "a distinct generated event ID per event")
+	for id := range eventIDs {
+		assert.Regexp(t, `^msg_[0-7][0-9A-HJKMNP-TV-Z]{25}$`, id)
+	}
 
 	got := recv.Verified()
 	require.Len(t, got, n)
