@@ -389,8 +389,8 @@ func TestMemItemStaysSmall(t *testing.T) {
 	assert.LessOrEqual(t, unsafe.Sizeof(memItem{}), uintptr(128))
 }
 
-// newDeliveryIDs shares one allocation among its IDs; each must still be a whole,
-// distinct, increasing ID that later ones do not overwrite.
+// newDeliveryIDs' IDs are whole, distinct and increasing, and later ones do not change
+// them.
 func TestNewDeliveryIDs(t *testing.T) {
 	now := time.Now()
 	pattern := regexp.MustCompile(`^dlv_[0-7][0-9A-HJKMNP-TV-Z]{25}$`)
