@@ -256,32 +256,33 @@ func (m *MemoryStore) absorb() {
 	for i := range m.intake {
 		sh := &m.intake[i]
 		sh.mu.Lock()
-		in := sh.items
-		sh.items = sh.spare
+		in, fresh := sh.items, sh.fresh
+		sh.items, sh.fresh = sh.spare[0], sh.spare[1]
 		sh.mu.Unlock()
-		fresh := int64(0)
-		for _, e := range in {
-			if e.fresh {
-				fresh++
-				if !m.byID.add(e.it.id, e.it) {
-					// Only an ID guessed before its Send returned can get here (Enqueue
-					// indexes fresh IDs before its own check). Such a delivery could be
-					// neither looked up nor recorded, and would be claimed and sent
-					// again after every lease; it is counted out instead.
-					m.unfinished.Add(-1)
-					continue
-				}
+		for _, it := range in {
+			m.push(it)
+		}
+		for _, it := range fresh {
+			if !m.byID.add(it.id, it) {
+				// Only an ID guessed before its Send returned can get here (Enqueue
+				// indexes fresh IDs before its own check). Such a delivery could be
+				// neither looked up nor recorded, and would be claimed and sent again
+				// after every lease; it is counted out instead.
+				m.unfinished.Add(-1)
+				continue
 			}
-			m.push(e.it)
+			m.push(it)
 		}
-		if fresh > 0 {
-			m.intakeFresh.Add(-fresh)
+		if len(fresh) > 0 {
+			m.intakeFresh.Add(-int64(len(fresh)))
 		}
-		clear(in)
-		if cap(in) <= maxSpareIntake {
-			sh.spare = in[:0]
-		} else {
-			sh.spare = nil
+		for j, used := range [2][]*memItem{in, fresh} {
+			clear(used)
+			if cap(used) <= maxSpareIntake {
+				sh.spare[j] = used[:0]
+			} else {
+				sh.spare[j] = nil
+			}
 		}
 	}
 }
@@ -300,18 +301,13 @@ func (m *MemoryStore) absorbFresh() {
 // absorb emptied last, reused so that appends do not grow a new slice after every absorb;
 // only absorb (under mu of the store) touches it.
 type intakeShard struct {
-	mu    sync.Mutex
-	items []intakeItem
-	spare []intakeItem
+	mu sync.Mutex
+	// items were enqueued by Enqueue, fresh by enqueueFresh (not in the ID index yet).
+	items, fresh []*memItem
+	spare        [2][]*memItem // the emptied items and fresh of the last absorb
 }
 
-// intakeItem is an enqueued item; fresh ones (enqueueFresh) are not in the ID index yet.
-type intakeItem struct {
-	it    *memItem
-	fresh bool
-}
-
-// maxSpareIntake bounds the spare slice an intake shard keeps (16 bytes an entry).
+// maxSpareIntake bounds each spare slice an intake shard keeps (8 bytes an entry).
 const maxSpareIntake = 4096
 
 // idIndex maps delivery IDs to items, in shards with their own locks, so Send does not
@@ -442,8 +438,12 @@ func (m *MemoryStore) enqueue(ctx context.Context, ds []Delivery, fresh bool) er
 	}
 	sh := &m.intake[m.byID.shard(items[0].id)%len(m.intake)]
 	sh.mu.Lock()
+	list := &sh.items
+	if fresh {
+		list = &sh.fresh
+	}
 	for i := range items {
-		sh.items = append(sh.items, intakeItem{&items[i], fresh})
+		*list = append(*list, &items[i])
 	}
 	sh.mu.Unlock()
 	if fresh {
