@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -68,7 +69,8 @@ type EndpointHealth struct {
 type healthTable struct {
 	mu           sync.Mutex
 	m            map[string]*EndpointHealth
-	threshold    int // <= 0: no breaker
+	entries      atomic.Int32 // len(m), for pausedUntil to read without the lock
+	threshold    int          // <= 0: no breaker
 	cooldown     time.Duration
 	maxCooldown  time.Duration
 	disableAfter time.Duration // <= 0: never
@@ -93,6 +95,7 @@ func (t *healthTable) record(id string, now time.Time, ok bool, pauseUntil time.
 		}
 		h = &EndpointHealth{}
 		t.m[id] = h
+		t.entries.Add(1)
 	}
 	before := h.Circuit
 	var ch healthChange
@@ -122,8 +125,24 @@ func (t *healthTable) record(id string, now time.Time, ok bool, pauseUntil time.
 	ch.health = *h
 	if ok && h.PausedUntil.IsZero() {
 		delete(t.m, id)
+		t.entries.Add(-1)
 	}
 	return ch
+}
+
+// pausedUntil returns when an endpoint's Retry-After pause ends, zero if it has none.
+// Every attempt asks, so a table with no entries (every endpoint healthy) answers
+// without the lock.
+func (t *healthTable) pausedUntil(id string) time.Time {
+	if t.entries.Load() == 0 {
+		return time.Time{}
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if h := t.m[id]; h != nil {
+		return h.PausedUntil
+	}
+	return time.Time{}
 }
 
 // get returns an endpoint's health.

@@ -524,6 +524,13 @@ func (s *Sender) attempt(clock *attemptClock, d Delivery) {
 		s.finish(d, nil, RecordParams{State: StatePending, NextAttemptAt: now}, 0)
 		return
 	}
+	if until := s.health.pausedUntil(d.EndpointID); until.After(now) {
+		// Paused (Retry-After) after the claim's exclusions were worked out: hand it
+		// back untouched, due when the pause ends, rather than send what the receiver
+		// asked not to get yet.
+		s.finish(d, nil, RecordParams{State: StatePending, NextAttemptAt: until}, 0)
+		return
+	}
 	a, retryAfter, err := s.post(clock, e, d, now)
 	verdict := Permanent
 	if err == nil || !errors.As(err, new(*signError)) {

@@ -3,6 +3,8 @@ package webhook
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -245,4 +247,46 @@ func TestMemoryFreshDeliveriesAreVisibleBeforeAnyClaim(t *testing.T) {
 			Attempt: &Attempt{StartedAt: now, StatusCode: 204}, State: StateSucceeded}))
 		assert.Zero(t, m.Len())
 	})
+}
+
+type countingRoundTripper struct{ n atomic.Int32 }
+
+func (c *countingRoundTripper) RoundTrip(*http.Request) (*http.Response, error) {
+	c.n.Add(1)
+	return &http.Response{StatusCode: http.StatusNoContent, Body: http.NoBody, Header: http.Header{}}, nil
+}
+
+// A claim works out which endpoints are paused before it takes deliveries, so one made
+// as a Retry-After arrives can take a delivery for the endpoint just paused. The attempt
+// checks again and hands it back, due when the pause ends, without a request.
+func TestAnAttemptWaitsOutAPauseThatBeganAfterItsClaim(t *testing.T) {
+	rt := &countingRoundTripper{}
+	m := NewMemoryStore(0)
+	s, err := NewSender(WithStore(m), WithTransport(rt), WithWorkers(1),
+		WithEndpoints(Endpoint{ID: "ep", URL: "https://r.test/", Secret: NewSecret()}))
+	require.NoError(t, err)
+	defer func() { require.NoError(t, s.Close(context.Background())) }()
+
+	now := time.Now()
+	later := now.Add(time.Hour) // due later, so the Sender's own dispatcher leaves it
+	d := Delivery{ID: newDeliveryID(now), EventID: "evt", EventType: "t", EndpointID: "ep", Body: []byte(`{}`),
+		State: StatePending, CreatedAt: now, QueuedAt: now, NextAttemptAt: later, UpdatedAt: now}
+	require.NoError(t, m.Enqueue(t.Context(), []Delivery{d}))
+	claimed, err := m.Claim(t.Context(), ClaimParams{Now: later, Limit: 1, Owner: s.id, LeaseUntil: later.Add(time.Hour)})
+	require.NoError(t, err)
+	require.Len(t, claimed, 1)
+
+	pause := s.clock.Now().Add(time.Minute)
+	s.health.record("ep", s.clock.Now(), false, pause) // a 429 with Retry-After: 60
+	clock, release := newAttemptClock(s.baseCtx)
+	defer release()
+	s.attempt(clock, claimed[0])
+
+	assert.Zero(t, rt.n.Load(), "requests sent to the paused endpoint")
+	got, err := m.Get(t.Context(), d.ID)
+	require.NoError(t, err)
+	assert.Equal(t, StatePending, got.State)
+	assert.Zero(t, got.Attempts)
+	assert.True(t, got.NextAttemptAt.Equal(pause), "due at the pause's end: %v, want %v", got.NextAttemptAt, pause)
+	assert.Empty(t, got.LeaseOwner)
 }
