@@ -297,9 +297,9 @@ func (m *MemoryStore) absorbFresh() {
 
 // intakeShard holds items enqueued since the last absorb. Sixteen of them, each Enqueue
 // appending to the one its first ID picks: with one lock, 64 callers of Send queued on
-// each other often enough to show in Send's tail latency. The spare slice is the one
-// absorb emptied last, reused so that appends do not grow a new slice after every absorb;
-// only absorb (under mu of the store) touches it.
+// each other often enough to show in Send's tail latency. The spare slices are the two
+// absorb emptied last, reused so that appends do not grow new slices after every absorb;
+// only absorb (under mu of the store) touches them.
 type intakeShard struct {
 	mu sync.Mutex
 	// items were enqueued by Enqueue, fresh by enqueueFresh (not in the ID index yet).
@@ -839,7 +839,8 @@ func (m *MemoryStore) Prune(ctx context.Context, p PruneParams) (int, error) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.absorbFresh()
+	// No absorbFresh: items not yet absorbed are pending, and Prune removes only
+	// finished ones.
 	var gone []string
 	m.byID.each(func(id string, it *memItem) {
 		if d := it.delivery(); PruneMatches(p, &d) {

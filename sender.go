@@ -294,20 +294,9 @@ func (s *Sender) sendWith(ctx context.Context, ev Event, only []string, tx any) 
 			}
 		}
 	}
-	if m := s.mem; m != nil && tx == nil && len(targets) == 1 {
-		// The usual Send: one delivery into the memory store, which copies it, so the
-		// Delivery (288 bytes) can live on the stack.
-		var one [1]Delivery
-		fill(one[:])
-		if err := s.withRoom(ctx, func() error { return m.enqueueFresh(ctx, one[:]) }); err != nil {
-			return nil, err
-		}
-		s.poke()
-		return ids, nil
-	}
-	ds := make([]Delivery, len(targets))
-	fill(ds)
 	if tx != nil {
+		ds := make([]Delivery, len(targets))
+		fill(ds)
 		// Not claimable before the commit; the store's notification (or the poll) wakes
 		// the dispatchers then.
 		if err := s.store.(TxStore).EnqueueTx(ctx, tx, ds); err != nil {
@@ -315,7 +304,19 @@ func (s *Sender) sendWith(ctx context.Context, ev Event, only []string, tx any) 
 		}
 		return ids, nil
 	}
-	if err := s.enqueue(ctx, ds); err != nil {
+	if m := s.mem; m != nil && len(targets) == 1 {
+		// The usual Send: one delivery into the memory store, which copies it, so the
+		// Delivery (288 bytes) can live on the stack. (Through enqueue it could not:
+		// its other branch hands the slice to an interface.)
+		var one [1]Delivery
+		fill(one[:])
+		err = s.withRoom(ctx, func() error { return m.enqueueFresh(ctx, one[:]) })
+	} else {
+		ds := make([]Delivery, len(targets))
+		fill(ds)
+		err = s.enqueue(ctx, ds)
+	}
+	if err != nil {
 		return nil, err
 	}
 	s.poke()
