@@ -19,9 +19,10 @@ const DefaultQueueCapacity = 100_000
 var errMemoryFull = fmt.Errorf("%w: the memory store is at its capacity of unfinished deliveries; raise it with WithQueueCapacity or use a durable store", ErrQueueFull)
 
 // MemoryStore is the default Store: it keeps deliveries in this process's memory, so they
-// are lost when the process exits. Due deliveries wait in per-endpoint heaps ordered by
-// NextAttemptAt, so a claim costs O(log n) and an endpoint excluded from claims (disabled,
-// or at its concurrency limit) does not make others wait behind its backlog.
+// are lost when the process exits. Due deliveries wait in per-endpoint queues ordered by
+// NextAttemptAt (see dueQueue), so a claim costs O(1) for deliveries stored in that order
+// (a backlog of Sends) and O(log n) for the others, and an endpoint excluded from claims
+// (disabled, or at its concurrency limit) does not make others wait behind its backlog.
 // A MemoryStore is safe for concurrent use and may be shared by several Senders.
 type MemoryStore struct {
 	// mu guards the heaps, the leases and every item's fields once the item is
@@ -33,6 +34,7 @@ type MemoryStore struct {
 	unfinished atomic.Int64
 	byID       idIndex
 	intake     [16]intakeShard
+	absorbing  []*memItem // absorb's batch, kept from one absorb to the next
 	// intakeFresh counts intake items not in byID yet (enqueueFresh); whatever looks
 	// items up by ID absorbs them first.
 	intakeFresh atomic.Int64
@@ -97,7 +99,7 @@ type memItem struct {
 	leaseExp    int64
 	leaseOwner  string
 	more        *itemMore // nil: never attempted, no error, queued when created
-	idx         int32     // position in its endpoint queue or the lease heap
+	idx         int32     // position in the lease heap or its queue's heap; -1 in its queue's run
 	state       stateCode
 }
 
@@ -250,18 +252,18 @@ func NewMemoryStore(capacity int) *MemoryStore {
 // Len returns the number of unfinished (pending or in-flight) deliveries.
 func (m *MemoryStore) Len() int { return int(m.unfinished.Load()) }
 
-// absorb moves enqueued items into the heaps, adding fresh ones to the ID index. The
-// caller holds m.mu.
+// absorb moves enqueued items into the endpoint queues, adding fresh ones to the ID
+// index. The shards' items interleave in time, so they are sorted into due order first:
+// each then joins the end of its queue's run instead of its heap. The caller holds m.mu.
 func (m *MemoryStore) absorb() {
+	batch := m.absorbing
 	for i := range m.intake {
 		sh := &m.intake[i]
 		sh.mu.Lock()
 		in, fresh := sh.items, sh.fresh
 		sh.items, sh.fresh = sh.spare[0], sh.spare[1]
 		sh.mu.Unlock()
-		for _, it := range in {
-			m.push(it)
-		}
+		batch = append(batch, in...)
 		for _, it := range fresh {
 			if !m.byID.add(it.id, it) {
 				// Only an ID guessed before its Send returned can get here (Enqueue
@@ -271,7 +273,7 @@ func (m *MemoryStore) absorb() {
 				m.unfinished.Add(-1)
 				continue
 			}
-			m.push(it)
+			batch = append(batch, it)
 		}
 		if len(fresh) > 0 {
 			m.intakeFresh.Add(-int64(len(fresh)))
@@ -285,6 +287,31 @@ func (m *MemoryStore) absorb() {
 			}
 		}
 	}
+	m.pushAll(batch)
+	clear(batch)
+	if cap(batch) <= maxSpareIntake {
+		m.absorbing = batch[:0]
+	} else {
+		m.absorbing = nil
+	}
+}
+
+// pushAll pushes items in due order. The caller holds m.mu.
+func (m *MemoryStore) pushAll(items []*memItem) {
+	if !slices.IsSortedFunc(items, dueCompare) {
+		slices.SortFunc(items, dueCompare)
+	}
+	for _, it := range items {
+		m.push(it)
+	}
+}
+
+// dueCompare is dueBefore as a comparison.
+func dueCompare(a, b *memItem) int {
+	if c := cmp.Compare(a.next, b.next); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.id, b.id)
 }
 
 // absorbFresh absorbs if intake holds items the ID index does not know yet. The caller
@@ -458,11 +485,11 @@ func (m *MemoryStore) push(it *memItem) {
 	if q == nil {
 		q = &epQueue{id: it.meta.endpointID}
 		m.queues[q.id] = q
-		heap.Push(&q.items, it)
+		q.items.push(it)
 		heap.Push(&m.ready, q)
 		return
 	}
-	heap.Push(&q.items, it)
+	q.items.push(it)
 	if !q.parked {
 		heap.Fix(&m.ready, q.idx)
 	}
@@ -531,7 +558,7 @@ func (m *MemoryStore) Claim(ctx context.Context, p ClaimParams) ([]Delivery, err
 	var skipped []*epQueue
 	for len(out) < p.Limit && len(m.ready) > 0 {
 		q := m.ready[0]
-		if q.items[0].next > now {
+		if q.items.first().next > now {
 			break
 		}
 		if excluded(q.id) {
@@ -549,13 +576,13 @@ func (m *MemoryStore) Claim(ctx context.Context, p ClaimParams) ([]Delivery, err
 			// queue is set aside either way, to be put back if anything is left in it.
 			skipped = append(skipped, heap.Pop(&m.ready).(*epQueue))
 			if head := m.orderedHead(q); head != nil && head.next <= now {
-				heap.Remove(&q.items, int(head.idx))
+				q.items.remove(head)
 				take(m.lease(head, p))
 			}
 			continue
 		}
-		it := heap.Pop(&q.items).(*memItem)
-		if len(q.items) == 0 {
+		it := q.items.pop()
+		if q.items.len() == 0 {
 			heap.Pop(&m.ready)
 			delete(m.queues, q.id)
 		} else {
@@ -567,7 +594,7 @@ func (m *MemoryStore) Claim(ctx context.Context, p ClaimParams) ([]Delivery, err
 		}
 	}
 	for _, q := range skipped {
-		if len(q.items) == 0 {
+		if q.items.len() == 0 {
 			delete(m.queues, q.id)
 			continue
 		}
@@ -581,11 +608,11 @@ func (m *MemoryStore) Claim(ctx context.Context, p ClaimParams) ([]Delivery, err
 // leases: the documented cost of strict ordering in the memory store.
 func (m *MemoryStore) orderedHead(q *epQueue) *memItem {
 	var head *memItem
-	for _, it := range q.items {
+	q.items.each(func(it *memItem) {
 		if head == nil || it.id < head.id {
 			head = it
 		}
-	}
+	})
 	for _, it := range m.leases {
 		if it.meta.endpointID == q.id && it.id < head.id {
 			return nil
@@ -784,8 +811,8 @@ func (m *MemoryStore) Requeue(ctx context.Context, p RequeueParams) (int, error)
 		d := it.delivery()
 		d.Requeue(p.Now)
 		it.set(m, &d)
-		m.push(it)
 	}
+	m.pushAll(items)
 	m.unfinished.Add(int64(len(items)))
 	return len(items), nil
 }
@@ -823,9 +850,9 @@ func (m *MemoryStore) NextDue(ctx context.Context, exclude []string) (time.Time,
 		}
 	}
 	walk(len(m.leases), func(i int) (int64, string) { return m.leases[i].leaseExp, m.leases[i].meta.endpointID })
-	walk(len(m.ready), func(i int) (int64, string) { return m.ready[i].items[0].next, m.ready[i].id })
+	walk(len(m.ready), func(i int) (int64, string) { return m.ready[i].items.first().next, m.ready[i].id })
 	for id, q := range m.parked {
-		if t := q.items[0].next; !excluded(id) && (best == 0 || t < best) {
+		if t := q.items.first().next; !excluded(id) && (best == 0 || t < best) {
 			best = t
 		}
 	}
@@ -880,20 +907,97 @@ func EndpointSet(ids []string) func(endpointID string) bool {
 	return func(id string) bool { _, ok := set[id]; return ok }
 }
 
-// itemHeap orders pending deliveries of one endpoint by due time, then ID.
+// dueBefore orders pending deliveries by due time, then ID.
+func dueBefore(a, b *memItem) bool { return dueCompare(a, b) < 0 }
+
+// dueQueue holds one endpoint's pending deliveries in dueBefore order: a sorted run,
+// appended to at its tail and taken from its head, and a heap of the deliveries that
+// arrived out of order (a retry due before the run's tail, a Send stamped before an
+// earlier absorb). Send stamps deliveries in order and absorb sorts each batch, so a
+// backlog goes to the run, and a claim takes from it in O(1): a heap pop over a
+// million deliveries is twenty levels of cache misses, under the store's lock.
+type dueQueue struct {
+	run  []*memItem // sorted; run[head:] are queued, with idx -1
+	head int
+	rest itemHeap // the others, with idx their place in it
+}
+
+func (q *dueQueue) len() int { return len(q.run) - q.head + len(q.rest) }
+
+// first returns the earliest delivery; q must not be empty.
+func (q *dueQueue) first() *memItem {
+	if q.head == len(q.run) || (len(q.rest) > 0 && dueBefore(q.rest[0], q.run[q.head])) {
+		return q.rest[0]
+	}
+	return q.run[q.head]
+}
+
+func (q *dueQueue) push(it *memItem) {
+	if n := len(q.run); n > q.head && dueBefore(it, q.run[n-1]) {
+		heap.Push(&q.rest, it)
+		return
+	}
+	it.idx = -1
+	q.run = append(q.run, it)
+}
+
+// pop removes and returns the earliest delivery; q must not be empty.
+func (q *dueQueue) pop() *memItem {
+	if q.head == len(q.run) || (len(q.rest) > 0 && dueBefore(q.rest[0], q.run[q.head])) {
+		return heap.Pop(&q.rest).(*memItem)
+	}
+	it := q.run[q.head]
+	q.run[q.head] = nil // not kept alive by the array
+	q.head++
+	q.compact()
+	return it
+}
+
+// compact drops the run's taken head once it is at least half the run, so the array
+// neither grows without bound under steady use nor is copied more than once per
+// delivery on average.
+func (q *dueQueue) compact() {
+	switch {
+	case q.head == len(q.run):
+		q.run, q.head = q.run[:0], 0
+	case q.head >= 64 && q.head >= len(q.run)/2:
+		n := copy(q.run, q.run[q.head:])
+		clear(q.run[n:])
+		q.run, q.head = q.run[:n], 0
+	}
+}
+
+// remove takes it, which must be queued in q, out of q.
+func (q *dueQueue) remove(it *memItem) {
+	if it.idx >= 0 {
+		heap.Remove(&q.rest, int(it.idx))
+		return
+	}
+	i := slices.Index(q.run[q.head:], it) + q.head
+	copy(q.run[i:], q.run[i+1:])
+	q.run[len(q.run)-1] = nil
+	q.run = q.run[:len(q.run)-1]
+	q.compact()
+}
+
+// each calls fn for every queued delivery, in no particular order.
+func (q *dueQueue) each(fn func(*memItem)) {
+	for _, it := range q.run[q.head:] {
+		fn(it)
+	}
+	for _, it := range q.rest {
+		fn(it)
+	}
+}
+
+// itemHeap orders pending deliveries by dueBefore.
 type itemHeap []*memItem
 
-func (h itemHeap) Len() int { return len(h) }
-func (h itemHeap) Less(i, j int) bool {
-	a, b := h[i], h[j]
-	if a.next != b.next {
-		return a.next < b.next
-	}
-	return a.id < b.id
-}
-func (h itemHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i]; h[i].idx = int32(i); h[j].idx = int32(j) }
-func (h *itemHeap) Push(x any)   { it := x.(*memItem); it.idx = int32(len(*h)); *h = append(*h, it) }
-func (h *itemHeap) Pop() any     { return popLast((*[]*memItem)(h)) }
+func (h itemHeap) Len() int           { return len(h) }
+func (h itemHeap) Less(i, j int) bool { return dueBefore(h[i], h[j]) }
+func (h itemHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i]; h[i].idx = int32(i); h[j].idx = int32(j) }
+func (h *itemHeap) Push(x any)        { it := x.(*memItem); it.idx = int32(len(*h)); *h = append(*h, it) }
+func (h *itemHeap) Pop() any          { return popLast((*[]*memItem)(h)) }
 func popLast[T any](h *[]T) T {
 	old := *h
 	x := old[len(old)-1]
@@ -906,7 +1010,7 @@ func popLast[T any](h *[]T) T {
 // epQueue is one endpoint's pending deliveries.
 type epQueue struct {
 	id     string
-	items  itemHeap
+	items  dueQueue
 	idx    int  // position in MemoryStore.ready, unless parked
 	parked bool // in MemoryStore.parked instead of ready
 }
@@ -916,7 +1020,7 @@ type epHeap []*epQueue
 
 func (h epHeap) Len() int { return len(h) }
 func (h epHeap) Less(i, j int) bool {
-	return h[i].items[0].next < h[j].items[0].next
+	return h[i].items.first().next < h[j].items.first().next
 }
 func (h epHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i]; h[i].idx = i; h[j].idx = j }
 func (h *epHeap) Push(x any)   { q := x.(*epQueue); q.idx = len(*h); *h = append(*h, q) }

@@ -27,6 +27,8 @@ const (
 	modeNaive         = "naive"
 	modeHooksmith     = "hooksmith"
 	modeHooksmithFull = "hooksmith-full"
+	// modeBacklogDrain names the backlog scenario's drain window for -profile-mode.
+	modeBacklogDrain = "backlog-drain"
 )
 
 var allModes = []string{modeCeiling, modeNaive, modeHooksmith, modeHooksmithFull}

@@ -131,8 +131,10 @@ func (b *bench) backlog() (*BacklogResult, error) {
 		return nil, err
 	}
 	s0 := take(ok0, 0)
+	prof := b.startProfile(modeBacklogDrain)
 	time.Sleep(b.cfg.duration)
 	ok1, _, err := b.rcv.counts()
+	b.stopProfile(prof)
 	if err != nil {
 		return nil, err
 	}

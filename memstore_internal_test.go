@@ -1,0 +1,128 @@
+package webhook
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// checkDueQueue fails t unless q's run is sorted, every run item has idx -1 and every
+// heap item has idx its place in the heap.
+func checkDueQueue(t *testing.T, q *dueQueue) {
+	t.Helper()
+	live := q.run[q.head:]
+	require.True(t, slices.IsSortedFunc(live, dueCompare), "the run is out of order")
+	for _, it := range live {
+		require.EqualValues(t, -1, it.idx, "a run item's idx")
+	}
+	for i, it := range q.rest {
+		require.EqualValues(t, i, it.idx, "a heap item's idx")
+	}
+	for _, it := range q.run[:q.head] {
+		require.Nil(t, it, "a taken run slot still holds its item")
+	}
+}
+
+// The queue gives deliveries back in due order, then ID, whatever order they were
+// pushed in and whichever are removed from the middle: checked against a sorted model
+// over random operations, with mostly ordered pushes (as Send makes them) and some not.
+func TestDueQueueKeepsDueOrderAgainstAModel(t *testing.T) {
+	for seed := range uint64(20) {
+		r := rand.New(rand.NewPCG(seed, 7))
+		var q dueQueue
+		var model []*memItem
+		clock, serial := int64(1000), 0
+		for range 3000 {
+			switch op := r.IntN(10); {
+			case op < 5: // push, usually in order
+				serial++
+				next := clock
+				if r.IntN(4) == 0 {
+					next = clock - int64(r.IntN(50)) + int64(r.IntN(100)) // a retry, or a late Send
+				} else {
+					clock += int64(r.IntN(3)) // ties too
+				}
+				it := &memItem{id: fmt.Sprintf("dlv_%06d", r.IntN(1_000_000)), next: next}
+				q.push(it)
+				model = append(model, it)
+			case op < 9: // pop
+				if len(model) == 0 {
+					continue
+				}
+				slices.SortStableFunc(model, dueCompare)
+				got := q.pop()
+				require.Zero(t, dueCompare(model[0], got), "seed %d: popped %s@%d, want %s@%d", seed, got.id, got.next, model[0].id, model[0].next)
+				model = slices.DeleteFunc(model, func(it *memItem) bool { return it == got })
+			default: // remove one from anywhere
+				if len(model) == 0 {
+					continue
+				}
+				it := model[r.IntN(len(model))]
+				q.remove(it)
+				model = slices.DeleteFunc(model, func(x *memItem) bool { return x == it })
+			}
+			require.Equal(t, len(model), q.len())
+			if len(model) > 0 {
+				slices.SortStableFunc(model, dueCompare)
+				require.Zero(t, dueCompare(model[0], q.first()), "seed %d: first", seed)
+			}
+			checkDueQueue(t, &q)
+		}
+		var seen []*memItem
+		q.each(func(it *memItem) { seen = append(seen, it) })
+		assert.ElementsMatch(t, model, seen, "each visits every queued item once")
+	}
+}
+
+// A queue that never empties (a backlog with Sends arriving as fast as claims take
+// them) keeps its array near the backlog's size: the taken head is dropped, not carried.
+func TestDueQueueDoesNotGrowUnderSteadyUse(t *testing.T) {
+	var q dueQueue
+	n := int64(0)
+	push := func() { n++; q.push(&memItem{id: fmt.Sprintf("dlv_%09d", n), next: n}) }
+	for range 100 {
+		push()
+	}
+	for range 100_000 {
+		push()
+		require.Equal(t, fmt.Sprintf("dlv_%09d", n-100), q.pop().id)
+	}
+	assert.Equal(t, 100, q.len())
+	assert.Empty(t, q.rest, "in-order pushes all join the run")
+	assert.LessOrEqual(t, cap(q.run), 512, "the run's array after 100,000 pushes and pops with 100 queued")
+}
+
+// Sends from many callers land in different intake shards, so an absorb sees them out
+// of time order; it sorts them, and the whole backlog joins its endpoint's run, none
+// the heap (which a claim would pop at O(log n) each).
+func TestMemoryAbsorbPutsABacklogInTheRun(t *testing.T) {
+	m := NewMemoryStore(-1)
+	base := time.Unix(1_700_000_000, 0)
+	const n = 2000
+	for i := range n {
+		at := base.Add(time.Duration(i) * time.Microsecond)
+		d := Delivery{ID: fmt.Sprintf("dlv_%06d", i), EventID: "evt", EventType: "t", EndpointID: "ep",
+			Body: []byte(`{}`), State: StatePending, CreatedAt: at, QueuedAt: at, NextAttemptAt: at, UpdatedAt: at}
+		require.NoError(t, m.enqueueFresh(t.Context(), []Delivery{d}))
+	}
+	m.mu.Lock()
+	m.absorb()
+	q := m.queues["ep"]
+	require.NotNil(t, q)
+	assert.Equal(t, n, q.items.len())
+	assert.Empty(t, q.items.rest, "deliveries that went to the heap")
+	checkDueQueue(t, &q.items)
+	m.mu.Unlock()
+
+	got, err := m.Claim(t.Context(), ClaimParams{Now: base.Add(time.Hour), Limit: n, Owner: "o", LeaseUntil: base.Add(2 * time.Hour)})
+	require.NoError(t, err)
+	require.Len(t, got, n)
+	for i, d := range got {
+		require.Equal(t, fmt.Sprintf("dlv_%06d", i), d.ID, "claims come in due order")
+	}
+}
