@@ -4,8 +4,10 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -125,4 +127,46 @@ func TestMemoryAbsorbPutsABacklogInTheRun(t *testing.T) {
 	for i, d := range got {
 		require.Equal(t, fmt.Sprintf("dlv_%06d", i), d.ID, "claims come in due order")
 	}
+}
+
+// The memory store keeps its own copy of an ID that fits in the item, so it neither
+// keeps the caller's string alive nor depends on it: here the caller's bytes change
+// after Enqueue (which a string must never do; it stands in for the store holding on
+// to memory it was handed), and the store still finds and reports the ID it was given.
+// An ID too long to fit is kept as it is.
+func TestMemoryStoreCopiesTheIDsItKeeps(t *testing.T) {
+	m := NewMemoryStore(-1)
+	now := time.Unix(1_700_000_000, 0)
+	for _, n := range []int{1, 30, 32} {
+		raw := []byte(strings.Repeat("x", n-1) + "1")
+		id := unsafe.String(&raw[0], len(raw))
+		want := strings.Clone(id)
+		d := Delivery{ID: id, EventID: "evt", EventType: "t", EndpointID: "ep", Body: []byte(`{}`),
+			State: StatePending, CreatedAt: now, QueuedAt: now, NextAttemptAt: now, UpdatedAt: now}
+		require.NoError(t, m.enqueueFresh(t.Context(), []Delivery{d}))
+		raw[n-1] = '2'
+		got, err := m.Get(t.Context(), want)
+		require.NoError(t, err, "%d-byte ID", n)
+		assert.Equal(t, want, got.ID)
+	}
+	long := strings.Repeat("y", 40)
+	d := Delivery{ID: long, EventID: "evt", EventType: "t", EndpointID: "ep", Body: []byte(`{}`),
+		State: StatePending, CreatedAt: now, QueuedAt: now, NextAttemptAt: now, UpdatedAt: now}
+	require.NoError(t, m.Enqueue(t.Context(), []Delivery{d}))
+	got, err := m.Get(t.Context(), long)
+	require.NoError(t, err)
+	assert.Equal(t, long, got.ID)
+}
+
+// newOneDeliveryID makes one allocation for the slice and the ID, and its ID is a
+// delivery ID like newDeliveryIDs' (well formed, later than those made before it).
+func TestNewOneDeliveryID(t *testing.T) {
+	now := time.Now()
+	before := newDeliveryIDs(1, now)[0]
+	ids := newOneDeliveryID(now)
+	require.Len(t, ids, 1)
+	assert.Regexp(t, `^dlv_[0-7][0-9A-HJKMNP-TV-Z]{25}$`, ids[0])
+	assert.Greater(t, ids[0], before)
+	assert.Greater(t, newDeliveryIDs(1, now)[0], ids[0])
+	assert.Equal(t, 1.0, testing.AllocsPerRun(100, func() { ids = newOneDeliveryID(now) }))
 }

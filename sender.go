@@ -283,7 +283,18 @@ func (s *Sender) sendWith(ctx context.Context, ev Event, only []string, tx any) 
 	if len(targets) == 0 {
 		return nil, nil
 	}
-	ids := newDeliveryIDs(len(targets), now)
+	// The usual Send: one delivery into the memory store, which copies what it keeps,
+	// so the Delivery (288 bytes) can live on the stack and the ID share an allocation
+	// with the returned slice. (Through enqueue the Delivery could not: its other branch
+	// hands the slice to an interface.)
+	m := s.mem
+	one := m != nil && len(targets) == 1 && tx == nil
+	var ids []string
+	if one {
+		ids = newOneDeliveryID(now)
+	} else {
+		ids = newDeliveryIDs(len(targets), now)
+	}
 	fill := func(ds []Delivery) {
 		eventID := envelopeID(body, ev.ID)
 		for i, e := range targets {
@@ -304,13 +315,10 @@ func (s *Sender) sendWith(ctx context.Context, ev Event, only []string, tx any) 
 		}
 		return ids, nil
 	}
-	if m := s.mem; m != nil && len(targets) == 1 {
-		// The usual Send: one delivery into the memory store, which copies it, so the
-		// Delivery (288 bytes) can live on the stack. (Through enqueue it could not:
-		// its other branch hands the slice to an interface.)
-		var one [1]Delivery
-		fill(one[:])
-		err = s.withRoom(ctx, func() error { return m.enqueueFresh(ctx, one[:]) })
+	if one {
+		var d [1]Delivery
+		fill(d[:])
+		err = s.withRoom(ctx, func() error { return m.enqueueFresh(ctx, d[:]) })
 	} else {
 		ds := make([]Delivery, len(targets))
 		fill(ds)
