@@ -46,7 +46,9 @@ type Sender struct {
 	wake    chan struct{} // cap 1: new work was enqueued or an endpoint enabled
 	room    chan struct{} // cap 1: the baton for one Send waiting for room
 	waiting atomic.Int32  // Sends waiting for room
-	stop    chan struct{} // closed by Close: stop claiming and waiting
+	// roomPoller is set while one waiting Send holds the poll timer for them all.
+	roomPoller atomic.Bool
+	stop       chan struct{} // closed by Close: stop claiming and waiting
 	// work carries claimed deliveries to the workers. It buffers up to prefetch of them,
 	// claimed ahead, so a worker that finishes starts its next attempt at once instead
 	// of waiting for the dispatcher to claim again.
@@ -373,10 +375,26 @@ func (s *Sender) withRoom(ctx context.Context, try func() error) error {
 	}
 	// Wait for room: this Sender finishing a delivery hands one waiter the baton (and a
 	// waiter that gets in passes it on, since more room may remain), so a completion
-	// wakes one caller rather than all of them; the poll covers room made by other
-	// processes sharing the store.
+	// wakes one caller rather than all of them. The poll covers room made by other
+	// processes sharing the store; one waiter polls for all (a waiter that gets in
+	// passes the baton on, so room found by the poll reaches the others too), since a
+	// timer per waiting Send was a third of its wait's cost at full speed. A poller that
+	// leaves wakes another waiter to take the poll over.
 	s.waiting.Add(1)
-	defer s.waiting.Add(-1)
+	poller := false
+	var t Timer
+	defer func() {
+		if t != nil {
+			t.Stop()
+		}
+		if poller {
+			s.roomPoller.Store(false)
+		}
+		s.waiting.Add(-1)
+		if poller {
+			s.passRoom()
+		}
+	}()
 	// Try once more now that a finishing delivery will pass the baton: one finishing
 	// between the first try and registering as a waiter would otherwise go unseen.
 	if err = try(); !errors.Is(err, ErrQueueFull) {
@@ -385,19 +403,20 @@ func (s *Sender) withRoom(ctx context.Context, try func() error) error {
 		}
 		return err
 	}
-	var t Timer
-	defer func() {
-		if t != nil {
-			t.Stop()
-		}
-	}()
 	for {
-		if t == nil {
-			t = s.clock.NewTimerAt(s.clock.Now().Add(s.cfg.poll))
+		if !poller {
+			poller = s.roomPoller.CompareAndSwap(false, true)
+		}
+		var tick <-chan time.Time
+		if poller {
+			if t == nil {
+				t = s.clock.NewTimerAt(s.clock.Now().Add(s.cfg.poll))
+			}
+			tick = t.C()
 		}
 		select {
 		case <-s.room:
-		case <-t.C():
+		case <-tick:
 			t = nil
 		case <-ctx.Done():
 			return fmt.Errorf("%w: %w", ErrQueueFull, ctx.Err())

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -1265,4 +1266,74 @@ func TestALoneEnabledEndpointMayUseEveryWorker(t *testing.T) {
 	assert.Len(t, inFlight.Deliveries, 2*workers, "claimed: every worker and the whole buffer")
 
 	assert.ErrorIs(t, closeSoon(), context.DeadlineExceeded)
+}
+
+// Room made by another process sharing the store reaches a Send waiting for it at the
+// poll, though the waiter that polled for all of them gave up: it hands the poll on.
+func TestSendsWaitingForRoomMadeElsewhereGetInAtThePoll(t *testing.T) {
+	ctx := testCtx(t)
+	start := time.Now()
+	clk := webhooktest.NewClock(start)
+	store := webhook.NewMemoryStore(2)
+	s := newSender(t, webhook.WithStore(store), webhook.WithClock(clk), webhook.WithTransport(webhooktest.NewTransport()),
+		webhook.WithPollInterval(time.Minute), webhook.WithEndpoints(endpoint("ep", "https://r.test/", webhook.NewSecret())))
+
+	// Another process holds the whole capacity: two deliveries due later (so this
+	// Sender's dispatcher leaves them), which it has claimed.
+	due := start.Add(time.Hour)
+	var held []webhook.Delivery
+	for i := range 2 {
+		held = append(held, webhook.Delivery{ID: fmt.Sprintf("dlv_elsewhere_%d", i), EventID: "evt", EventType: "a.b",
+			EndpointID: "elsewhere", Body: []byte(`{}`), State: webhook.StatePending,
+			CreatedAt: start, QueuedAt: start, NextAttemptAt: due, UpdatedAt: start})
+	}
+	require.NoError(t, store.Enqueue(ctx, held))
+	claimed, err := store.Claim(ctx, webhook.ClaimParams{Now: due, Limit: 2, Owner: "other", LeaseUntil: due.Add(1000 * time.Hour)})
+	require.NoError(t, err)
+	require.Len(t, claimed, 2)
+
+	send := func(ctx context.Context) <-chan error {
+		done := make(chan error, 1)
+		go func() { _, err := s.Send(ctx, webhook.Event{Type: "a.b"}); done <- err }()
+		return done
+	}
+	waitFor := func(n int) {
+		for s.WaitingForRoom() < n {
+			runtime.Gosched()
+		}
+	}
+
+	// The first waiter takes the poll; a second waits on the baton alone.
+	ctxA, cancelA := context.WithCancel(ctx)
+	a := send(ctxA)
+	for !s.PollingForRoom() {
+		runtime.Gosched()
+	}
+	b := send(ctx)
+	waitFor(2)
+
+	// The poller gives up: the other waiter must take the poll over, or nothing
+	// below lets it in (this Sender finishes no delivery that would pass it the baton).
+	cancelA()
+	errA := <-a
+	assert.ErrorIs(t, errA, webhook.ErrQueueFull)
+	assert.ErrorIs(t, errA, context.Canceled)
+
+	// The other process finishes one; the poll finds the room.
+	require.NoError(t, store.Record(ctx, webhook.RecordParams{DeliveryID: claimed[0].ID, Owner: "other", Now: due,
+		Attempt: &webhook.Attempt{StartedAt: due, StatusCode: 204}, State: webhook.StateSucceeded}))
+	// Advance a minute at a time (the poll fires whenever its timer was made), for
+	// less than the other process's lease, which would otherwise expire and let this
+	// Sender's own dispatcher claim and finish it, passing the baton.
+	for range 10 * 60 {
+		select {
+		case err := <-b:
+			require.NoError(t, err)
+			return
+		default:
+			clk.Advance(time.Minute)
+			runtime.Gosched()
+		}
+	}
+	t.Fatal("the Send waiting for room was never let in")
 }
