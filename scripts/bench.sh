@@ -23,6 +23,7 @@ export PATH="$PATH:/usr/local/go/bin"
 DURATION="${DURATION:-3s}"            # each scenario's measured window
 ROUND_DURATION="${ROUND_DURATION:-1s}" # each throughput mode's window, per round
 ROUNDS="${ROUNDS:-7}" # rounds of the throughput and hol steps: single rounds swing ±20% here
+BACKLOG_ROUNDS="${BACKLOG_ROUNDS:-3}" # a backlog round is about 20 s; one drain swings by half
 WORKERS="${WORKERS:-8,16,64}"
 PAYLOAD="${PAYLOAD:-200}"
 BENCHTIME="${BENCHTIME:-0.3s}"
@@ -56,7 +57,7 @@ step() { # step NAME COMMAND...: runs COMMAND with stdout to $OUT/NAME
 common=(-json -payload "$PAYLOAD")
 step throughput.json "$OUT/bench" "${common[@]}" -duration "$ROUND_DURATION" -rounds "$ROUNDS" -workers "$WORKERS"
 common+=(-duration "$DURATION")
-step backlog.json "$OUT/bench" "${common[@]}" -workers 64 -scenario backlog
+step backlog.json "$OUT/bench" "${common[@]}" -workers 64 -scenario backlog -rounds "$BACKLOG_ROUNDS"
 step hol.json "$OUT/bench" "${common[@]}" -workers 64 -scenario hol -rounds "$ROUNDS"
 step send-latency.json "$OUT/bench" "${common[@]}" -workers 64 -scenario send-latency
 

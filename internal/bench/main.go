@@ -93,7 +93,7 @@ func run() error {
 	flag.StringVar(&cfg.scenario, "scenario", "throughput", "throughput, backlog, hol, send-latency or stores")
 	flag.StringVar(&modes, "modes", strings.Join(allModes, ","), "throughput modes to run, comma-separated")
 	flag.IntVar(&cfg.queue, "queue", 0, "hooksmith's WithQueueCapacity in the throughput modes; 0 means 2 x workers")
-	flag.IntVar(&cfg.rounds, "rounds", 1, "throughput and hol: rounds of every mode, interleaved; the median round is reported")
+	flag.IntVar(&cfg.rounds, "rounds", 1, "throughput and hol: rounds of every mode, interleaved; backlog: rounds of the whole scenario; the median round is reported")
 	flag.IntVar(&cfg.callers, "callers", 64, "send-latency, stores: concurrent Send callers")
 	flag.IntVar(&cfg.backlogCount, "backlog-count", 1_000_000, "backlog: pending deliveries")
 	flag.IntVar(&cfg.holEndpoints, "hol-endpoints", 1000, "hol: endpoints, every tenth of which hangs")

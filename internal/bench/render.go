@@ -179,7 +179,11 @@ func writeBacklog(w io.Writer, r *BacklogResult, md bool) {
 	fmt.Fprintf(w, "%sheap per pending delivery: %.0f B, of which beyond the envelope: %.0f B, beyond the payload: %.0f B (target ≤ 400 beyond the payload)\n", bullet(md), r.HeapPerDelivery, r.BeyondEnvelope, r.BeyondPayload)
 	fmt.Fprintf(w, "%sSend into the backlog: %.0f/s; peak RSS %.0f MiB\n", bullet(md), r.EnqueuePerSec, r.PeakRSSMiB)
 	fmt.Fprintf(w, "%sdrain: %.0f/s vs ceiling %.0f/s (mean of %.0f before the backlog and %.0f after, the store released) = %s (%s); CPU µs/delivery %.1f vs %.1f\n", bullet(md), r.DrainPerSec, r.CeilingPerSec, at(r.CeilingRuns, 0), at(r.CeilingRuns, 1), x(r.DrainRatio), r.DrainLabel, r.DrainCPUMicros, r.CeilingCPUMicros)
-	fmt.Fprintf(w, "%sthe ceiling right after the drain, the drained store still live (HeapAlloc %.0f MiB; no Sender running): %.0f/s, CPU µs/delivery %.1f; the drain = %s of that\n\n", bullet(md), r.HeapAfterDrainMiB, r.HeldCeilingPerSec, r.HeldCeilingCPU, x(r.DrainRatioToHeld))
+	fmt.Fprintf(w, "%sthe ceiling right after the drain, the drained store still live (HeapAlloc %.0f MiB; no Sender running): %.0f/s, CPU µs/delivery %.1f; the drain = %s of that\n", bullet(md), r.HeapAfterDrainMiB, r.HeldCeilingPerSec, r.HeldCeilingCPU, x(r.DrainRatioToHeld))
+	if len(r.Rounds) > 1 {
+		fmt.Fprintf(w, "%s%d rounds, each a fresh backlog; the figures above are the round with the median drain ratio. Drain vs ceiling per round: %s; vs the ceiling with the store live: %s\n", bullet(md), len(r.Rounds), joinX(r.Rounds), joinX(r.HeldRounds))
+	}
+	fmt.Fprintln(w)
 }
 
 func at(xs []float64, i int) float64 {
@@ -471,9 +475,10 @@ func targets(w io.Writer, reps map[string]*report, benches []goBench) {
 		row("Send p99 < 20 µs, 64 callers, delivering", "", false, false)
 	}
 	if r := reps["backlog"]; r != nil && r.Backlog != nil {
-		row("backlog ≤ 400 B of heap beyond each payload", fmt.Sprintf("%.0f B beyond the %d B payload (%.0f B beyond the envelope)", r.Backlog.BeyondPayload, r.Backlog.PayloadBytes, r.Backlog.BeyondEnvelope), r.Backlog.BeyondPayload <= 400, true)
+		worst := max(r.Backlog.WorstBeyondPayload, r.Backlog.BeyondPayload)
+		row("backlog ≤ 400 B of heap beyond each payload", fmt.Sprintf("%.0f B beyond the %d B payload in the worst round (%.0f B beyond the envelope in the median round)", worst, r.Backlog.PayloadBytes, r.Backlog.BeyondEnvelope), worst <= 400, true)
 		// "Drained at full speed" read as the throughput bar: 85% of the ceiling.
-		row("backlog drained at full speed (≥ 85% of ceiling, as the throughput bar)", fmt.Sprintf("%.0f vs %.0f/s = %s; %s of the ceiling with the drained store's heap still live", r.Backlog.DrainPerSec, r.Backlog.CeilingPerSec, x(r.Backlog.DrainRatio), x(r.Backlog.DrainRatioToHeld)), r.Backlog.DrainRatio >= 0.85, true)
+		row("backlog drained at full speed (≥ 85% of ceiling, as the throughput bar)", fmt.Sprintf("per round %s, median %s (%.0f vs %.0f/s); %s of the ceiling with the drained store's heap still live", joinX(r.Backlog.Rounds), x(r.Backlog.DrainRatio), r.Backlog.DrainPerSec, r.Backlog.CeilingPerSec, x(r.Backlog.DrainRatioToHeld)), r.Backlog.DrainRatio >= 0.85, true)
 	} else {
 		row("backlog ≤ 400 B of heap beyond each payload", "", false, false)
 		row("backlog drained at full speed (≥ 85% of ceiling, as the throughput bar)", "", false, false)

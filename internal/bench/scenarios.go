@@ -42,11 +42,41 @@ type BacklogResult struct {
 	HeapAfterDrainMiB float64 `json:"heap_after_drain_mib"`
 	DrainCPUMicros    float64 `json:"drain_cpu_us_per_delivery"`
 	CeilingCPUMicros  float64 `json:"ceiling_cpu_us_per_delivery"`
+	// Rounds and HeldRounds hold every round's DrainRatio and DrainRatioToHeld
+	// (-rounds; each round a fresh backlog); the figures above are the median round's.
+	Rounds     []float64 `json:"round_drain_ratios,omitempty"`
+	HeldRounds []float64 `json:"round_drain_ratios_to_held,omitempty"`
+	// WorstBeyondPayload is the largest BeyondPayload of the rounds, which the target
+	// is held to.
+	WorstBeyondPayload float64 `json:"worst_heap_bytes_beyond_payload"`
 }
 
-// backlog: Send -backlog-count events to a disabled endpoint, measure the heap they hold,
-// then enable it and measure the drain rate against the ceiling of the same run.
+// backlog runs -rounds rounds of backlogRound, each on a fresh store, and reports the
+// round with the median drain ratio: one drain swings by half on this machine.
 func (b *bench) backlog() (*BacklogResult, error) {
+	rounds := make([]*BacklogResult, max(1, b.cfg.rounds))
+	for i := range rounds {
+		b.logf("backlog: round %d/%d", i+1, len(rounds))
+		r, err := b.backlogRound()
+		if err != nil {
+			return nil, err
+		}
+		rounds[i] = r
+	}
+	byRatio := slices.Clone(rounds)
+	slices.SortFunc(byRatio, func(a, b *BacklogResult) int { return cmp.Compare(a.DrainRatio, b.DrainRatio) })
+	med := byRatio[len(byRatio)/2]
+	for _, r := range rounds {
+		med.Rounds = append(med.Rounds, r.DrainRatio)
+		med.HeldRounds = append(med.HeldRounds, r.DrainRatioToHeld)
+		med.WorstBeyondPayload = max(med.WorstBeyondPayload, r.BeyondPayload)
+	}
+	return med, nil
+}
+
+// backlogRound: Send -backlog-count events to a disabled endpoint, measure the heap they
+// hold, then enable it and measure the drain rate against the ceiling of the same run.
+func (b *bench) backlogRound() (*BacklogResult, error) {
 	workers := b.cfg.workers[0]
 	urls := b.urls(1)
 	b.logf("backlog: ceiling, %d workers...", workers)
