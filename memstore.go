@@ -937,9 +937,14 @@ type dueQueue struct {
 
 func (q *dueQueue) len() int { return len(q.run) - q.head + len(q.rest) }
 
+// restFirst reports whether the earliest delivery is in the heap; q must not be empty.
+func (q *dueQueue) restFirst() bool {
+	return q.head == len(q.run) || (len(q.rest) > 0 && dueBefore(q.rest[0], q.run[q.head]))
+}
+
 // first returns the earliest delivery; q must not be empty.
 func (q *dueQueue) first() *memItem {
-	if q.head == len(q.run) || (len(q.rest) > 0 && dueBefore(q.rest[0], q.run[q.head])) {
+	if q.restFirst() {
 		return q.rest[0]
 	}
 	return q.run[q.head]
@@ -956,7 +961,7 @@ func (q *dueQueue) push(it *memItem) {
 
 // pop removes and returns the earliest delivery; q must not be empty.
 func (q *dueQueue) pop() *memItem {
-	if q.head == len(q.run) || (len(q.rest) > 0 && dueBefore(q.rest[0], q.run[q.head])) {
+	if q.restFirst() {
 		return heap.Pop(&q.rest).(*memItem)
 	}
 	it := q.run[q.head]

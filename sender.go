@@ -376,10 +376,11 @@ func (s *Sender) withRoom(ctx context.Context, try func() error) error {
 	// Wait for room: this Sender finishing a delivery hands one waiter the baton (and a
 	// waiter that gets in passes it on, since more room may remain), so a completion
 	// wakes one caller rather than all of them. The poll covers room made by other
-	// processes sharing the store; one waiter polls for all (a waiter that gets in
-	// passes the baton on, so room found by the poll reaches the others too), since a
-	// timer per waiting Send was a third of its wait's cost at full speed. A poller that
-	// leaves wakes another waiter to take the poll over.
+	// processes sharing the store. One waiter polls for all (a waiter that gets in
+	// passes the baton on, so room found by the poll reaches the others too): at full
+	// speed every Send waits, and a timer each, with its channel in the select, had made
+	// the wait about 2 µs of every delivery's CPU against 0.5 µs now (64-worker
+	// profile). A poller that leaves wakes another waiter to take the poll over.
 	s.waiting.Add(1)
 	poller := false
 	var t Timer
