@@ -93,7 +93,8 @@ func (m *MemoryStore) noteSucceeded(it *memItem) {
 // marks two objects per delivery, not three) and Send's ID need not outlive the Send.
 // 160 bytes with the ID; a Delivery value is 288. Other strings and the body are shared
 // with the Delivery values handed in and out. An item must not be copied once set: its
-// id may point into itself.
+// id may point into itself, so an ID handed out (in a Delivery) keeps its item alive,
+// though not the body, which is an allocation of its own.
 type memItem struct {
 	id, eventID string
 	meta        *itemMeta
