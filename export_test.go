@@ -1,8 +1,5 @@
 package webhook
 
-// WaitingForRoom returns how many Sends are waiting for room, for tests that must know
-// a Send is waiting before they act.
-func (s *Sender) WaitingForRoom() int { return int(s.waiting.Load()) }
-
-// PollingForRoom reports whether a waiting Send holds the poll for room.
-func (s *Sender) PollingForRoom() bool { return s.roomPoller.Load() }
+// SetRoomWaitHook has s call f each time a Send is about to wait for room, with whether
+// that Send holds the poll (its timer armed). Set it before any Send.
+func (s *Sender) SetRoomWaitHook(f func(poller bool)) { s.testHookRoomWait = f }

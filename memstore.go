@@ -292,22 +292,20 @@ func (m *MemoryStore) absorb() {
 		if len(fresh) > 0 {
 			m.intakeFresh.Add(-int64(len(fresh)))
 		}
-		for j, used := range [2][]*memItem{in, fresh} {
-			clear(used)
-			if cap(used) <= maxSpareIntake {
-				sh.spare[j] = used[:0]
-			} else {
-				sh.spare[j] = nil
-			}
-		}
+		sh.spare[0], sh.spare[1] = spareOf(in), spareOf(fresh)
 	}
 	m.pushAll(batch)
-	clear(batch)
-	if cap(batch) <= maxSpareIntake {
-		m.absorbing = batch[:0]
-	} else {
-		m.absorbing = nil
+	m.absorbing = spareOf(batch)
+}
+
+// spareOf empties a used list of items for reuse, or drops it if it grew past
+// maxSpareIntake.
+func spareOf(used []*memItem) []*memItem {
+	clear(used) // the items are not kept alive by the array
+	if cap(used) > maxSpareIntake {
+		return nil
 	}
+	return used[:0]
 }
 
 // pushAll pushes items in due order. The caller holds m.mu.
@@ -348,7 +346,8 @@ type intakeShard struct {
 	spare        [2][]*memItem // the emptied items and fresh of the last absorb
 }
 
-// maxSpareIntake bounds each spare slice an intake shard keeps (8 bytes an entry).
+// maxSpareIntake bounds each spare slice an intake shard, and absorb, keeps (8 bytes an
+// entry).
 const maxSpareIntake = 4096
 
 // idIndex maps delivery IDs to items, in shards with their own locks, so Send does not

@@ -48,7 +48,10 @@ type Sender struct {
 	waiting atomic.Int32  // Sends waiting for room
 	// roomPoller is set while one waiting Send holds the poll timer for them all.
 	roomPoller atomic.Bool
-	stop       chan struct{} // closed by Close: stop claiming and waiting
+	// testHookRoomWait, if set (by tests only), is called by a Send about to wait for
+	// room, saying whether it holds the poll (its timer armed).
+	testHookRoomWait func(poller bool)
+	stop             chan struct{} // closed by Close: stop claiming and waiting
 	// work carries claimed deliveries to the workers. It buffers up to prefetch of them,
 	// claimed ahead, so a worker that finishes starts its next attempt at once instead
 	// of waiting for the dispatcher to claim again.
@@ -378,9 +381,9 @@ func (s *Sender) withRoom(ctx context.Context, try func() error) error {
 	// wakes one caller rather than all of them. The poll covers room made by other
 	// processes sharing the store. One waiter polls for all (a waiter that gets in
 	// passes the baton on, so room found by the poll reaches the others too): at full
-	// speed every Send waits, and a timer each, with its channel in the select, had made
-	// the wait about 2 µs of every delivery's CPU against 0.5 µs now (64-worker
-	// profile). A poller that leaves wakes another waiter to take the poll over.
+	// speed every Send waits, and a timer each, with its channel in the select, cost
+	// more than the rest of the wait. A poller that leaves wakes another waiter to take
+	// the poll over.
 	s.waiting.Add(1)
 	poller := false
 	var t Timer
@@ -396,15 +399,16 @@ func (s *Sender) withRoom(ctx context.Context, try func() error) error {
 			s.passRoom()
 		}
 	}()
-	// Try once more now that a finishing delivery will pass the baton: one finishing
-	// between the first try and registering as a waiter would otherwise go unseen.
-	if err = try(); !errors.Is(err, ErrQueueFull) {
-		if err == nil {
-			s.passRoomLeft()
-		}
-		return err
-	}
 	for {
+		// The first time round, this tries once more now that a finishing delivery
+		// will pass the baton: one finishing between the first try and registering as
+		// a waiter would otherwise go unseen.
+		if err = try(); !errors.Is(err, ErrQueueFull) {
+			if err == nil {
+				s.passRoomLeft()
+			}
+			return err
+		}
 		if !poller {
 			poller = s.roomPoller.CompareAndSwap(false, true)
 		}
@@ -415,6 +419,9 @@ func (s *Sender) withRoom(ctx context.Context, try func() error) error {
 			}
 			tick = t.C()
 		}
+		if s.testHookRoomWait != nil {
+			s.testHookRoomWait(poller)
+		}
 		select {
 		case <-s.room:
 		case <-tick:
@@ -424,13 +431,6 @@ func (s *Sender) withRoom(ctx context.Context, try func() error) error {
 		case <-s.stop:
 			return ErrClosed
 		}
-		err = try()
-		if !errors.Is(err, ErrQueueFull) {
-			if err == nil {
-				s.passRoomLeft()
-			}
-			return err
-		}
 	}
 }
 
@@ -438,7 +438,7 @@ func (s *Sender) withRoom(ctx context.Context, try func() error) error {
 // be full again: at full speed each finished delivery admits one waiter, and passing
 // on regardless woke a second one per delivery only to find no room and wait again.
 func (s *Sender) passRoomLeft() {
-	if m, ok := s.store.(*MemoryStore); ok && m.capacity > 0 && m.Len() >= m.capacity {
+	if m := s.mem; m != nil && m.capacity > 0 && m.Len() >= m.capacity {
 		return
 	}
 	s.passRoom()

@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -1277,9 +1276,21 @@ func TestSendsWaitingForRoomMadeElsewhereGetInAtThePoll(t *testing.T) {
 	store := webhook.NewMemoryStore(2)
 	s := newSender(t, webhook.WithStore(store), webhook.WithClock(clk), webhook.WithTransport(webhooktest.NewTransport()),
 		webhook.WithPollInterval(time.Minute), webhook.WithEndpoints(endpoint("ep", "https://r.test/", webhook.NewSecret())))
+	waits := make(chan bool, 16) // each waiting Send's turn: whether it holds the poll
+	s.SetRoomWaitHook(func(poller bool) { waits <- poller })
+	nextWait := func(want bool, what string) {
+		t.Helper()
+		select {
+		case got := <-waits:
+			require.Equal(t, want, got, what)
+		case <-ctx.Done():
+			t.Fatalf("%s: no Send came to wait", what)
+		}
+	}
 
 	// Another process holds the whole capacity: two deliveries due later (so this
-	// Sender's dispatcher leaves them), which it has claimed.
+	// Sender's dispatcher leaves them), which it has claimed, leased for longer than
+	// the test runs on the fake clock.
 	due := start.Add(time.Hour)
 	var held []webhook.Delivery
 	for i := range 2 {
@@ -1297,20 +1308,12 @@ func TestSendsWaitingForRoomMadeElsewhereGetInAtThePoll(t *testing.T) {
 		go func() { _, err := s.Send(ctx, webhook.Event{Type: "a.b"}); done <- err }()
 		return done
 	}
-	waitFor := func(n int) {
-		for s.WaitingForRoom() < n {
-			runtime.Gosched()
-		}
-	}
-
 	// The first waiter takes the poll; a second waits on the baton alone.
 	ctxA, cancelA := context.WithCancel(ctx)
 	a := send(ctxA)
-	for !s.PollingForRoom() {
-		runtime.Gosched()
-	}
+	nextWait(true, "the first waiter polls")
 	b := send(ctx)
-	waitFor(2)
+	nextWait(false, "the second waiter leaves the poll to the first")
 
 	// The poller gives up: the other waiter must take the poll over, or nothing
 	// below lets it in (this Sender finishes no delivery that would pass it the baton).
@@ -1318,22 +1321,16 @@ func TestSendsWaitingForRoomMadeElsewhereGetInAtThePoll(t *testing.T) {
 	errA := <-a
 	assert.ErrorIs(t, errA, webhook.ErrQueueFull)
 	assert.ErrorIs(t, errA, context.Canceled)
+	nextWait(true, "the second waiter took the poll over")
 
 	// The other process finishes one; the poll finds the room.
 	require.NoError(t, store.Record(ctx, webhook.RecordParams{DeliveryID: claimed[0].ID, Owner: "other", Now: due,
 		Attempt: &webhook.Attempt{StartedAt: due, StatusCode: 204}, State: webhook.StateSucceeded}))
-	// Advance a minute at a time (the poll fires whenever its timer was made), for
-	// less than the other process's lease, which would otherwise expire and let this
-	// Sender's own dispatcher claim and finish it, passing the baton.
-	for range 10 * 60 {
-		select {
-		case err := <-b:
-			require.NoError(t, err)
-			return
-		default:
-			clk.Advance(time.Minute)
-			runtime.Gosched()
-		}
+	clk.Advance(time.Minute)
+	select {
+	case err := <-b:
+		require.NoError(t, err)
+	case <-ctx.Done():
+		t.Fatal("the Send waiting for room was never let in")
 	}
-	t.Fatal("the Send waiting for room was never let in")
 }

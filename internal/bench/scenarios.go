@@ -15,8 +15,8 @@ import (
 	"github.com/hooksmith/webhook"
 )
 
-// BacklogResult is the backlog scenario: a million deliveries held for a disabled
-// endpoint, then drained.
+// BacklogResult is the backlog scenario: a million deliveries held for an endpoint whose
+// receiver hangs, then drained.
 type BacklogResult struct {
 	Workers         int       `json:"workers"`
 	Pending         int       `json:"pending"`
@@ -40,8 +40,11 @@ type BacklogResult struct {
 	HeldCeilingCPU    float64 `json:"held_ceiling_cpu_us_per_delivery"`
 	DrainRatioToHeld  float64 `json:"drain_ratio_to_held_ceiling"`
 	HeapAfterDrainMiB float64 `json:"heap_after_drain_mib"`
-	DrainCPUMicros    float64 `json:"drain_cpu_us_per_delivery"`
-	CeilingCPUMicros  float64 `json:"ceiling_cpu_us_per_delivery"`
+	// HeapReleasedMiB is HeapAlloc after the store is released and collected, before
+	// the last ceiling: it shows the release took.
+	HeapReleasedMiB  float64 `json:"heap_released_mib"`
+	DrainCPUMicros   float64 `json:"drain_cpu_us_per_delivery"`
+	CeilingCPUMicros float64 `json:"ceiling_cpu_us_per_delivery"`
 	// Rounds and HeldRounds hold every round's DrainRatio and DrainRatioToHeld
 	// (-rounds; each round a fresh backlog); the figures above are the median round's.
 	Rounds     []float64 `json:"round_drain_ratios,omitempty"`
@@ -199,6 +202,8 @@ func (b *bench) backlogRound() (*BacklogResult, error) {
 	// comes and goes during the scenario weighs on both sides of the ratio alike.
 	closeAll = nil // the last reference to the store
 	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	res.HeapReleasedMiB = float64(ms.HeapAlloc) / (1 << 20)
 	b.logf("backlog: ceiling again, the store released...")
 	ceil2, err := b.measure(modeCeiling, workers, 1, b.ceiling(workers, urls))
 	if err != nil {
