@@ -187,28 +187,32 @@ func (b *bench) backlogRound() (*BacklogResult, error) {
 	closeAll(10 * time.Second)
 	closed = true
 	s = nil
+	// ceilingNow measures the ceiling and returns the heap (HeapAlloc, MiB) it ran with.
+	ceilingNow := func(what string) (ModeResult, float64, error) {
+		runtime.ReadMemStats(&ms)
+		heap := float64(ms.HeapAlloc) / (1 << 20)
+		b.logf("backlog: ceiling %s...", what)
+		r, err := b.measure(modeCeiling, workers, 1, b.ceiling(workers, urls))
+		return r, heap, err
+	}
 	// The ceiling with the store still live: what the collector's marking of a heap
 	// this size costs raw net/http, to tell that cost apart from the Sender's own.
-	runtime.ReadMemStats(&ms)
-	res.HeapAfterDrainMiB = float64(ms.HeapAlloc) / (1 << 20)
-	b.logf("backlog: ceiling with the drained store still live...")
-	held, err := b.measure(modeCeiling, workers, 1, b.ceiling(workers, urls))
+	held, heap, err := ceilingNow("with the drained store still live")
 	if err != nil {
 		return nil, err
 	}
+	res.HeapAfterDrainMiB = heap
 	res.HeldCeilingPerSec, res.HeldCeilingCPU = held.PerSec, held.CPUMicrosPer
 	res.DrainRatioToHeld = ratio(res.DrainPerSec, held.PerSec)
 	// The ceiling again once the store is gone, so that load from other processes that
 	// comes and goes during the scenario weighs on both sides of the ratio alike.
 	closeAll = nil // the last reference to the store
 	runtime.GC()
-	runtime.ReadMemStats(&ms)
-	res.HeapReleasedMiB = float64(ms.HeapAlloc) / (1 << 20)
-	b.logf("backlog: ceiling again, the store released...")
-	ceil2, err := b.measure(modeCeiling, workers, 1, b.ceiling(workers, urls))
+	ceil2, heap, err := ceilingNow("again, the store released")
 	if err != nil {
 		return nil, err
 	}
+	res.HeapReleasedMiB = heap
 	res.CeilingRuns = []float64{ceil.PerSec, ceil2.PerSec}
 	res.CeilingPerSec = (ceil.PerSec + ceil2.PerSec) / 2
 	res.CeilingCPUMicros = (ceil.CPUMicrosPer + ceil2.CPUMicrosPer) / 2
