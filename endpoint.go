@@ -98,6 +98,12 @@ func compileEndpoint(ep Endpoint, versionHeader string) (*endpointEntry, error) 
 		return nil, bad("URL", "must not contain spaces or control characters", nil)
 	}
 	e := &endpointEntry{ep: ep, url: u, redacted: RedactURL(u)}
+	// net/url accepts some hosts it cannot print back: a raw non-ASCII byte in an IPv6
+	// zone ("[::%25\x88]") prints as "%88", which it then refuses. Logs, errors and the
+	// attempt history carry the printed form, so it must parse like the original.
+	if _, err := url.Parse(e.redacted); err != nil {
+		return nil, bad("URL", "must parse again once printed (its host has bytes net/url cannot escape back)", nil)
+	}
 	e.ep.EventTypes = slices.Clone(ep.EventTypes)
 	e.ep.PreviousSecrets = slices.Clone(ep.PreviousSecrets)
 	for i, raw := range append([]string{ep.Secret}, ep.PreviousSecrets...) {

@@ -73,8 +73,12 @@ func FuzzEndpointValidation(f *testing.F) {
 			}
 		}
 		// Parsed, not searched for '@' and '?': a path may hold an '@' ("http://@0/@").
-		if r, err := url.Parse(e.redacted); err != nil || r.User != nil || r.RawQuery != "" || r.ForceQuery {
-			t.Fatalf("redacted URL %q keeps credentials or query (%v)", e.redacted, err)
+		r, err := url.Parse(e.redacted)
+		if err != nil {
+			t.Fatalf("accepted URL %q prints as %q, which does not parse: %v", rawURL, e.redacted, err)
+		}
+		if r.User != nil || r.RawQuery != "" || r.ForceQuery {
+			t.Fatalf("redacted URL %q keeps credentials or query", e.redacted)
 		}
 		_ = req
 	})

@@ -478,6 +478,7 @@ func TestInvalidEndpointsAreRejected(t *testing.T) {
 		{"relative url", func(e *webhook.Endpoint) { e.URL = "/hook" }, "URL", nil},
 		{"ftp url", func(e *webhook.Endpoint) { e.URL = "ftp://r.test/" }, "URL", nil},
 		{"no host", func(e *webhook.Endpoint) { e.URL = "https:///x" }, "URL", nil},
+		{"host that does not print back", func(e *webhook.Endpoint) { e.URL = "http://[::%25\x88]/" }, "URL", nil},
 		{"malformed secret", func(e *webhook.Endpoint) { e.Secret = "whsec_short" }, "Secret", webhook.ErrInvalidSecret},
 		{"raw secret", func(e *webhook.Endpoint) { e.Secret = "hunter2-hunter2-hunter2-hunter2" }, "Secret", webhook.ErrInvalidSecret},
 		{"bad previous secret", func(e *webhook.Endpoint) { e.PreviousSecrets = []string{"nope"} }, "PreviousSecrets[0]", webhook.ErrInvalidSecret},
