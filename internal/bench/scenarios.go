@@ -33,29 +33,38 @@ type BacklogResult struct {
 	CeilingPerSec   float64   `json:"ceiling_per_sec"` // the mean of the runs before and after
 	CeilingRuns     []float64 `json:"ceiling_runs_per_sec"`
 	DrainRatio      float64   `json:"drain_ratio_to_ceiling"`
-	// HeldCeilingPerSec is the ceiling measured right after the drain window, while the
-	// drained store (the rest of the backlog) is still live: the same large heap for
-	// the collector to mark, with no Sender running.
+	// HeldCeilingPerSec is the ceiling measured while the backlog is held, before the
+	// drain: the same large heap for the collector to mark, with the Sender idle.
 	HeldCeilingPerSec float64 `json:"held_ceiling_per_sec"`
 	HeldCeilingCPU    float64 `json:"held_ceiling_cpu_us_per_delivery"`
 	DrainRatioToHeld  float64 `json:"drain_ratio_to_held_ceiling"`
-	HeapAfterDrainMiB float64 `json:"heap_after_drain_mib"`
+	HeapHeldMiB       float64 `json:"heap_held_mib"`
 	// HeapReleasedMiB is HeapAlloc after the store is released and collected, before
 	// the last ceiling: it shows the release took.
-	HeapReleasedMiB  float64 `json:"heap_released_mib"`
-	DrainCPUMicros   float64 `json:"drain_cpu_us_per_delivery"`
-	CeilingCPUMicros float64 `json:"ceiling_cpu_us_per_delivery"`
+	HeapReleasedMiB float64 `json:"heap_released_mib"`
+	DrainCPUMicros  float64 `json:"drain_cpu_us_per_delivery"`
+	// WholeDrainSeconds is the time from the switch to the answering URL until the
+	// receiver has every delivery of the backlog (the one hung attempt, answered 503
+	// and retried later, excepted), and WholeDrainPerSec the backlog over it: the
+	// window above measures only the drain's start.
+	WholeDrainSeconds float64 `json:"whole_drain_seconds"`
+	WholeDrainPerSec  float64 `json:"whole_drain_per_sec"`
+	WholeDrainRatio   float64 `json:"whole_drain_ratio_to_ceiling"`
+	CeilingCPUMicros  float64 `json:"ceiling_cpu_us_per_delivery"`
 	// Rounds and HeldRounds hold every round's DrainRatio and DrainRatioToHeld
-	// (-rounds; each round a fresh backlog); the figures above are the median round's.
+	// (-rounds; each round a fresh backlog); the figures above are those of the round
+	// with the median WholeDrainRatio.
 	Rounds     []float64 `json:"round_drain_ratios,omitempty"`
 	HeldRounds []float64 `json:"round_drain_ratios_to_held,omitempty"`
+	// WholeRounds holds every round's WholeDrainRatio.
+	WholeRounds []float64 `json:"round_whole_drain_ratios,omitempty"`
 	// WorstBeyondPayload is the largest BeyondPayload of the rounds, which the target
 	// is held to.
 	WorstBeyondPayload float64 `json:"worst_heap_bytes_beyond_payload"`
 }
 
 // backlog runs -rounds rounds of backlogRound, each on a fresh store, and reports the
-// round with the median drain ratio: one drain swings by half on this machine.
+// round with the median whole-drain ratio: one drain swings by half on this machine.
 func (b *bench) backlog() (*BacklogResult, error) {
 	rounds := make([]*BacklogResult, max(1, b.cfg.rounds))
 	for i := range rounds {
@@ -67,10 +76,11 @@ func (b *bench) backlog() (*BacklogResult, error) {
 		rounds[i] = r
 	}
 	byRatio := slices.Clone(rounds)
-	slices.SortFunc(byRatio, func(a, b *BacklogResult) int { return cmp.Compare(a.DrainRatio, b.DrainRatio) })
+	slices.SortFunc(byRatio, func(a, b *BacklogResult) int { return cmp.Compare(a.WholeDrainRatio, b.WholeDrainRatio) })
 	med := byRatio[len(byRatio)/2]
 	for _, r := range rounds {
 		med.Rounds = append(med.Rounds, r.DrainRatio)
+		med.WholeRounds = append(med.WholeRounds, r.WholeDrainRatio)
 		med.HeldRounds = append(med.HeldRounds, r.DrainRatioToHeld)
 		med.WorstBeyondPayload = max(med.WorstBeyondPayload, r.BeyondPayload)
 	}
@@ -155,10 +165,29 @@ func (b *bench) backlogRound() (*BacklogResult, error) {
 	res.BeyondEnvelope = res.HeapPerDelivery - float64(len(d.Body))
 	res.BeyondPayload = res.HeapPerDelivery - float64(b.cfg.payload)
 
+	// ceilingNow measures the ceiling and returns the heap (HeapAlloc, MiB) it ran with.
+	ceilingNow := func(what string) (ModeResult, float64, error) {
+		runtime.ReadMemStats(&ms)
+		heap := float64(ms.HeapAlloc) / (1 << 20)
+		b.logf("backlog: ceiling %s...", what)
+		r, err := b.measure(modeCeiling, workers, 1, b.ceiling(workers, urls))
+		return r, heap, err
+	}
+	// The ceiling with the backlog held (the Sender idle behind its one hung attempt):
+	// what the collector's marking of a heap this size costs raw net/http, to tell that
+	// cost apart from the Sender's own.
+	held, heap, err := ceilingNow("with the backlog held")
+	if err != nil {
+		return nil, err
+	}
+	res.HeapHeldMiB = heap
+	res.HeldCeilingPerSec, res.HeldCeilingCPU = held.PerSec, held.CPUMicrosPer
+
 	b.logf("backlog: draining...")
 	if err := b.rcv.reset(); err != nil {
 		return nil, err
 	}
+	drainStart := time.Now()
 	if err := s.UpdateEndpoint(drainTo); err != nil {
 		return nil, err
 	}
@@ -184,26 +213,15 @@ func (b *bench) backlogRound() (*BacklogResult, error) {
 	if n > 0 {
 		res.DrainCPUMicros = micros(s1.cpu-s0.cpu) / n
 	}
+	b.logf("backlog: waiting for the rest of the drain...")
+	if res.WholeDrainSeconds, err = b.waitDrained(sent.Load(), drainStart); err != nil {
+		return nil, err
+	}
+	res.WholeDrainPerSec = float64(sent.Load()) / res.WholeDrainSeconds
+	res.DrainRatioToHeld = ratio(res.DrainPerSec, held.PerSec)
 	closeAll(10 * time.Second)
 	closed = true
 	s = nil
-	// ceilingNow measures the ceiling and returns the heap (HeapAlloc, MiB) it ran with.
-	ceilingNow := func(what string) (ModeResult, float64, error) {
-		runtime.ReadMemStats(&ms)
-		heap := float64(ms.HeapAlloc) / (1 << 20)
-		b.logf("backlog: ceiling %s...", what)
-		r, err := b.measure(modeCeiling, workers, 1, b.ceiling(workers, urls))
-		return r, heap, err
-	}
-	// The ceiling with the store still live: what the collector's marking of a heap
-	// this size costs raw net/http, to tell that cost apart from the Sender's own.
-	held, heap, err := ceilingNow("with the drained store still live")
-	if err != nil {
-		return nil, err
-	}
-	res.HeapAfterDrainMiB = heap
-	res.HeldCeilingPerSec, res.HeldCeilingCPU = held.PerSec, held.CPUMicrosPer
-	res.DrainRatioToHeld = ratio(res.DrainPerSec, held.PerSec)
 	// The ceiling again once the store is gone, so that load from other processes that
 	// comes and goes during the scenario weighs on both sides of the ratio alike.
 	closeAll = nil // the last reference to the store
@@ -217,7 +235,28 @@ func (b *bench) backlogRound() (*BacklogResult, error) {
 	res.CeilingPerSec = (ceil.PerSec + ceil2.PerSec) / 2
 	res.CeilingCPUMicros = (ceil.CPUMicrosPer + ceil2.CPUMicrosPer) / 2
 	res.DrainRatio = ratio(res.DrainPerSec, res.CeilingPerSec)
+	res.WholeDrainRatio = ratio(res.WholeDrainPerSec, res.CeilingPerSec)
 	return res, nil
+}
+
+// waitDrained polls the receiver until it has answered all but the hung of sent
+// deliveries since its last reset, and returns the seconds since start. It gives up
+// after a minute beyond what draining at 1,000/s would take.
+func (b *bench) waitDrained(sent int64, start time.Time) (float64, error) {
+	deadline := start.Add(time.Minute + time.Duration(sent)*time.Millisecond)
+	for {
+		ok, hung, err := b.rcv.counts()
+		if err != nil {
+			return 0, err
+		}
+		if ok >= sent-hung {
+			return time.Since(start).Seconds(), nil
+		}
+		if time.Now().After(deadline) {
+			return 0, fmt.Errorf("backlog: the receiver has %d of %d deliveries after %s", ok, sent-hung, time.Since(start).Round(time.Second))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // HOLResult is the head-of-line scenario: healthy endpoints' throughput while a tenth of
