@@ -22,7 +22,7 @@ var errMemoryFull = fmt.Errorf("%w: the memory store is at its capacity of unfin
 // MemoryStore is the default Store: it keeps deliveries in this process's memory, so they
 // are lost when the process exits. Due deliveries wait in per-endpoint queues ordered by
 // NextAttemptAt (see dueQueue), so a claim costs O(1) for deliveries stored in that order
-// (most of a backlog of Sends) and O(log n) for the others, and an endpoint excluded from claims
+// (a backlog of Sends) and O(log n) for the others, and an endpoint excluded from claims
 // (disabled, or at its concurrency limit) does not make others wait behind its backlog.
 // A MemoryStore is safe for concurrent use and may be shared by several Senders.
 type MemoryStore struct {
@@ -35,7 +35,10 @@ type MemoryStore struct {
 	unfinished atomic.Int64
 	byID       idIndex
 	intake     [16]intakeShard
-	absorbing  []*memItem // absorb's batch, kept from one absorb to the next
+	// testHookAbsorbed, if set, is called by absorb once it has indexed each shard's
+	// items, with m.mu held.
+	testHookAbsorbed func(shard int)
+	absorbing        []*memItem // absorb's batch, kept from one absorb to the next
 	// intakeFresh counts intake items not in byID yet (enqueueFresh); whatever looks
 	// items up by ID absorbs them first.
 	intakeFresh atomic.Int64
@@ -268,15 +271,24 @@ func (m *MemoryStore) Len() int { return int(m.unfinished.Load()) }
 
 // absorb moves enqueued items into the endpoint queues, adding fresh ones to the ID
 // index. The shards' items interleave in time, so they are sorted into due order first:
-// each then joins the end of its queue's run instead of its heap. The caller holds m.mu.
+// each then joins the end of its queue's run instead of its heap. Every shard is cut
+// before any item is indexed. Indexing half a million items of a backlog takes most of
+// a second: when each shard was cut only after the shards before it were indexed, the
+// last shard's cut came that much later than the first's, the first shard's items of
+// that time came in the next absorb, behind this one's latest, and 37% of the bench's
+// backlog went to the heap. The caller holds m.mu.
 func (m *MemoryStore) absorb() {
-	batch := m.absorbing
+	var cut [len(m.intake)][2][]*memItem // each shard's items and fresh
 	for i := range m.intake {
 		sh := &m.intake[i]
 		sh.mu.Lock()
-		in, fresh := sh.items, sh.fresh
+		cut[i] = [2][]*memItem{sh.items, sh.fresh}
 		sh.items, sh.fresh = sh.spare[0], sh.spare[1]
 		sh.mu.Unlock()
+	}
+	batch := m.absorbing
+	for i := range m.intake {
+		in, fresh := cut[i][0], cut[i][1]
 		batch = append(batch, in...)
 		for _, it := range fresh {
 			if !m.byID.add(it.id, it) {
@@ -292,7 +304,10 @@ func (m *MemoryStore) absorb() {
 		if len(fresh) > 0 {
 			m.intakeFresh.Add(-int64(len(fresh)))
 		}
-		sh.spare[0], sh.spare[1] = spareOf(in), spareOf(fresh)
+		m.intake[i].spare[0], m.intake[i].spare[1] = spareOf(in), spareOf(fresh)
+		if m.testHookAbsorbed != nil {
+			m.testHookAbsorbed(i)
+		}
 	}
 	m.pushAll(batch)
 	m.absorbing = spareOf(batch)
@@ -926,13 +941,12 @@ func dueBefore(a, b *memItem) bool { return dueCompare(a, b) < 0 }
 // dueQueue holds one endpoint's pending deliveries in dueBefore order: a sorted run,
 // appended to at its tail and taken from its head, and a heap of the deliveries that
 // arrived out of order (a retry due before the run's tail, a Send stamped before an
-// earlier absorb). Send stamps deliveries in order and absorb sorts each batch, so most
-// of a backlog goes to the run, and a claim takes from it in O(1): a heap pop over a
-// million deliveries is twenty levels of cache misses, under the store's lock. Not all
-// of it: a Send stamps its delivery before it waits for its intake shard's lock, so
-// under contention many arrive after an absorb has taken later ones. In the bench's
-// backlog (64 callers on 2 cores, a claim about every 50 ms) 37% of a million went to
-// the heap, 16k to 64k deliveries behind the run's tail: too far to insert into the run.
+// earlier absorb). Send stamps deliveries in order and absorb sorts each batch, so a
+// backlog goes to the run, and a claim takes from it in O(1): a heap pop over a
+// million deliveries is twenty levels of cache misses, under the store's lock. (A Send
+// stamps its delivery before it takes its intake shard's lock, so one delayed there
+// can still miss an absorb that took later ones: in the bench's backlog of a million,
+// from 64 callers on 2 cores, 43 did in one run.)
 type dueQueue struct {
 	run  []*memItem // sorted; run[head:] are queued, with idx -1
 	head int

@@ -129,6 +129,50 @@ func TestMemoryAbsorbPutsABacklogInTheRun(t *testing.T) {
 	}
 }
 
+// Sends that arrive while an absorb indexes a large batch wait, all of them, for the
+// next absorb, which sorts them together: here, while the first shard's items are
+// indexed, a later Send lands in a later shard and an earlier one in the first shard.
+// Had absorb cut each shard only after indexing the ones before it, the later Send
+// would join this batch and the earlier one the next, behind the run's tail: the heap.
+func TestMemoryAbsorbCutsEveryShardBeforeIndexing(t *testing.T) {
+	m := NewMemoryStore(-1)
+	base := time.Unix(1_700_000_000, 0)
+	delivery := func(id string, at time.Time) []Delivery {
+		return []Delivery{{ID: id, EventID: "evt", EventType: "t", EndpointID: "ep", Body: []byte(`{}`),
+			State: StatePending, CreatedAt: at, QueuedAt: at, NextAttemptAt: at, UpdatedAt: at}}
+	}
+	// idIn returns an ID that the intake puts in shard sh.
+	idIn := func(prefix string, sh int) string {
+		for i := 0; ; i++ {
+			if id := fmt.Sprintf("dlv_%s%04d", prefix, i); m.byID.shard(id)%len(m.intake) == sh {
+				return id
+			}
+		}
+	}
+	for i := range 64 {
+		require.NoError(t, m.enqueueFresh(t.Context(), delivery(fmt.Sprintf("dlv_a%04d", i), base.Add(time.Duration(i)*time.Microsecond))))
+	}
+	sent := false
+	m.testHookAbsorbed = func(shard int) {
+		if shard != 0 || sent {
+			return
+		}
+		sent = true
+		require.NoError(t, m.enqueueFresh(t.Context(), delivery(idIn("late", len(m.intake)-1), base.Add(10*time.Millisecond))))
+		require.NoError(t, m.enqueueFresh(t.Context(), delivery(idIn("early", 0), base.Add(5*time.Millisecond))))
+	}
+	m.mu.Lock()
+	m.absorb()
+	require.True(t, sent, "the hook ran")
+	assert.Equal(t, 64, m.queues["ep"].items.len(), "the Sends made during the absorb wait for the next")
+	m.absorb()
+	q := m.queues["ep"]
+	assert.Equal(t, 66, q.items.len())
+	assert.Empty(t, q.items.rest, "deliveries that went to the heap")
+	checkDueQueue(t, &q.items)
+	m.mu.Unlock()
+}
+
 // The memory store keeps its own copy of an ID that fits in the item, so it neither
 // keeps the caller's string alive nor depends on it: here the caller's bytes change
 // after Enqueue (which a string must never do; it stands in for the store holding on
