@@ -178,7 +178,7 @@ func writeBacklog(w io.Writer, r *BacklogResult, md bool) {
 	fmt.Fprintf(w, "%sendpoint (UpdateEndpoint) to the answering URL and releases the hang. Heap is HeapAlloc after runtime.GC, minus the same before\n", indent(md))
 	fmt.Fprintf(w, "%sheap per pending delivery: %.0f B, of which beyond the envelope: %.0f B, beyond the payload: %.0f B (target ≤ 400 beyond the payload)\n", bullet(md), r.HeapPerDelivery, r.BeyondEnvelope, r.BeyondPayload)
 	fmt.Fprintf(w, "%sSend into the backlog: %.0f/s; peak RSS %.0f MiB\n", bullet(md), r.EnqueuePerSec, r.PeakRSSMiB)
-	fmt.Fprintf(w, "%sthe whole drain: %d deliveries in %.1f s = %.0f/s, %s of the ceiling\n", bullet(md), r.Pending, r.WholeDrainSeconds, r.WholeDrainPerSec, x(r.WholeDrainRatio))
+	fmt.Fprintf(w, "%sthe whole drain: the %d deliveries but the hung one in %.1f s = %.0f/s, %s of the ceiling\n", bullet(md), r.Pending, r.WholeDrainSeconds, r.WholeDrainPerSec, x(r.WholeDrainRatio))
 	fmt.Fprintf(w, "%sthe drain's start (a window after warm-up): %.0f/s vs ceiling %.0f/s (mean of %.0f before the backlog and %.0f after, the store released: HeapAlloc %.0f MiB) = %s (%s); CPU µs/delivery %.1f vs %.1f\n", bullet(md), r.DrainPerSec, r.CeilingPerSec, at(r.CeilingRuns, 0), at(r.CeilingRuns, 1), r.HeapReleasedMiB, x(r.DrainRatio), r.DrainLabel, r.DrainCPUMicros, r.CeilingCPUMicros)
 	fmt.Fprintf(w, "%sthe ceiling with the backlog held, before the drain (HeapAlloc %.0f MiB; the Sender idle behind its hung attempt): %.0f/s, CPU µs/delivery %.1f; the drain's start = %s of that\n", bullet(md), r.HeapHeldMiB, r.HeldCeilingPerSec, r.HeldCeilingCPU, x(r.DrainRatioToHeld))
 	if len(r.Rounds) > 1 {

@@ -44,9 +44,9 @@ type BacklogResult struct {
 	HeapReleasedMiB float64 `json:"heap_released_mib"`
 	DrainCPUMicros  float64 `json:"drain_cpu_us_per_delivery"`
 	// WholeDrainSeconds is the time from the switch to the answering URL until the
-	// receiver has every delivery of the backlog (the one hung attempt, answered 503
-	// and retried later, excepted), and WholeDrainPerSec the backlog over it: the
-	// window above measures only the drain's start.
+	// receiver has every delivery of the backlog but the hung one (answered 503 on
+	// release, its retry is due seconds later), and WholeDrainPerSec those deliveries
+	// over it: the window above measures only the drain's start.
 	WholeDrainSeconds float64 `json:"whole_drain_seconds"`
 	WholeDrainPerSec  float64 `json:"whole_drain_per_sec"`
 	WholeDrainRatio   float64 `json:"whole_drain_ratio_to_ceiling"`
@@ -165,6 +165,12 @@ func (b *bench) backlogRound() (*BacklogResult, error) {
 	res.BeyondEnvelope = res.HeapPerDelivery - float64(len(d.Body))
 	res.BeyondPayload = res.HeapPerDelivery - float64(b.cfg.payload)
 
+	// The attempts held by /hang/ (read before a measurement resets the receiver's
+	// counts): answered 503 when the drain starts, they are retried seconds later.
+	_, hung, err := b.rcv.counts()
+	if err != nil {
+		return nil, err
+	}
 	// ceilingNow measures the ceiling and returns the heap (HeapAlloc, MiB) it ran with.
 	ceilingNow := func(what string) (ModeResult, float64, error) {
 		runtime.ReadMemStats(&ms)
@@ -214,10 +220,10 @@ func (b *bench) backlogRound() (*BacklogResult, error) {
 		res.DrainCPUMicros = micros(s1.cpu-s0.cpu) / n
 	}
 	b.logf("backlog: waiting for the rest of the drain...")
-	if res.WholeDrainSeconds, err = b.waitDrained(sent.Load(), drainStart); err != nil {
+	if res.WholeDrainSeconds, err = b.waitDrained(sent.Load()-hung, drainStart); err != nil {
 		return nil, err
 	}
-	res.WholeDrainPerSec = float64(sent.Load()) / res.WholeDrainSeconds
+	res.WholeDrainPerSec = float64(sent.Load()-hung) / res.WholeDrainSeconds
 	res.DrainRatioToHeld = ratio(res.DrainPerSec, held.PerSec)
 	closeAll(10 * time.Second)
 	closed = true
@@ -239,21 +245,21 @@ func (b *bench) backlogRound() (*BacklogResult, error) {
 	return res, nil
 }
 
-// waitDrained polls the receiver until it has answered all but the hung of sent
-// deliveries since its last reset, and returns the seconds since start. It gives up
-// after a minute beyond what draining at 1,000/s would take.
-func (b *bench) waitDrained(sent int64, start time.Time) (float64, error) {
-	deadline := start.Add(time.Minute + time.Duration(sent)*time.Millisecond)
+// waitDrained polls the receiver until it has answered n deliveries since its last
+// reset, and returns the seconds since start. It gives up after a minute beyond what
+// draining at 1,000/s would take.
+func (b *bench) waitDrained(n int64, start time.Time) (float64, error) {
+	deadline := start.Add(time.Minute + time.Duration(n)*time.Millisecond)
 	for {
-		ok, hung, err := b.rcv.counts()
+		ok, _, err := b.rcv.counts()
 		if err != nil {
 			return 0, err
 		}
-		if ok >= sent-hung {
+		if ok >= n {
 			return time.Since(start).Seconds(), nil
 		}
 		if time.Now().After(deadline) {
-			return 0, fmt.Errorf("backlog: the receiver has %d of %d deliveries after %s", ok, sent-hung, time.Since(start).Round(time.Second))
+			return 0, fmt.Errorf("backlog: the receiver has %d of %d deliveries after %s", ok, n, time.Since(start).Round(time.Second))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
