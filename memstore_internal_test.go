@@ -13,6 +13,14 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+// pendingDelivery is a pending delivery for endpoint "ep", created and due at at, as
+// Send makes one. (storetest.Delivery is the same for other packages; it cannot be
+// imported here.)
+func pendingDelivery(id string, at time.Time) Delivery {
+	return Delivery{ID: id, EventID: "evt", EventType: "t", EndpointID: "ep", Body: []byte(`{}`),
+		State: StatePending, CreatedAt: at, QueuedAt: at, NextAttemptAt: at, UpdatedAt: at}
+}
+
 // checkDueQueue fails t unless q's run is sorted, every run item has idx -1 and every
 // heap item has idx its place in the heap.
 func checkDueQueue(t *testing.T, q *dueQueue) {
@@ -107,9 +115,7 @@ func TestMemoryAbsorbPutsABacklogInTheRun(t *testing.T) {
 	base := time.Unix(1_700_000_000, 0)
 	const n = 2000
 	for i := range n {
-		at := base.Add(time.Duration(i) * time.Microsecond)
-		d := Delivery{ID: fmt.Sprintf("dlv_%06d", i), EventID: "evt", EventType: "t", EndpointID: "ep",
-			Body: []byte(`{}`), State: StatePending, CreatedAt: at, QueuedAt: at, NextAttemptAt: at, UpdatedAt: at}
+		d := pendingDelivery(fmt.Sprintf("dlv_%06d", i), base.Add(time.Duration(i)*time.Microsecond))
 		require.NoError(t, m.enqueueFresh(t.Context(), []Delivery{d}))
 	}
 	m.mu.Lock()
@@ -137,10 +143,7 @@ func TestMemoryAbsorbPutsABacklogInTheRun(t *testing.T) {
 func TestMemoryAbsorbCutsEveryShardBeforeIndexing(t *testing.T) {
 	m := NewMemoryStore(-1)
 	base := time.Unix(1_700_000_000, 0)
-	delivery := func(id string, at time.Time) []Delivery {
-		return []Delivery{{ID: id, EventID: "evt", EventType: "t", EndpointID: "ep", Body: []byte(`{}`),
-			State: StatePending, CreatedAt: at, QueuedAt: at, NextAttemptAt: at, UpdatedAt: at}}
-	}
+	delivery := func(id string, at time.Time) []Delivery { return []Delivery{pendingDelivery(id, at)} }
 	// idIn returns an ID that the intake puts in shard sh.
 	idIn := func(prefix string, sh int) string {
 		for i := 0; ; i++ {
@@ -185,18 +188,14 @@ func TestMemoryStoreCopiesTheIDsItKeeps(t *testing.T) {
 		raw := []byte(strings.Repeat("x", n-1) + "1")
 		id := unsafe.String(&raw[0], len(raw))
 		want := strings.Clone(id)
-		d := Delivery{ID: id, EventID: "evt", EventType: "t", EndpointID: "ep", Body: []byte(`{}`),
-			State: StatePending, CreatedAt: now, QueuedAt: now, NextAttemptAt: now, UpdatedAt: now}
-		require.NoError(t, m.enqueueFresh(t.Context(), []Delivery{d}))
+		require.NoError(t, m.enqueueFresh(t.Context(), []Delivery{pendingDelivery(id, now)}))
 		raw[n-1] = '2'
 		got, err := m.Get(t.Context(), want)
 		require.NoError(t, err, "%d-byte ID", n)
 		assert.Equal(t, want, got.ID)
 	}
 	long := strings.Repeat("y", 40)
-	d := Delivery{ID: long, EventID: "evt", EventType: "t", EndpointID: "ep", Body: []byte(`{}`),
-		State: StatePending, CreatedAt: now, QueuedAt: now, NextAttemptAt: now, UpdatedAt: now}
-	require.NoError(t, m.Enqueue(t.Context(), []Delivery{d}))
+	require.NoError(t, m.Enqueue(t.Context(), []Delivery{pendingDelivery(long, now)}))
 	got, err := m.Get(t.Context(), long)
 	require.NoError(t, err)
 	assert.Equal(t, long, got.ID)

@@ -159,8 +159,7 @@ func TestMemoryClaimSizesItsResultOnce(t *testing.T) {
 	for _, n := range []int{1, 3, 5} {
 		ds := make([]Delivery, n)
 		for i := range ds {
-			ds[i] = Delivery{ID: fmt.Sprintf("dlv_%d_%d", n, i), EventID: "evt", EventType: "t", EndpointID: "ep",
-				Body: []byte(`{}`), State: StatePending, CreatedAt: now, QueuedAt: now, NextAttemptAt: now, UpdatedAt: now}
+			ds[i] = pendingDelivery(fmt.Sprintf("dlv_%d_%d", n, i), now)
 		}
 		require.NoError(t, m.Enqueue(t.Context(), ds))
 		got, err := m.Claim(t.Context(), ClaimParams{Now: now, Limit: 64, Owner: "o", LeaseUntil: now.Add(time.Hour)})
@@ -178,8 +177,7 @@ func TestMemoryEnqueueAllocatesOnlyTheItem(t *testing.T) {
 	const runs = 1000
 	ds := make([][]Delivery, runs+1) // AllocsPerRun calls the function once more to warm up
 	for i := range ds {
-		ds[i] = []Delivery{{ID: fmt.Sprintf("dlv_%06d", i), EventID: "evt", EventType: "t", EndpointID: "ep",
-			Body: []byte(`{}`), State: StatePending, CreatedAt: now, QueuedAt: now, NextAttemptAt: now, UpdatedAt: now}}
+		ds[i] = []Delivery{pendingDelivery(fmt.Sprintf("dlv_%06d", i), now)}
 	}
 	for _, fresh := range []bool{false, true} {
 		i := 0
@@ -202,8 +200,7 @@ func TestMemoryFreshDeliveriesAreVisibleBeforeAnyClaim(t *testing.T) {
 	now := time.Unix(1_700_000_000, 0)
 	fresh := func(t *testing.T) (*MemoryStore, Delivery) {
 		m := NewMemoryStore(0)
-		d := Delivery{ID: newDeliveryID(now), EventID: "evt", EventType: "t", EndpointID: "ep",
-			Body: []byte(`{}`), State: StatePending, CreatedAt: now, QueuedAt: now, NextAttemptAt: now, UpdatedAt: now}
+		d := pendingDelivery(newDeliveryID(now), now)
 		require.NoError(t, m.enqueueFresh(t.Context(), []Delivery{d}))
 		require.Equal(t, int64(1), m.intakeFresh.Load(), "not absorbed yet")
 		return m, d
@@ -269,8 +266,8 @@ func TestAnAttemptWaitsOutAPauseThatBeganAfterItsClaim(t *testing.T) {
 
 	now := time.Now()
 	later := now.Add(time.Hour) // due later, so the Sender's own dispatcher leaves it
-	d := Delivery{ID: newDeliveryID(now), EventID: "evt", EventType: "t", EndpointID: "ep", Body: []byte(`{}`),
-		State: StatePending, CreatedAt: now, QueuedAt: now, NextAttemptAt: later, UpdatedAt: now}
+	d := pendingDelivery(newDeliveryID(now), now)
+	d.NextAttemptAt = later
 	require.NoError(t, m.Enqueue(t.Context(), []Delivery{d}))
 	claimed, err := m.Claim(t.Context(), ClaimParams{Now: later, Limit: 1, Owner: s.id, LeaseUntil: later.Add(time.Hour)})
 	require.NoError(t, err)

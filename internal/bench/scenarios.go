@@ -219,12 +219,12 @@ func (b *bench) backlogRound() (*BacklogResult, error) {
 	if n > 0 {
 		res.DrainCPUMicros = micros(s1.cpu-s0.cpu) / n
 	}
+	res.DrainRatioToHeld = ratio(res.DrainPerSec, held.PerSec)
 	b.logf("backlog: waiting for the rest of the drain...")
 	if res.WholeDrainSeconds, err = b.waitDrained(sent.Load()-hung, drainStart); err != nil {
 		return nil, err
 	}
 	res.WholeDrainPerSec = float64(sent.Load()-hung) / res.WholeDrainSeconds
-	res.DrainRatioToHeld = ratio(res.DrainPerSec, held.PerSec)
 	closeAll(10 * time.Second)
 	closed = true
 	s = nil
