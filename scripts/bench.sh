@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Regenerates BENCHMARKS.md: the internal/bench program (throughput against the ceiling
-# and naive modes, then the backlog, hol, send-latency and stores scenarios, each its own
-# process) and the root package's go test micro-benchmarks. About 10 minutes on 2 cores.
+# Regenerates BENCHMARKS.md: the internal/bench program (throughput against the ceiling,
+# ceiling-headers and naive modes, then the backlog, hol, send-latency and stores
+# scenarios, each its own process) and the root package's go test micro-benchmarks.
+# About 10 minutes on 2 cores.
 #
 #   scripts/bench.sh                      # defaults below
 #   ROUNDS=5 ROUND_DURATION=3s WORKERS=64 scripts/bench.sh

@@ -24,6 +24,7 @@ import (
 // Mode names.
 const (
 	modeCeiling       = "ceiling"
+	modeCeilingHeader = "ceiling-headers"
 	modeNaive         = "naive"
 	modeHooksmith     = "hooksmith"
 	modeHooksmithFull = "hooksmith-full"
@@ -31,10 +32,11 @@ const (
 	modeBacklogDrain = "backlog-drain"
 )
 
-var allModes = []string{modeCeiling, modeNaive, modeHooksmith, modeHooksmithFull}
+var allModes = []string{modeCeiling, modeCeilingHeader, modeNaive, modeHooksmith, modeHooksmithFull}
 
 var modeLabels = map[string]string{
 	modeCeiling:       "raw net/http keep-alive, C goroutines, no signing, no queue",
+	modeCeilingHeader: "the ceiling with a Sender's request headers (Standard Webhooks, version, user agent), their values computed once: what the request's bytes cost without signing or queue",
 	modeNaive:         "go-retryablehttp default client + StandardSigner + json.Marshal, C goroutines",
 	modeHooksmith:     "Sender, -store (see settings), default per-endpoint concurrency (fair share, bursting when alone)",
 	modeHooksmithFull: "Sender, -store (see settings), WithEndpointConcurrency(workers)",
@@ -260,10 +262,13 @@ func (b *bench) urls(n int) []string {
 
 // envelope returns a body shaped like the Sender's, for the modes that do not build one.
 func (b *bench) envelope() []byte {
-	body, _ := json.Marshal(webhook.Envelope{ID: "evt_1000000", Type: "bench.e0",
+	body, _ := json.Marshal(webhook.Envelope{ID: envelopeID, Type: "bench.e0",
 		Timestamp: time.Now().UTC(), Version: webhook.DefaultVersion, Data: b.payload})
 	return body
 }
+
+// envelopeID is the event ID in envelope's body.
+const envelopeID = "evt_1000000"
 
 // drainClose reads a response body to its end so the connection is reused.
 func drainClose(resp *http.Response) {
@@ -271,24 +276,30 @@ func drainClose(resp *http.Response) {
 	_ = resp.Body.Close()
 }
 
-// ceiling: raw keep-alive POSTs of one body from workers goroutines.
-func (b *bench) ceiling(workers int, urls []string) starter {
+// ceiling: raw keep-alive POSTs of one body from workers goroutines. With headers set,
+// each request also carries the headers a Sender's does, their values computed once (see
+// webhookHeaders).
+func (b *bench) ceiling(workers int, urls []string, headers bool) starter {
 	return func(l *load) (func(), error) {
-		tr := http.DefaultTransport.(*http.Transport).Clone()
-		tr.MaxIdleConnsPerHost = workers
-		tr.MaxIdleConns = 4 * workers
+		tr := ceilingTransport(workers, headers)
 		client := &http.Client{Transport: tr}
 		body := b.envelope()
+		var static http.Header
+		if headers {
+			var err error
+			if static, err = b.webhookHeaders(body); err != nil {
+				return nil, err
+			}
+		}
 		for range workers {
 			l.wg.Go(func() {
 				for !l.stopping.Load() {
 					seq, id := l.issue()
-					req, err := http.NewRequest(http.MethodPost, urls[seq%int64(len(urls))], bytes.NewReader(body))
+					req, err := ceilingRequest(urls[seq%int64(len(urls))], body, id, static)
 					if err != nil {
 						l.errors.Add(1)
 						continue
 					}
-					req.Header["Webhook-Id"] = []string{id}
 					resp, err := client.Do(req)
 					if err != nil {
 						l.errors.Add(1)
@@ -303,6 +314,53 @@ func (b *bench) ceiling(workers int, urls []string) starter {
 		}
 		return func() { l.stopping.Store(true); l.wg.Wait(); tr.CloseIdleConnections() }, nil
 	}
+}
+
+// ceilingTransport is net/http's default transport with an idle connection per worker.
+// With headers set it also leaves out Accept-Encoding, as a Sender's transport does (it
+// has no use for a compressed answer).
+func ceilingTransport(workers int, headers bool) *http.Transport {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = workers
+	tr.MaxIdleConns = 4 * workers
+	tr.DisableCompression = headers
+	return tr
+}
+
+// ceilingRequest is one request of the ceiling modes: a POST of body with the static
+// headers (nil for the plain ceiling) and a Webhook-Id of id, the sequence number the
+// receiver stamps.
+func ceilingRequest(url string, body []byte, id string, static http.Header) (*http.Request, error) {
+	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range static {
+		req.Header[k] = v // shared slices: net/http never writes them
+	}
+	req.Header["Webhook-Id"] = []string{id}
+	return req, nil
+}
+
+// webhookHeaders returns the headers a Sender with default options sets on a request of
+// body, other than Webhook-Id: Content-Type, User-Agent, the version header and
+// StandardSigner's timestamp and signature, signed once with the bench's secret.
+func (b *bench) webhookHeaders(body []byte) (http.Header, error) {
+	sec, err := webhook.ParseSecret(b.secret)
+	if err != nil {
+		return nil, err
+	}
+	h := http.Header{
+		"Content-Type": {"application/json"},
+		"User-Agent":   {webhook.DefaultUserAgent},
+		http.CanonicalHeaderKey(webhook.DefaultVersionHeader): {webhook.DefaultVersion},
+	}
+	msg := webhook.Message{ID: envelopeID, Timestamp: time.Now(), Body: body}
+	if err := (webhook.StandardSigner{}).Sign(h, msg, []webhook.Secret{sec}); err != nil {
+		return nil, err
+	}
+	delete(h, "Webhook-Id")
+	return h, nil
 }
 
 // naive: what a user writes by hand with go-retryablehttp: marshal, sign, POST.
@@ -437,7 +495,9 @@ func (b *bench) throughput() ([]ModeResult, error) {
 				var st starter
 				switch mode {
 				case modeCeiling:
-					st = b.ceiling(workers, urls)
+					st = b.ceiling(workers, urls, false)
+				case modeCeilingHeader:
+					st = b.ceiling(workers, urls, true)
 				case modeNaive:
 					st = b.naive(workers, urls)
 				case modeHooksmith:

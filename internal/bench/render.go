@@ -142,6 +142,40 @@ func writeThroughput(w io.Writer, rs []ModeResult, md bool) {
 		fmt.Fprintf(w, "%s%s: %s\n", bullet(md), m, modeLabels[m])
 	}
 	fmt.Fprintln(w)
+	if lines := againstHeaders(rs); len(lines) > 0 {
+		fmt.Fprintf(w, "Against %s, the same request bytes without the Sender (per round, then the median):\n\n", modeCeilingHeader)
+		for _, l := range lines {
+			fmt.Fprintf(w, "%s%s\n", bullet(md), l)
+		}
+		fmt.Fprintln(w)
+	}
+}
+
+// againstHeaders compares each hooksmith mode with ceiling-headers at the same worker
+// count, round by round: both figures are ratios to their round's ceiling, so their
+// quotient is the mode over ceiling-headers within one round.
+func againstHeaders(rs []ModeResult) []string {
+	ch := map[int]ModeResult{}
+	for _, r := range rs {
+		if r.Mode == modeCeilingHeader {
+			ch[r.Workers] = r
+		}
+	}
+	var out []string
+	for _, r := range rs {
+		c, ok := ch[r.Workers]
+		if !ok || (r.Mode != modeHooksmith && r.Mode != modeHooksmithFull) {
+			continue
+		}
+		var per []float64
+		for i := range min(len(r.RoundFigures), len(c.RoundFigures)) {
+			per = append(per, ratio(r.RoundFigures[i], c.RoundFigures[i]))
+		}
+		if len(per) > 0 {
+			out = append(out, fmt.Sprintf("%s at %d workers: %s, median %s", r.Mode, r.Workers, joinX(per), x(medianOf(per))))
+		}
+	}
+	return out
 }
 
 // roundFigures lists each round's deliveries/s ratio (the ceiling's deliveries/s).
@@ -433,7 +467,7 @@ func targets(w io.Writer, reps map[string]*report, benches []goBench) {
 		naive, hs := map[int]ModeResult{}, map[int][]ModeResult{}
 		for _, m := range r.Throughput {
 			switch m.Mode {
-			case modeCeiling:
+			case modeCeiling, modeCeilingHeader:
 			case modeNaive:
 				naive[m.Workers] = m
 			default:

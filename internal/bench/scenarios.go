@@ -93,7 +93,7 @@ func (b *bench) backlogRound() (*BacklogResult, error) {
 	workers := b.cfg.workers[0]
 	urls := b.urls(1)
 	b.logf("backlog: ceiling, %d workers...", workers)
-	ceil, err := b.measure(modeCeiling, workers, 1, b.ceiling(workers, urls))
+	ceil, err := b.measure(modeCeiling, workers, 1, b.ceiling(workers, urls, false))
 	if err != nil {
 		return nil, err
 	}
@@ -176,7 +176,7 @@ func (b *bench) backlogRound() (*BacklogResult, error) {
 		runtime.ReadMemStats(&ms)
 		heap := float64(ms.HeapAlloc) / (1 << 20)
 		b.logf("backlog: ceiling %s...", what)
-		r, err := b.measure(modeCeiling, workers, 1, b.ceiling(workers, urls))
+		r, err := b.measure(modeCeiling, workers, 1, b.ceiling(workers, urls, false))
 		return r, heap, err
 	}
 	// The ceiling with the backlog held (the Sender idle behind its one hung attempt):
