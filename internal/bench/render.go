@@ -248,8 +248,8 @@ func writeSendLatency(w io.Writer, r *SendLatencyResult, md bool) {
 	fmt.Fprintf(w, "%s%d callers, %d workers, queue capacity %d; full speed calibrated at %.0f deliveries/s (%s)\n",
 		bullet(md), r.Callers, r.Workers, r.QueueCapacity, r.FullSpeed, r.CalibrationRun)
 	fmt.Fprintf(w, "%sEach caller alternates: its event's data built just before Send (a fresh copy of the payload, as a real caller marshals its\n", bullet(md))
-	fmt.Fprintf(w, "%sown), then prebuilt data, so that Send makes the caller's first allocation since its ticker woke it. The runtime charges a\n", indent(md))
-	fmt.Fprintf(w, "%sgoroutine's debt to the garbage collector (its assist) to whichever allocation comes first; \"first alloc\" Sends pay it.\n", indent(md))
+	fmt.Fprintf(w, "%sown), then prebuilt data, so that Send makes the caller's first allocation since its ticker woke it (\"first alloc\"). That\n", indent(md))
+	fmt.Fprintf(w, "%sallocation pays a cost whichever code makes it, most likely the garbage collector's assist, which is charged per goroutine.\n", indent(md))
 	for _, p := range r.Phases {
 		fmt.Fprintf(w, "%soffered %.1fx full speed (%.0f sends/s), delivered %.0f/s meanwhile: Send p50 %.1f µs, p99 %.1f µs, p99.9 %.1f µs, max %.0f µs over %d calls; as the first alloc p50 %.1f µs, p99 %.1f µs, p99.9 %.1f µs over %d calls; control (json.Valid + 512 B alloc, same callers, after each Send) p50 %.1f µs, p99 %.1f µs; the control repeated %d times, to Send's median length: p50 %.1f µs, p99 %.1f µs; %d GCs; errors %d\n",
 			bullet(md), p.Load, p.OfferedPerSec, p.DeliveredPer, p.P50Micros, p.P99Micros, p.P999Micros, p.MaxMicros, p.Sends,

@@ -402,8 +402,9 @@ type SendLatencyPhase struct {
 	MaxMicros  float64 `json:"send_max_us"`
 	// The First figures are the other half of the calls, alternating with those: the
 	// same callers Send prebuilt data, so Send makes the caller's first allocation since
-	// its ticker woke it. The runtime charges a goroutine's debt to the collector (its
-	// assist) to whichever allocation comes first, which Send then pays.
+	// its ticker woke it. That allocation pays a cost whatever code makes it (timing an
+	// allocation before Send moved it there; timing json.Valid there did not), most
+	// likely the collector's assist, which the runtime charges per goroutine.
 	FirstSends int     `json:"first_alloc_sends"`
 	FirstP50   float64 `json:"first_alloc_send_p50_us"`
 	FirstP99   float64 `json:"first_alloc_send_p99_us"`
