@@ -5,6 +5,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
 	"slices"
 	"strconv"
 	"strings"
@@ -28,6 +29,16 @@ func take(delivered, seq int64) snapshot {
 	runtime.ReadMemStats(&ms)
 	return snapshot{at: time.Now(), delivered: delivered, seq: seq, mallocs: ms.Mallocs,
 		bytes: ms.TotalAlloc, cpu: processCPU(), gcs: ms.NumGC}
+}
+
+// gcCPU returns the CPU seconds the garbage collector has used in this process so far.
+func gcCPU() float64 {
+	sample := []metrics.Sample{{Name: "/cpu/classes/gc/total:cpu-seconds"}}
+	metrics.Read(sample)
+	if sample[0].Value.Kind() != metrics.KindFloat64 {
+		return 0
+	}
+	return sample[0].Value.Float64()
 }
 
 func processCPU() time.Duration {

@@ -49,8 +49,14 @@ type BacklogResult struct {
 	// over it: the window above measures only the drain's start.
 	WholeDrainSeconds float64 `json:"whole_drain_seconds"`
 	WholeDrainPerSec  float64 `json:"whole_drain_per_sec"`
-	WholeDrainRatio   float64 `json:"whole_drain_ratio_to_ceiling"`
-	CeilingCPUMicros  float64 `json:"ceiling_cpu_us_per_delivery"`
+	// The measured process's CPU seconds over the whole drain, the garbage collector's
+	// share of them (runtime/metrics /cpu/classes/gc/total, which counts mark workers
+	// running on otherwise idle Ps too) and its cycles meanwhile.
+	WholeDrainCPU    float64 `json:"whole_drain_cpu_seconds"`
+	WholeDrainGCCPU  float64 `json:"whole_drain_gc_cpu_seconds"`
+	WholeDrainGCs    uint32  `json:"whole_drain_gcs"`
+	WholeDrainRatio  float64 `json:"whole_drain_ratio_to_ceiling"`
+	CeilingCPUMicros float64 `json:"ceiling_cpu_us_per_delivery"`
 	// Rounds and HeldRounds hold every round's DrainRatio and DrainRatioToHeld
 	// (-rounds; each round a fresh backlog); the figures above are those of the round
 	// with the median WholeDrainRatio.
@@ -193,7 +199,7 @@ func (b *bench) backlogRound() (*BacklogResult, error) {
 	if err := b.rcv.reset(); err != nil {
 		return nil, err
 	}
-	drainStart := time.Now()
+	drainStart, cpu0, gc0 := time.Now(), take(0, 0), gcCPU()
 	if err := s.UpdateEndpoint(drainTo); err != nil {
 		return nil, err
 	}
@@ -225,6 +231,9 @@ func (b *bench) backlogRound() (*BacklogResult, error) {
 		return nil, err
 	}
 	res.WholeDrainPerSec = float64(sent.Load()-hung) / res.WholeDrainSeconds
+	cpu1 := take(0, 0)
+	res.WholeDrainCPU, res.WholeDrainGCCPU = (cpu1.cpu - cpu0.cpu).Seconds(), gcCPU()-gc0
+	res.WholeDrainGCs = cpu1.gcs - cpu0.gcs
 	closeAll(10 * time.Second)
 	closed = true
 	s = nil
