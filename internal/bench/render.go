@@ -215,7 +215,7 @@ func writeBacklog(w io.Writer, r *BacklogResult, md bool) {
 	fmt.Fprintf(w, "%sthe whole drain: the %d deliveries but the hung one in %.1f s = %.0f/s, %s of the ceiling\n", bullet(md), r.Pending, r.WholeDrainSeconds, r.WholeDrainPerSec, x(r.WholeDrainRatio))
 	if r.WholeDrainCPU > 0 {
 		fmt.Fprintf(w, "%sthe collector over the whole drain: %.1f s of the process's %.1f s of CPU (%.0f%%, mark workers on idle Ps included), %d cycles\n",
-			indent(md), r.WholeDrainGCCPU, r.WholeDrainCPU, 100*r.WholeDrainGCCPU/r.WholeDrainCPU, r.WholeDrainGCs)
+			bullet(md), r.WholeDrainGCCPU, r.WholeDrainCPU, 100*r.WholeDrainGCCPU/r.WholeDrainCPU, r.WholeDrainGCs)
 	}
 	fmt.Fprintf(w, "%sthe drain's start (a window after warm-up): %.0f/s vs ceiling %.0f/s (mean of %.0f before the backlog and %.0f after, the store released: HeapAlloc %.0f MiB) = %s (%s); CPU µs/delivery %.1f vs %.1f\n", bullet(md), r.DrainPerSec, r.CeilingPerSec, at(r.CeilingRuns, 0), at(r.CeilingRuns, 1), r.HeapReleasedMiB, x(r.DrainRatio), r.DrainLabel, r.DrainCPUMicros, r.CeilingCPUMicros)
 	fmt.Fprintf(w, "%sthe ceiling with the backlog held, before the drain (HeapAlloc %.0f MiB; the Sender idle behind its hung attempt): %.0f/s, CPU µs/delivery %.1f; the drain's start = %s of that\n", bullet(md), r.HeapHeldMiB, r.HeldCeilingPerSec, r.HeldCeilingCPU, x(r.DrainRatioToHeld))
