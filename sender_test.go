@@ -21,6 +21,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/hooksmith/webhook"
+	"github.com/hooksmith/webhook/storetest"
 	"github.com/hooksmith/webhook/webhooktest"
 )
 
@@ -1293,12 +1294,8 @@ func TestSendsWaitingForRoomMadeElsewhereGetInAtThePoll(t *testing.T) {
 	// Sender's dispatcher leaves them), which it has claimed, leased for longer than
 	// the test runs on the fake clock.
 	due := start.Add(time.Hour)
-	var held []webhook.Delivery
-	for i := range 2 {
-		held = append(held, webhook.Delivery{ID: fmt.Sprintf("dlv_elsewhere_%d", i), EventID: "evt", EventType: "a.b",
-			EndpointID: "elsewhere", Body: []byte(`{}`), State: webhook.StatePending,
-			CreatedAt: start, QueuedAt: start, NextAttemptAt: due, UpdatedAt: start})
-	}
+	held := []webhook.Delivery{storetest.Delivery("dlv_elsewhere_0", "elsewhere", due),
+		storetest.Delivery("dlv_elsewhere_1", "elsewhere", due)}
 	require.NoError(t, store.Enqueue(ctx, held))
 	claimed, err := store.Claim(ctx, webhook.ClaimParams{Now: due, Limit: 2, Owner: "other", LeaseUntil: due.Add(1000 * time.Hour)})
 	require.NoError(t, err)
