@@ -102,7 +102,7 @@ func run() error {
 	flag.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile of the -profile-mode window to this file")
 	flag.StringVar(&cfg.memProfile, "memprofile", "", "write the allocs profile at the end of the -profile-mode window")
 	flag.StringVar(&cfg.mutexProfile, "mutexprofile", "", "write a mutex contention profile of the whole run to this file")
-	flag.StringVar(&cfg.profileMode, "profile-mode", modeHooksmithFull, "mode whose first window -cpuprofile covers (a throughput mode, store-<kind>, hol-alone, hol-mixed or backlog-drain)")
+	flag.StringVar(&cfg.profileMode, "profile-mode", modeHooksmithFull, "mode whose first window -cpuprofile covers (a throughput mode, store-<kind>, hol-alone, hol-mixed, backlog-held or backlog-drain)")
 	flag.BoolVar(&child, "receiver-child", false, "internal: run as the loopback receiver")
 	flag.StringVar(&renderDir, "render", "", "render BENCHMARKS.md from the -json reports and gobench.txt in this directory")
 	flag.StringVar(&renderOut, "o", "BENCHMARKS.md", "with -render: the file to write")

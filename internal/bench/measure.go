@@ -41,6 +41,14 @@ func gcCPU() float64 {
 	return sample[0].Value.Float64()
 }
 
+// forcedGCMillis runs one collection (runtime.GC) and returns its CPU in milliseconds,
+// by the collector's own account (gcCPU).
+func forcedGCMillis() float64 {
+	before := gcCPU()
+	runtime.GC()
+	return 1000 * (gcCPU() - before)
+}
+
 func processCPU() time.Duration {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {

@@ -30,6 +30,8 @@ const (
 	modeHooksmithFull = "hooksmith-full"
 	// modeBacklogDrain names the backlog scenario's drain window for -profile-mode.
 	modeBacklogDrain = "backlog-drain"
+	// modeBacklogHeld names the backlog scenario's ceiling with the backlog held.
+	modeBacklogHeld = "backlog-held"
 )
 
 var allModes = []string{modeCeiling, modeCeilingHeader, modeNaive, modeHooksmith, modeHooksmithFull}
@@ -154,6 +156,11 @@ type starter func(l *load) (stop func(), err error)
 
 // measure runs one mode: warm-up, then a measured window of -duration.
 func (b *bench) measure(mode string, workers, endpoints int, start starter) (ModeResult, error) {
+	return b.measureAs(mode, mode, workers, endpoints, start)
+}
+
+// measureAs is measure with the window's -profile-mode name given apart from the mode.
+func (b *bench) measureAs(mode, profileAs string, workers, endpoints int, start starter) (ModeResult, error) {
 	res := ModeResult{Mode: mode, Label: modeLabels[mode], Workers: workers, Endpoints: endpoints}
 	if err := b.rcv.reset(); err != nil {
 		return res, err
@@ -173,7 +180,7 @@ func (b *bench) measure(mode string, workers, endpoints int, start starter) (Mod
 		return res, err
 	}
 	s0 := take(ok0, l.next.Load())
-	prof := b.startProfile(mode)
+	prof := b.startProfile(profileAs)
 	time.Sleep(b.cfg.duration)
 	ok1, _, err := b.rcv.counts()
 	s1 := take(ok1, l.next.Load())

@@ -218,6 +218,9 @@ func writeBacklog(w io.Writer, r *BacklogResult, md bool) {
 	fmt.Fprintf(w, "%sendpoint (UpdateEndpoint) to the answering URL and releases the hang. Heap is HeapAlloc after runtime.GC, minus the same before\n", indent(md))
 	fmt.Fprintf(w, "%sheap per pending delivery: %.0f B, of which beyond the envelope: %.0f B, beyond the payload: %.0f B (target ≤ 400 beyond the payload)\n", bullet(md), r.HeapPerDelivery, r.BeyondEnvelope, r.BeyondPayload)
 	fmt.Fprintf(w, "%sSend into the backlog: %.0f/s; peak RSS %.0f MiB\n", bullet(md), r.EnqueuePerSec, r.PeakRSSMiB)
+	if r.GCCycleHeldMillis > 0 {
+		fmt.Fprintf(w, "%sone collection (runtime.GC) with the backlog held: %.1f ms of collector CPU; before the backlog: %.1f ms\n", bullet(md), r.GCCycleHeldMillis, r.GCCycleBaseMillis)
+	}
 	fmt.Fprintf(w, "%sthe whole drain: the %d deliveries but the hung one in %.1f s = %.0f/s, %s of the ceiling\n", bullet(md), r.Pending, r.WholeDrainSeconds, r.WholeDrainPerSec, x(r.WholeDrainRatio))
 	if r.WholeDrainCPU > 0 {
 		fmt.Fprintf(w, "%sthe collector over the whole drain: %.1f s of the process's %.1f s of CPU (%.0f%%, mark workers on idle Ps included), %d cycles\n",

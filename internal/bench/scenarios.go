@@ -57,6 +57,11 @@ type BacklogResult struct {
 	WholeDrainGCs    uint32  `json:"whole_drain_gcs"`
 	WholeDrainRatio  float64 `json:"whole_drain_ratio_to_ceiling"`
 	CeilingCPUMicros float64 `json:"ceiling_cpu_us_per_delivery"`
+	// GCCycleHeldMillis is the collector's CPU for one cycle (runtime.GC) with the
+	// backlog held, GCCycleBaseMillis the same before the backlog: the marking a backlog
+	// costs the host process each cycle.
+	GCCycleHeldMillis float64 `json:"gc_cycle_held_cpu_ms"`
+	GCCycleBaseMillis float64 `json:"gc_cycle_base_cpu_ms"`
 	// Rounds and HeldRounds hold every round's DrainRatio and DrainRatioToHeld
 	// (-rounds; each round a fresh backlog); the figures above are those of the round
 	// with the median WholeDrainRatio.
@@ -126,6 +131,7 @@ func (b *bench) backlogRound() (*BacklogResult, error) {
 	}()
 	resetPeakRSS()
 	runtime.GC()
+	res.GCCycleBaseMillis = forcedGCMillis()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	base := ms.HeapAlloc
@@ -160,6 +166,7 @@ func (b *bench) backlogRound() (*BacklogResult, error) {
 		return nil, fmt.Errorf("backlog: %d of %d Sends failed or stored nothing", failed.Load(), b.cfg.backlogCount)
 	}
 	runtime.GC()
+	res.GCCycleHeldMillis = forcedGCMillis()
 	runtime.ReadMemStats(&ms)
 	res.PeakRSSMiB = float64(peakRSS()) / (1 << 20)
 	res.HeapPerDelivery = float64(int64(ms.HeapAlloc)-int64(base)) / float64(sent.Load())
@@ -178,17 +185,17 @@ func (b *bench) backlogRound() (*BacklogResult, error) {
 		return nil, err
 	}
 	// ceilingNow measures the ceiling and returns the heap (HeapAlloc, MiB) it ran with.
-	ceilingNow := func(what string) (ModeResult, float64, error) {
+	ceilingNow := func(what, profileAs string) (ModeResult, float64, error) {
 		runtime.ReadMemStats(&ms)
 		heap := float64(ms.HeapAlloc) / (1 << 20)
 		b.logf("backlog: ceiling %s...", what)
-		r, err := b.measure(modeCeiling, workers, 1, b.ceiling(workers, urls, false))
+		r, err := b.measureAs(modeCeiling, profileAs, workers, 1, b.ceiling(workers, urls, false))
 		return r, heap, err
 	}
 	// The ceiling with the backlog held (the Sender idle behind its one hung attempt):
 	// what the collector's marking of a heap this size costs raw net/http, to tell that
 	// cost apart from the Sender's own.
-	held, heap, err := ceilingNow("with the backlog held")
+	held, heap, err := ceilingNow("with the backlog held", modeBacklogHeld)
 	if err != nil {
 		return nil, err
 	}
@@ -241,7 +248,7 @@ func (b *bench) backlogRound() (*BacklogResult, error) {
 	// comes and goes during the scenario weighs on both sides of the ratio alike.
 	closeAll = nil // the last reference to the store
 	runtime.GC()
-	ceil2, heap, err := ceilingNow("again, the store released")
+	ceil2, heap, err := ceilingNow("again, the store released", modeCeiling)
 	if err != nil {
 		return nil, err
 	}
