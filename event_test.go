@@ -384,9 +384,9 @@ func TestEnvelopeIDSharesTheBody(t *testing.T) {
 }
 
 // The backlog target (≤ 400 bytes of heap beyond each payload) counts on a queued
-// delivery's item, its ID inside, staying within the 160-byte size class.
-func TestMemItemStaysSmall(t *testing.T) {
-	assert.LessOrEqual(t, unsafe.Sizeof(memItem{}), uintptr(160))
+// delivery's record, its ID inside, staying at 96 bytes.
+func TestMemRecStaysSmall(t *testing.T) {
+	assert.LessOrEqual(t, unsafe.Sizeof(memRec{}), uintptr(96))
 }
 
 // newDeliveryIDs' IDs are whole, distinct and increasing, and later ones do not change

@@ -5,6 +5,8 @@ import (
 	"container/heap"
 	"context"
 	"fmt"
+	"hash/maphash"
+	"math/bits"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -25,58 +27,79 @@ var errMemoryFull = fmt.Errorf("%w: the memory store is at its capacity of unfin
 // (a backlog of Sends) and O(log n) for the others, and an endpoint excluded from claims
 // (disabled, or at its concurrency limit) does not make others wait behind its backlog.
 // A MemoryStore is safe for concurrent use and may be shared by several Senders.
+//
+// Deliveries are kept in records that hold no pointers (see memRec), in chunks the
+// garbage collector need not scan, so that a backlog costs the host process's collector
+// little more than its bodies: with a million pending deliveries held as objects of
+// their own, each cycle took 134 ms of CPU to mark them.
 type MemoryStore struct {
-	// mu guards the heaps, the leases and every item's fields once the item is
-	// absorbed. Send does not take it: new items wait in intake (in shards with locks
-	// of their own) until the next Claim or NextDue absorbs them, so callers of Send
-	// contend only for a short append and an ID shard.
+	// mu guards the records, the heaps, the leases and the tables below. Send does not
+	// take it: new deliveries wait in intake (in shards with locks of their own) until
+	// the next Claim or NextDue absorbs them, so callers of Send contend only for a
+	// short append.
 	mu         sync.Mutex
 	capacity   int
 	unfinished atomic.Int64
+	recs       recTable
 	byID       idIndex
 	intake     [16]intakeShard
 	// testHookAbsorbed, if set, is called by absorb once it has indexed each shard's
 	// items, with m.mu held.
 	testHookAbsorbed func(shard int)
-	absorbing        []*memItem // absorb's batch, kept from one absorb to the next
-	// intakeFresh counts intake items not in byID yet (enqueueFresh); whatever looks
-	// items up by ID absorbs them first.
-	intakeFresh atomic.Int64
-	queues      map[string]*epQueue // pending deliveries per endpoint
-	ready       epHeap              // endpoint queues by their earliest NextAttemptAt
+	absorbing        []slot // absorb's batch, kept from one absorb to the next
+	claiming         []slot // Claim's, likewise
+	// inIntake counts the deliveries in intake; whatever looks deliveries up absorbs
+	// them first.
+	inIntake atomic.Int64
+	queues   map[string]*epQueue // pending deliveries per endpoint
+	ready    epHeap              // endpoint queues by their earliest NextAttemptAt
 	// parked holds the queues of endpoints the last claims excluded, out of ready, so
 	// that a claim does not pop and push back every excluded queue that is due first
 	// (a hundred endpoints with open circuits made that a tenth of a Sender's CPU); each
 	// claim returns those no longer excluded to ready.
 	parked map[string]*epQueue
-	leases leaseHeap // in-flight deliveries by lease expiry
-	metaMu sync.RWMutex
-	metas  map[itemMeta]*itemMeta // see intern
+	leases slotHeap // in-flight deliveries by lease expiry (leaseBefore)
+	// metas and owners intern what many records share: endpoint, event type and
+	// version, and lease owner (index 0 is no owner).
+	metas  interner[itemMeta]
+	owners interner[string]
+	// mores[i] is the itemMore of the records whose more is i; 0 is none. moreFree
+	// lists the indexes free for reuse.
+	mores    []*itemMore
+	moreFree []uint32
 	// succeeded lists succeeded deliveries in the order they finished, from
 	// succeeded[succHead] on, so the oldest can be dropped past capacity. An entry is
-	// stale (and skipped) if its item was since requeued, pruned or finished again.
-	succeeded []succeededEntry
-	succHead  int
+	// stale (and skipped) if its record was since requeued, pruned or finished again.
+	succeeded   []succeededEntry
+	internBound int // see reintern
+	// lastMeta is the metas entry write used last (its index lastMetaIdx), or nil. It
+	// points into metas.list, whose array may since have grown: its value is compared,
+	// never its address.
+	lastMeta    *itemMeta
+	lastMetaIdx uint32
+	succHead    int
 }
 
 type succeededEntry struct {
-	it      *memItem
-	updated int64 // the item's updated time when it succeeded
+	s       slot
+	gen     uint32 // the record's gen when it succeeded
+	updated int64  // the record's updated time when it succeeded
 }
 
-// noteSucceeded records that it just succeeded and drops the oldest succeeded
-// deliveries past capacity. The caller holds m.mu.
-func (m *MemoryStore) noteSucceeded(it *memItem) {
+// noteSucceeded records that s just succeeded and drops the oldest succeeded deliveries
+// past capacity. The caller holds m.mu.
+func (m *MemoryStore) noteSucceeded(s slot) {
 	if m.capacity <= 0 {
 		return
 	}
-	m.succeeded = append(m.succeeded, succeededEntry{it, it.updated})
+	r := m.recs.at(s)
+	m.succeeded = append(m.succeeded, succeededEntry{s, r.gen, r.updated})
 	for len(m.succeeded)-m.succHead > m.capacity {
 		e := m.succeeded[m.succHead]
 		m.succeeded[m.succHead] = succeededEntry{}
 		m.succHead++
-		if e.it.state == codeSucceeded && e.it.updated == e.updated {
-			m.byID.delIf(e.it.id, e.it)
+		if old := m.recs.at(e.s); old != nil && old.gen == e.gen && old.state == codeSucceeded && old.updated == e.updated {
+			m.remove(e.s)
 		}
 	}
 	if m.succHead > len(m.succeeded)/2 && m.succHead > 64 {
@@ -86,34 +109,39 @@ func (m *MemoryStore) noteSucceeded(it *memItem) {
 	}
 }
 
-// memItem is a delivery as the memory store holds it, packed so that a backlog of a
-// million pending deliveries costs little more than their bodies: times as Unix
-// nanoseconds, the state as a byte, the endpoint, event type and version behind one
-// pointer shared by every delivery alike, and what only an attempted or requeued
-// delivery has (attempt log, last status and error, a QueuedAt of its own) in a part
-// allocated when first needed. The ID is copied into the item when it fits (a generated
-// one does), so the item and the body are all a pending delivery allocates (a collector
-// marks two objects per delivery, not three) and Send's ID need not outlive the Send.
-// 160 bytes with the ID; a Delivery value is 288. Other strings and the body are shared
-// with the Delivery values handed in and out. An item must not be copied once set: its
-// id may point into itself, so an ID handed out (in a Delivery) keeps its item alive,
-// though not the body, which is an allocation of its own.
-type memItem struct {
-	id, eventID string
-	meta        *itemMeta
-	body        []byte
-	created     int64 // Unix nanoseconds, 0 for the zero time
-	next        int64
-	updated     int64
-	leaseExp    int64
-	leaseOwner  string
-	more        *itemMore // nil: never attempted, no error, queued when created
-	idx         int32     // position in the lease heap or its queue's heap; -1 in its queue's run
-	state       stateCode
-	idBuf       [32]byte // id's bytes, if it fits
+// memRec is a delivery as the memory store holds it. It has no pointers, so the chunks
+// of records are memory the garbage collector does not scan: times as Unix nanoseconds,
+// the state as a byte, the ID's bytes in the record, the event ID as its place in the
+// body (where a Sender's envelope has it), and what is shared or rare as indexes into
+// the store's tables: endpoint, event type and version (metas), lease owner (owners),
+// what only an attempted or requeued delivery has (mores: attempt log, last status and
+// error, a QueuedAt of its own), and an ID or event ID that does not fit (recTable.long).
+// The body is the one pointer a delivery keeps, in its chunk's bodies.
+type memRec struct {
+	created  int64 // Unix nanoseconds, 0 for the zero time
+	next     int64
+	updated  int64
+	leaseExp int64
+	gen      uint32 // the store's allocation count when the slot was last taken
+	idx      int32  // position in the lease heap or its queue's heap; -1 in its queue's run
+	meta     uint32 // MemoryStore.metas
+	owner    uint32 // MemoryStore.owners; 0: not leased
+	more     uint32 // MemoryStore.mores; 0: never attempted, no error, queued when created
+	evOff    uint16 // the event ID is body[evOff:evOff+evLen] if flags has recEventInBody
+	evLen    uint8
+	idLen    uint8 // bytes of idBuf in use, unless flags has recLongID
+	state    stateCode
+	flags    uint8
+	idBuf    [32]byte
 }
 
-// itemMeta is what many deliveries share: interned by MemoryStore.intern.
+const (
+	recEventInBody = 1 << iota // the event ID is in the body at evOff
+	recLongID                  // the ID is in recTable.long, not idBuf
+	recLongEvent               // the event ID is in recTable.long
+)
+
+// itemMeta is what many deliveries share: interned by MemoryStore.metas.
 type itemMeta struct{ endpointID, eventType, version string }
 
 // itemMore is the part of a delivery that a fresh one lacks.
@@ -139,6 +167,7 @@ const (
 	codeSucceeded
 	codeFailed
 	codeOther // a State the store does not know; kept as codeOther, read back as ""
+	codeFree  // a slot that holds no delivery
 )
 
 var stateOfCode = [...]State{codePending: StatePending, codeInFlight: StateInFlight,
@@ -179,71 +208,386 @@ func fromNanos(n int64) time.Time {
 	return time.Unix(0, n).UTC()
 }
 
-// delivery returns the item as a Delivery.
-func (it *memItem) delivery() Delivery {
-	d := Delivery{
-		ID: it.id, EventID: it.eventID, EventType: it.meta.eventType, EndpointID: it.meta.endpointID,
-		Version: it.meta.version, Body: it.body, State: it.state.state(),
-		CreatedAt: fromNanos(it.created), QueuedAt: fromNanos(it.created),
-		NextAttemptAt: fromNanos(it.next), UpdatedAt: fromNanos(it.updated),
-		LeaseOwner: it.leaseOwner, LeaseExpiresAt: fromNanos(it.leaseExp),
+// slot addresses a record: its chunk's index times recChunkLen plus its offset.
+type slot = uint32
+
+const (
+	recShift    = 10
+	recChunkLen = 1 << recShift
+)
+
+// recChunk holds recChunkLen records and their bodies. The bodies come first, so the
+// collector's scan of a chunk ends where the records begin.
+type recChunk struct {
+	bodies [recChunkLen][]byte
+	recs   [recChunkLen]memRec
+	free   []uint16 // offsets given back, taken first
+	used   int      // offsets [0, used) have been taken at least once
+	live   int
+}
+
+// recTable holds the records in chunks, taking slots from the lowest chunk with room, so
+// that records gather in the first chunks and a chunk emptied above them (once a
+// backlog drains) is given back to the collector.
+type recTable struct {
+	chunks []*recChunk // nil: given back
+	// avail has bit c set when chunks[c] exists and has room; availLow is a word of
+	// avail below which every word is zero.
+	avail    []uint64
+	availLow int
+	gen      uint32
+	long     map[slot]longStrs
+}
+
+// longStrs holds what does not fit in a record.
+type longStrs struct{ id, eventID string }
+
+// at returns s's record, or nil if its chunk has been given back.
+func (t *recTable) at(s slot) *memRec {
+	c := int(s >> recShift)
+	if c >= len(t.chunks) || t.chunks[c] == nil {
+		return nil
 	}
-	if x := it.more; x != nil {
+	return &t.chunks[c].recs[s&(recChunkLen-1)]
+}
+
+// rec returns s's record, which must be live.
+func (t *recTable) rec(s slot) *memRec { return &t.chunks[s>>recShift].recs[s&(recChunkLen-1)] }
+
+func (t *recTable) body(s slot) []byte { return t.chunks[s>>recShift].bodies[s&(recChunkLen-1)] }
+
+func (t *recTable) setBody(s slot, b []byte) { t.chunks[s>>recShift].bodies[s&(recChunkLen-1)] = b }
+
+// id returns s's ID. Unless it is long, the string is the record's bytes: it must not be
+// kept past the caller's hold of the store's lock, nor handed out.
+func (t *recTable) id(s slot) string {
+	r := t.rec(s)
+	if r.flags&recLongID != 0 {
+		return t.long[s].id
+	}
+	return unsafe.String(&r.idBuf[0], int(r.idLen))
+}
+
+// idIs reports whether s holds the delivery with this ID.
+func (t *recTable) idIs(s slot, id string) bool {
+	r := t.at(s)
+	return r != nil && r.state != codeFree && t.id(s) == id
+}
+
+func (t *recTable) setAvail(c int, on bool) {
+	w := c / 64
+	if on {
+		for len(t.avail) <= w {
+			t.avail = append(t.avail, 0)
+		}
+		t.avail[w] |= 1 << (c % 64)
+		t.availLow = min(t.availLow, w)
+	} else if w < len(t.avail) {
+		t.avail[w] &^= 1 << (c % 64)
+	}
+}
+
+// lowestAvail returns the lowest chunk with room, or -1.
+func (t *recTable) lowestAvail() int {
+	for w := t.availLow; w < len(t.avail); w++ {
+		if t.avail[w] != 0 {
+			t.availLow = w
+			return w*64 + bits.TrailingZeros64(t.avail[w])
+		}
+	}
+	t.availLow = len(t.avail)
+	return -1
+}
+
+// alloc takes a free slot, its record zero but for gen and state codeFree (until
+// MemoryStore.write fills it).
+func (t *recTable) alloc() slot {
+	c := t.lowestAvail()
+	if c < 0 {
+		c = slices.Index(t.chunks, nil)
+		if c < 0 {
+			c = len(t.chunks)
+			t.chunks = append(t.chunks, nil)
+		}
+		t.chunks[c] = new(recChunk)
+		t.setAvail(c, true)
+	}
+	ch := t.chunks[c]
+	var off int
+	if n := len(ch.free); n > 0 {
+		off = int(ch.free[n-1])
+		ch.free = ch.free[:n-1]
+	} else {
+		off = ch.used
+		ch.used++
+	}
+	ch.live++
+	if ch.live == recChunkLen {
+		t.setAvail(c, false)
+	}
+	t.gen++
+	ch.recs[off] = memRec{gen: t.gen, state: codeFree}
+	return slot(c<<recShift | off)
+}
+
+// release frees s, whose record must be live; the caller has dropped its other
+// references (index, queues, tables).
+func (t *recTable) release(s slot) {
+	c, off := int(s>>recShift), int(s&(recChunkLen-1))
+	ch := t.chunks[c]
+	if ch.recs[off].flags&(recLongID|recLongEvent) != 0 {
+		delete(t.long, s)
+	}
+	ch.recs[off] = memRec{gen: ch.recs[off].gen, state: codeFree}
+	ch.bodies[off] = nil
+	ch.live--
+	if ch.live > 0 {
+		ch.free = append(ch.free, uint16(off))
+		t.setAvail(c, true)
+		return
+	}
+	// Empty: given back unless the next alloc would take from it anyway (the lowest
+	// chunk with room), so one delivery coming and going at a chunk's edge does not
+	// make and drop a chunk each time.
+	if low := t.lowestAvail(); low >= 0 && low < c {
+		t.chunks[c] = nil
+		t.setAvail(c, false)
+		for n := len(t.chunks); n > 0 && t.chunks[n-1] == nil; n-- {
+			t.chunks = t.chunks[:n-1]
+		}
+		return
+	}
+	ch.free = append(ch.free, uint16(off))
+	t.setAvail(c, true)
+}
+
+// each calls fn for every live slot.
+func (t *recTable) each(fn func(s slot, r *memRec)) {
+	for c, ch := range t.chunks {
+		if ch == nil {
+			continue
+		}
+		for off := range ch.used {
+			if r := &ch.recs[off]; r.state != codeFree {
+				fn(slot(c<<recShift|off), r)
+			}
+		}
+	}
+}
+
+// interner gives each distinct key a small index.
+type interner[K comparable] struct {
+	list []K
+	idx  map[K]uint32
+}
+
+func (t *interner[K]) get(k K) uint32 {
+	if i, ok := t.idx[k]; ok {
+		return i
+	}
+	if t.idx == nil {
+		t.idx = make(map[K]uint32)
+	}
+	i := uint32(len(t.list))
+	t.list = append(t.list, k)
+	t.idx[k] = i
+	return i
+}
+
+// maxInterned bounds the intern tables: past it they are rebuilt from the live records
+// (see reintern), so endpoints, types and Senders that come and go cannot grow them
+// forever.
+const maxInterned = 1 << 16
+
+// reintern rebuilds the intern tables from the live records once either has grown
+// past its bound. The caller holds m.mu.
+func (m *MemoryStore) reintern() {
+	if len(m.metas.list) < m.internBound && len(m.owners.list) < m.internBound {
+		return
+	}
+	metas, owners := m.metas, m.owners
+	m.metas, m.owners, m.lastMeta = interner[itemMeta]{}, interner[string]{}, nil
+	m.owners.get("")
+	m.recs.each(func(_ slot, r *memRec) {
+		r.meta = m.metas.get(metas.list[r.meta])
+		r.owner = m.owners.get(owners.list[r.owner])
+	})
+	// If most of them are in use, a rebuild would free little: the bound grows instead.
+	m.internBound = max(m.internBound, 2*len(m.metas.list), 2*len(m.owners.list))
+}
+
+// newMore stores x in mores and returns its index. The caller holds m.mu.
+func (m *MemoryStore) newMore(x *itemMore) uint32 {
+	if n := len(m.moreFree); n > 0 {
+		i := m.moreFree[n-1]
+		m.moreFree = m.moreFree[:n-1]
+		m.mores[i] = x
+		return i
+	}
+	if len(m.mores) == 0 {
+		m.mores = append(m.mores, nil) // index 0 is none
+	}
+	m.mores = append(m.mores, x)
+	return uint32(len(m.mores) - 1)
+}
+
+// more returns r's itemMore, or nil.
+func (m *MemoryStore) more(r *memRec) *itemMore {
+	if r.more == 0 {
+		return nil
+	}
+	return m.mores[r.more]
+}
+
+// remove drops a finished delivery from the store. The caller holds m.mu.
+func (m *MemoryStore) remove(s slot) {
+	r := m.recs.rec(s)
+	m.byID.del(m.recs.id(s), s)
+	if r.more != 0 {
+		m.mores[r.more] = nil
+		m.moreFree = append(m.moreFree, r.more)
+	}
+	m.recs.release(s)
+}
+
+// delivery returns s's record as a Delivery whose ID is id: a string the caller has
+// made or been given, as the record's own bytes may later hold another ID.
+func (m *MemoryStore) delivery(s slot, id string) Delivery {
+	r := m.recs.rec(s)
+	meta := &m.metas.list[r.meta]
+	body := m.recs.body(s)
+	d := Delivery{
+		ID: id, EventType: meta.eventType, EndpointID: meta.endpointID,
+		Version: meta.version, Body: body, State: r.state.state(),
+		CreatedAt: fromNanos(r.created), QueuedAt: fromNanos(r.created),
+		NextAttemptAt: fromNanos(r.next), UpdatedAt: fromNanos(r.updated),
+		LeaseOwner: m.owners.list[r.owner], LeaseExpiresAt: fromNanos(r.leaseExp),
+	}
+	switch {
+	case r.flags&recEventInBody != 0:
+		d.EventID = unsafe.String(&body[r.evOff], int(r.evLen))
+	case r.flags&recLongEvent != 0:
+		d.EventID = m.recs.long[s].eventID
+	}
+	if x := m.more(r); x != nil {
 		d.QueuedAt = fromNanos(x.queued)
 		d.Attempts, d.LastStatus, d.LastError = int(x.nAttempts), int(x.lastStatus), x.lastError
 	}
 	return d
 }
 
-// set stores d's fields in the item, with meta interned by m.
-func (it *memItem) set(m *MemoryStore, d *Delivery) {
-	if it.meta == nil || it.meta.endpointID != d.EndpointID || it.meta.eventType != d.EventType || it.meta.version != d.Version {
-		it.meta = m.intern(d.EndpointID, d.EventType, d.Version)
+// ownID returns a copy of s's ID that outlives the record.
+func (m *MemoryStore) ownID(s slot) string {
+	r := m.recs.rec(s)
+	if r.flags&recLongID != 0 {
+		return m.recs.long[s].id
 	}
-	if it.id != d.ID {
-		it.id = d.ID
-		if len(d.ID) <= len(it.idBuf) && len(d.ID) > 0 {
-			n := copy(it.idBuf[:], d.ID)
-			it.id = unsafe.String(&it.idBuf[0], n)
-		}
-	}
-	it.eventID, it.body, it.state = d.EventID, d.Body, codeOf(d.State)
-	it.created, it.next, it.updated = nanos(d.CreatedAt), nanos(d.NextAttemptAt), nanos(d.UpdatedAt)
-	it.leaseOwner, it.leaseExp = d.LeaseOwner, nanos(d.LeaseExpiresAt)
-	queued := nanos(d.QueuedAt)
-	if it.more == nil && d.Attempts == 0 && d.LastStatus == 0 && d.LastError == "" && queued == it.created {
-		return
-	}
-	if it.more == nil {
-		it.more = &itemMore{}
-	}
-	it.more.queued, it.more.nAttempts, it.more.lastStatus, it.more.lastError = queued, int32(d.Attempts), int32(d.LastStatus), d.LastError
+	return string(r.idBuf[:r.idLen])
 }
 
-// maxInterned bounds the intern table: past it the table starts afresh (items keep the
-// metas they have), so endpoints and types that come and go cannot grow it forever.
-const maxInterned = 1 << 16
+// inItem is a delivery on its way into the store: its record as far as it can be made
+// without the store's lock, and what the lock's tables will take.
+type inItem struct {
+	rec              memRec
+	body             []byte
+	meta             itemMeta
+	owner            string
+	long             longStrs
+	more             bool // the fields below differ from a fresh delivery's
+	queued           int64
+	nAttempts, lastS int32
+	lastError        string
+}
 
-// intern returns the shared itemMeta for the three strings.
-func (m *MemoryStore) intern(endpointID, eventType, version string) *itemMeta {
-	k := itemMeta{endpointID, eventType, version}
-	m.metaMu.RLock()
-	v := m.metas[k]
-	m.metaMu.RUnlock()
-	if v != nil {
-		return v
+// prep makes d's inItem.
+func prep(d *Delivery) inItem {
+	in := inItem{body: d.Body, meta: itemMeta{d.EndpointID, d.EventType, d.Version}, owner: d.LeaseOwner}
+	r := &in.rec
+	if len(d.ID) <= len(r.idBuf) {
+		r.idLen = uint8(copy(r.idBuf[:], d.ID))
+	} else {
+		r.flags |= recLongID
+		in.long.id = d.ID
 	}
-	m.metaMu.Lock()
-	defer m.metaMu.Unlock()
-	if v = m.metas[k]; v == nil {
-		if len(m.metas) >= maxInterned {
-			m.metas = make(map[itemMeta]*itemMeta)
+	if ev := d.EventID; ev != "" {
+		if off, ok := within(d.Body, ev); ok && off <= 0xffff && len(ev) <= 0xff {
+			r.flags |= recEventInBody
+			r.evOff, r.evLen = uint16(off), uint8(len(ev))
+		} else {
+			r.flags |= recLongEvent
+			in.long.eventID = ev
 		}
-		v = new(itemMeta) // not &k, which would put every lookup's key on the heap
-		*v = k
-		m.metas[k] = v
 	}
-	return v
+	r.state = codeOf(d.State)
+	r.created, r.next, r.updated = nanos(d.CreatedAt), nanos(d.NextAttemptAt), nanos(d.UpdatedAt)
+	r.leaseExp = nanos(d.LeaseExpiresAt)
+	in.queued = nanos(d.QueuedAt)
+	in.nAttempts, in.lastS, in.lastError = int32(d.Attempts), int32(d.LastStatus), d.LastError
+	in.more = d.Attempts != 0 || d.LastStatus != 0 || d.LastError != "" || in.queued != r.created
+	return in
+}
+
+// within returns where s's bytes lie in b, if they do (a Sender's event ID is a part of
+// its envelope).
+func within(b []byte, s string) (int, bool) {
+	if len(b) == 0 || len(s) == 0 {
+		return 0, false
+	}
+	off := uintptr(unsafe.Pointer(unsafe.StringData(s))) - uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+	if off > uintptr(len(b)) || uintptr(len(s)) > uintptr(len(b))-off {
+		return 0, false
+	}
+	return int(off), true
+}
+
+// write stores in in s's record, which keeps its gen, idx and attempt log. The caller
+// holds m.mu.
+func (m *MemoryStore) write(s slot, in *inItem) {
+	m.reintern() // first: r's indexes are still valid, or it is still free
+	r := m.recs.rec(s)
+	gen, idx, more := r.gen, r.idx, r.more
+	if r.flags&(recLongID|recLongEvent) != 0 {
+		delete(m.recs.long, s)
+	}
+	*r = in.rec
+	r.gen, r.idx, r.more = gen, idx, more
+	// Deliveries in a row mostly share their endpoint, type and version, and have no
+	// owner: neither then costs a map lookup under the lock.
+	if m.lastMeta == nil || *m.lastMeta != in.meta {
+		i := m.metas.get(in.meta)
+		m.lastMeta, m.lastMetaIdx = &m.metas.list[i], i
+	}
+	r.meta = m.lastMetaIdx
+	if in.owner != "" {
+		r.owner = m.owners.get(in.owner)
+	}
+	m.recs.setBody(s, in.body)
+	if r.flags&(recLongID|recLongEvent) != 0 {
+		if m.recs.long == nil {
+			m.recs.long = make(map[slot]longStrs)
+		}
+		m.recs.long[s] = in.long
+	}
+	if r.more == 0 && !in.more {
+		return
+	}
+	if r.more == 0 {
+		r.more = m.newMore(&itemMore{})
+	}
+	x := m.mores[r.more]
+	x.queued, x.nAttempts, x.lastStatus, x.lastError = in.queued, in.nAttempts, in.lastS, in.lastError
+}
+
+// place stores in in a new slot and indexes it, unless its ID is taken. The caller
+// holds m.mu.
+func (m *MemoryStore) place(in *inItem) (slot, bool) {
+	s := m.recs.alloc()
+	m.write(s, in)
+	if !m.byID.add(&m.recs, m.recs.id(s), s) {
+		m.remove(s)
+		return 0, false
+	}
+	return s, true
 }
 
 // NewMemoryStore returns an empty in-memory store that holds at most capacity unfinished
@@ -259,269 +603,362 @@ func NewMemoryStore(capacity int) *MemoryStore {
 		capacity = DefaultQueueCapacity
 	}
 	m := &MemoryStore{capacity: capacity, queues: make(map[string]*epQueue), parked: make(map[string]*epQueue),
-		metas: make(map[itemMeta]*itemMeta)}
-	for i := range m.byID {
-		m.byID[i].m = make(map[string]*memItem)
-	}
+		internBound: maxInterned}
+	m.owners.get("")
+	m.ready.r, m.leases.less = &m.recs, leaseBefore
+	m.byID.init()
 	return m
 }
 
 // Len returns the number of unfinished (pending or in-flight) deliveries.
 func (m *MemoryStore) Len() int { return int(m.unfinished.Load()) }
 
-// absorb moves enqueued items into the endpoint queues, adding fresh ones to the ID
-// index. The shards' items interleave in time, so they are sorted into due order first:
+// absorb moves enqueued deliveries into records, the ID index and the endpoint queues.
+// The shards' deliveries interleave in time, so they are sorted into due order first:
 // each then joins the end of its queue's run instead of its heap. Every shard is cut
-// before any item is indexed. Indexing half a million items of a backlog takes most of
-// a second: when each shard was cut only after the shards before it were indexed, the
-// last shard's cut came that much later than the first's, the first shard's items of
-// that time came in the next absorb, behind this one's latest, and 37% of the bench's
-// backlog went to the heap. The caller holds m.mu.
+// before any delivery is indexed. Indexing half a million deliveries of a backlog takes
+// most of a second: when each shard was cut only after the shards before it were
+// indexed, the last shard's cut came that much later than the first's, the first
+// shard's deliveries of that time came in the next absorb, behind this one's latest,
+// and 37% of the bench's backlog went to the heap. The caller holds m.mu.
 func (m *MemoryStore) absorb() {
-	var cut [len(m.intake)][2][]*memItem // each shard's items and fresh
+	var cut [len(m.intake)][]*intakeBlock
 	for i := range m.intake {
 		sh := &m.intake[i]
 		sh.mu.Lock()
-		cut[i] = [2][]*memItem{sh.items, sh.fresh}
-		sh.items, sh.fresh = sh.spare[0], sh.spare[1]
+		cut[i] = sh.blocks
+		sh.blocks = sh.spare
 		sh.mu.Unlock()
 	}
 	batch := m.absorbing
 	for i := range m.intake {
-		in, fresh := cut[i][0], cut[i][1]
-		batch = append(batch, in...)
-		for _, it := range fresh {
-			if !m.byID.add(it.id, it) {
-				// Only an ID guessed before its Send returned can get here (Enqueue
-				// indexes fresh IDs before its own check). Such a delivery could be
-				// neither looked up nor recorded, and would be claimed and sent again
-				// after every lease; it is counted out instead.
-				m.unfinished.Add(-1)
-				continue
+		n := 0
+		for _, blk := range cut[i] {
+			in := blk.items[:blk.n]
+			for j := range in {
+				s, ok := m.place(&in[j])
+				if !ok {
+					// Only an ID guessed before its Send returned can get here (Enqueue
+					// checks its own IDs). Such a delivery could be neither looked up
+					// nor recorded, and would be claimed and sent again after every
+					// lease; it is counted out instead.
+					m.unfinished.Add(-1)
+					continue
+				}
+				batch = append(batch, s)
 			}
-			batch = append(batch, it)
+			n += len(in)
+			clear(in) // the bodies and strings are not kept alive by the block
+			blk.n = 0
+			intakeBlocks.Put(blk)
 		}
-		if len(fresh) > 0 {
-			m.intakeFresh.Add(-int64(len(fresh)))
+		if n > 0 {
+			m.inIntake.Add(-int64(n))
 		}
-		m.intake[i].spare[0], m.intake[i].spare[1] = spareOf(in), spareOf(fresh)
+		clear(cut[i])
+		m.intake[i].spare = nil
+		if cap(cut[i]) <= maxSpareBlocks {
+			m.intake[i].spare = cut[i][:0]
+		}
 		if m.testHookAbsorbed != nil {
 			m.testHookAbsorbed(i)
 		}
 	}
 	m.pushAll(batch)
-	m.absorbing = spareOf(batch)
-}
-
-// spareOf empties a used list of items for reuse, or drops it if it grew past
-// maxSpareIntake.
-func spareOf(used []*memItem) []*memItem {
-	clear(used) // the items are not kept alive by the array
-	if cap(used) > maxSpareIntake {
-		return nil
-	}
-	return used[:0]
-}
-
-// pushAll pushes items in due order. The caller holds m.mu.
-func (m *MemoryStore) pushAll(items []*memItem) {
-	if !slices.IsSortedFunc(items, dueCompare) {
-		slices.SortFunc(items, dueCompare)
-	}
-	for _, it := range items {
-		m.push(it)
+	m.absorbing = batch[:0]
+	if cap(batch) > 1<<16 {
+		m.absorbing = nil
 	}
 }
 
-// dueCompare is dueBefore as a comparison.
-func dueCompare(a, b *memItem) int {
-	if c := cmp.Compare(a.next, b.next); c != 0 {
+// pushAll pushes pending records in due order. The caller holds m.mu.
+func (m *MemoryStore) pushAll(ss []slot) {
+	less := func(a, b slot) int { return m.recs.dueCompare(a, b) }
+	if !slices.IsSortedFunc(ss, less) {
+		slices.SortFunc(ss, less)
+	}
+	for _, s := range ss {
+		m.push(s)
+	}
+}
+
+// dueCompare orders pending deliveries by due time, then ID.
+func (t *recTable) dueCompare(a, b slot) int {
+	if c := cmp.Compare(t.rec(a).next, t.rec(b).next); c != 0 {
 		return c
 	}
-	return cmp.Compare(a.id, b.id)
+	return cmp.Compare(t.id(a), t.id(b))
 }
 
-// absorbFresh absorbs if intake holds items the ID index does not know yet. The caller
-// holds m.mu.
+func dueBefore(t *recTable, a, b slot) bool { return t.dueCompare(a, b) < 0 }
+
+func leaseBefore(t *recTable, a, b slot) bool { return t.rec(a).leaseExp < t.rec(b).leaseExp }
+
+// absorbFresh absorbs if intake holds deliveries. The caller holds m.mu.
 func (m *MemoryStore) absorbFresh() {
-	if m.intakeFresh.Load() > 0 {
+	if m.inIntake.Load() > 0 {
 		m.absorb()
 	}
 }
 
-// intakeShard holds items enqueued since the last absorb. Sixteen of them, each Enqueue
-// appending to the one its first ID picks: with one lock, 64 callers of Send queued on
-// each other often enough to show in Send's tail latency. The spare slices are the two
-// absorb emptied last, reused so that appends do not grow new slices after every absorb;
-// only absorb (under mu of the store) touches them.
+// intakeShard holds deliveries enqueued since the last absorb. Sixteen of them, each
+// Enqueue appending to the one its first ID picks: with one lock, 64 callers of Send
+// queued on each other often enough to show in Send's tail latency. The deliveries are
+// held by value in blocks of intakeBlockLen, from a pool: a growing slice of them had
+// copied its whole array at each doubling, more bytes than the deliveries themselves
+// when a busy dispatcher absorbed thousands at a time. spare is the block list absorb
+// emptied last, reused; only absorb (under mu of the store) touches it.
 type intakeShard struct {
-	mu sync.Mutex
-	// items were enqueued by Enqueue, fresh by enqueueFresh (not in the ID index yet).
-	items, fresh []*memItem
-	spare        [2][]*memItem // the emptied items and fresh of the last absorb
+	mu     sync.Mutex
+	blocks []*intakeBlock
+	spare  []*intakeBlock
 }
 
-// maxSpareIntake bounds each spare slice an intake shard, and absorb, keeps (8 bytes an
-// entry).
-const maxSpareIntake = 4096
-
-// idIndex maps delivery IDs to items, in shards with their own locks, so Send does not
-// contend with the dispatcher and the workers for one map. 256 shards, not 16: with 64
-// callers and 64 workers on a shard each, 16 made Sends wait on one another often enough
-// to show in Send's p99.9 (about 0.8 ms against 0.3 ms with 256, in the bench's
-// send-latency scenario); a shard costs a mutex and an empty map.
-type idIndex [256]struct {
-	mu sync.Mutex
-	m  map[string]*memItem
+// add appends in. The caller holds sh.mu.
+func (sh *intakeShard) add(in *inItem) {
+	var blk *intakeBlock
+	if n := len(sh.blocks); n > 0 && sh.blocks[n-1].n < intakeBlockLen {
+		blk = sh.blocks[n-1]
+	} else {
+		blk = intakeBlocks.Get().(*intakeBlock)
+		sh.blocks = append(sh.blocks, blk)
+	}
+	blk.items[blk.n] = *in
+	blk.items[blk.n].rec.state = codePending
+	blk.n++
 }
 
-func (x *idIndex) shard(id string) int {
+const (
+	intakeBlockLen = 64  // 16 KiB a block
+	maxSpareBlocks = 256 // bounds the block list's array a shard keeps (8 bytes an entry)
+)
+
+type intakeBlock struct {
+	items [intakeBlockLen]inItem
+	n     int
+}
+
+// intakeBlocks holds emptied blocks for reuse by every store; the collector may drop
+// them.
+var intakeBlocks = sync.Pool{New: func() any { return new(intakeBlock) }}
+
+// intakeShardOf returns the intake shard for a delivery ID: from its last bytes, the
+// random tail of a generated ID.
+func intakeShardOf(id string) int {
 	h := uint(0)
-	for i := max(0, len(id)-4); i < len(id); i++ { // the random tail of a generated ID
+	for i := max(0, len(id)-4); i < len(id); i++ {
 		h = h*31 + uint(id[i])
 	}
-	return int(h % uint(len(x)))
+	return int(h % 16)
 }
 
-func (x *idIndex) get(id string) *memItem {
-	sh := &x[x.shard(id)]
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	return sh.m[id]
+// idIndex maps delivery IDs to slots, by a seeded hash of the ID, in shards with their
+// own locks so that a Record can look its delivery up before it takes the store's lock.
+// Its maps hold no pointers, so the collector does not scan them. An ID whose hash
+// another ID already holds is kept in dup. Changes are made with the store's lock held.
+type idIndex struct {
+	seed maphash.Seed
+	mask uint64 // the hash's bits in use: all but in tests that make IDs collide
+	sh   [256]idShard
 }
 
-// add stores it under id unless id is taken, and reports whether it did.
-func (x *idIndex) add(id string, it *memItem) bool {
-	sh := &x[x.shard(id)]
+type idShard struct {
+	mu  sync.Mutex
+	m   map[uint64]slot
+	dup map[string]slot
+}
+
+func (x *idIndex) init() {
+	x.seed, x.mask = maphash.MakeSeed(), ^uint64(0)
+	for i := range x.sh {
+		x.sh[i].m = make(map[uint64]slot)
+	}
+}
+
+func (x *idIndex) hash(id string) (uint64, *idShard) {
+	h := maphash.String(x.seed, id) & x.mask
+	return h, &x.sh[h>>56]
+}
+
+// peek returns the slot the index holds for id's hash, which holds id unless another
+// ID has the same hash or the store changed since. It does not need the store's lock.
+func (x *idIndex) peek(id string) (slot, bool) {
+	h, sh := x.hash(id)
+	sh.mu.Lock()
+	s, ok := sh.m[h]
+	sh.mu.Unlock()
+	return s, ok
+}
+
+// get returns id's slot. The caller holds the store's lock.
+func (x *idIndex) get(t *recTable, id string) (slot, bool) {
+	h, sh := x.hash(id)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if _, dup := sh.m[id]; dup {
+	if s, ok := sh.m[h]; ok && t.idIs(s, id) {
+		return s, true
+	}
+	s, ok := sh.dup[id]
+	return s, ok
+}
+
+// add indexes s under its ID unless the ID is taken, and reports whether it did. The
+// caller holds the store's lock.
+func (x *idIndex) add(t *recTable, id string, s slot) bool {
+	h, sh := x.hash(id)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	old, taken := sh.m[h]
+	if !taken {
+		if _, dup := sh.dup[id]; dup {
+			return false
+		}
+		sh.m[h] = s
+		return true
+	}
+	if t.idIs(old, id) {
 		return false
 	}
-	sh.m[id] = it
+	if _, dup := sh.dup[id]; dup {
+		return false
+	}
+	if sh.dup == nil {
+		sh.dup = make(map[string]slot)
+	}
+	sh.dup[id] = s
 	return true
 }
 
-func (x *idIndex) del(id string) {
-	sh := &x[x.shard(id)]
+// del removes id, which s holds, from the index. The caller holds the store's lock.
+func (x *idIndex) del(id string, s slot) {
+	h, sh := x.hash(id)
 	sh.mu.Lock()
-	delete(sh.m, id)
-	sh.mu.Unlock()
-}
-
-// delIf removes id if it maps to it.
-func (x *idIndex) delIf(id string, it *memItem) {
-	sh := &x[x.shard(id)]
-	sh.mu.Lock()
-	if sh.m[id] == it {
-		delete(sh.m, id)
+	defer sh.mu.Unlock()
+	if d, ok := sh.dup[id]; ok && d == s {
+		delete(sh.dup, id)
+		return
 	}
-	sh.mu.Unlock()
-}
-
-// each calls fn for every item, a shard at a time; fn must not use the index.
-func (x *idIndex) each(fn func(id string, it *memItem)) {
-	for i := range x {
-		sh := &x[i]
-		sh.mu.Lock()
-		for id, it := range sh.m {
-			fn(id, it)
-		}
-		sh.mu.Unlock()
+	if cur, ok := sh.m[h]; ok && cur == s {
+		delete(sh.m, h)
 	}
 }
 
 // Enqueue implements Store.
 func (m *MemoryStore) Enqueue(ctx context.Context, ds []Delivery) error {
-	if m.intakeFresh.Load() > 0 {
-		// Index what Sends put in intake first, so that the duplicate check sees every
-		// ID already handed out.
-		m.mu.Lock()
-		m.absorb()
-		m.mu.Unlock()
-	}
-	return m.enqueue(ctx, ds, false)
-}
-
-// enqueueFresh is Enqueue for deliveries whose IDs a Sender has just generated: unique
-// in this process by construction (a process-wide counter under 79 random bits), so they
-// skip the duplicate check, and the ID index learns them when the dispatcher's next
-// claim absorbs them, not in Send. Inserting into the index in Send had put its map
-// growth, a rehash of up to a thousand entries, into one Send in a hundred: with it
-// deferred, Send's p99 in the bench's send-latency scenario fell by a quarter to a half.
-// Every method that looks deliveries up absorbs first, so none is missed meanwhile.
-func (m *MemoryStore) enqueueFresh(ctx context.Context, ds []Delivery) error {
-	return m.enqueue(ctx, ds, true)
-}
-
-func (m *MemoryStore) enqueue(ctx context.Context, ds []Delivery, fresh bool) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	if len(ds) == 0 {
 		return nil
 	}
-	// Room first: a full store is where callers waiting for room spin, so a refusal
-	// builds nothing, and when the count shows no room it does not even write the count
-	// (an add and its undo are two writes to a line every Send and Record shares).
 	n := int64(len(ds))
-	if m.capacity > 0 && m.unfinished.Load()+n > int64(m.capacity) {
+	if !m.reserve(n) {
 		return errMemoryFull
 	}
-	if total := m.unfinished.Add(n); m.capacity > 0 && total > int64(m.capacity) {
-		m.unfinished.Add(-n)
-		return errMemoryFull
+	var one [1]inItem
+	items := one[:]
+	if len(ds) > 1 {
+		items = make([]inItem, len(ds))
 	}
-	// Items are built before taking the lock, which every Claim and Record also needs.
-	items := make([]memItem, len(ds))
 	for i := range ds {
-		items[i].set(m, &ds[i])
-		items[i].state = codePending
+		items[i] = prep(&ds[i])
+		items[i].rec.state = codePending
 	}
-	if !fresh {
-		// Adding each ID refuses one already stored or already added from this batch;
-		// the batch's earlier adds are then undone, so it is stored whole or not at all.
-		for i := range items {
-			if !m.byID.add(items[i].id, &items[i]) {
-				for j := range i {
-					m.byID.del(items[j].id)
-				}
-				m.unfinished.Add(-n)
-				return fmt.Errorf("%w: the memory store already holds %q, or the batch repeats it", ErrDuplicateDelivery, items[i].id)
-			}
-		}
-	}
-	sh := &m.intake[m.byID.shard(items[0].id)%len(m.intake)]
-	sh.mu.Lock()
-	list := &sh.items
-	if fresh {
-		list = &sh.fresh
-	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	// Index what Sends put in intake first, so that the duplicate check sees every ID
+	// already handed out.
+	m.absorbFresh()
+	// Placing each refuses an ID already stored or already placed from this batch; the
+	// batch's earlier ones are then removed, so it is stored whole or not at all.
+	var placedOne [1]slot
+	placed := placedOne[:0]
 	for i := range items {
-		*list = append(*list, &items[i])
+		s, ok := m.place(&items[i])
+		if !ok {
+			for _, s := range placed {
+				m.remove(s)
+			}
+			m.unfinished.Add(-n)
+			return fmt.Errorf("%w: the memory store already holds %q, or the batch repeats it", ErrDuplicateDelivery, ds[i].ID)
+		}
+		placed = append(placed, s)
 	}
-	sh.mu.Unlock()
-	if fresh {
-		m.intakeFresh.Add(n)
-	}
+	m.pushAll(placed)
 	return nil
 }
 
-// push puts a pending item into its endpoint's queue.
-func (m *MemoryStore) push(it *memItem) {
-	q := m.queues[it.meta.endpointID]
+// reserve counts n more unfinished deliveries if there is room for them. A full store is
+// where callers waiting for room spin, so a refusal builds nothing, and when the count
+// shows no room it does not even write the count (an add and its undo are two writes to
+// a line every Send and Record shares).
+func (m *MemoryStore) reserve(n int64) bool {
+	if m.capacity > 0 && m.unfinished.Load()+n > int64(m.capacity) {
+		return false
+	}
+	if total := m.unfinished.Add(n); m.capacity > 0 && total > int64(m.capacity) {
+		m.unfinished.Add(-n)
+		return false
+	}
+	return true
+}
+
+// enqueueFresh is Enqueue for deliveries whose IDs a Sender has just generated: unique
+// in this process by construction (a process-wide counter under 79 random bits), so they
+// skip the duplicate check and the store's lock: they wait in intake, and the ID index
+// learns them when the dispatcher's next claim absorbs them. Inserting into the index in
+// Send had put its map growth, a rehash of up to a thousand entries, into one Send in a
+// hundred: with it deferred, Send's p99 in the bench's send-latency scenario fell by a
+// quarter to a half. Every method that looks deliveries up absorbs first, so none is
+// missed meanwhile. Send allocates nothing here: intake holds the deliveries by value.
+func (m *MemoryStore) enqueueFresh(ctx context.Context, ds []Delivery) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if len(ds) == 0 {
+		return nil
+	}
+	n := int64(len(ds))
+	if !m.reserve(n) {
+		return errMemoryFull
+	}
+	sh := &m.intake[intakeShardOf(ds[0].ID)]
+	if len(ds) == 1 { // made before the shard's lock, which 64 callers may share
+		in := prep(&ds[0])
+		sh.mu.Lock()
+		sh.add(&in)
+		sh.mu.Unlock()
+	} else {
+		sh.mu.Lock()
+		for i := range ds {
+			in := prep(&ds[i])
+			sh.add(&in)
+		}
+		sh.mu.Unlock()
+	}
+	m.inIntake.Add(n)
+	return nil
+}
+
+// push puts a pending record into its endpoint's queue.
+func (m *MemoryStore) push(s slot) {
+	ep := m.metas.list[m.recs.rec(s).meta].endpointID
+	q := m.queues[ep]
 	if q == nil {
-		q = &epQueue{id: it.meta.endpointID}
-		m.queues[q.id] = q
-		q.items.push(it)
+		q = &epQueue{id: ep}
+		m.queues[ep] = q
+		q.items.push(&m.recs, s)
 		heap.Push(&m.ready, q)
 		return
 	}
-	q.items.push(it)
+	q.items.push(&m.recs, s)
 	if !q.parked {
 		heap.Fix(&m.ready, q.idx)
 	}
 }
+
+// endpointOf returns s's endpoint ID.
+func (m *MemoryStore) endpointOf(s slot) string { return m.metas.list[m.recs.rec(s).meta].endpointID }
 
 // unpark returns parked queues whose endpoints are no longer excluded to ready. The
 // caller holds m.mu.
@@ -556,37 +993,40 @@ func (m *MemoryStore) Claim(ctx context.Context, p ClaimParams) ([]Delivery, err
 	defer m.mu.Unlock()
 	m.absorb()
 	m.unpark(excluded)
-	// Made at the first find, sized to what may be found: a Delivery is 288 bytes, a
-	// claim for many free slots of an idle store finds a few, one of a busy store finds
-	// its limit, and one whose due endpoints are all excluded finds none. d is already
-	// leased, so the pending ones are those not leased plus d.
-	var out []Delivery
-	take := func(d Delivery) {
-		if out == nil {
-			out = make([]Delivery, 0, min(p.Limit, max(1, int(m.unfinished.Load())-len(m.leases)+1)))
+	got := m.claiming[:0]
+	defer func() {
+		if m.claiming = got[:0]; cap(got) > 4096 {
+			m.claiming = nil
 		}
-		out = append(out, d)
+	}()
+	m.reintern()
+	owner := m.owners.get(p.Owner)
+	now, until := nanos(p.Now), nanos(p.LeaseUntil)
+	take := func(s slot) {
+		r := m.recs.rec(s)
+		r.state, r.owner, r.leaseExp, r.updated = codeInFlight, owner, until, now
+		m.leases.push(&m.recs, s)
+		got = append(got, s)
+		if taken != nil {
+			taken[m.endpointOf(s)]++
+		}
 	}
-	var aside []*memItem
-	now := nanos(p.Now)
-	for len(out) < p.Limit && len(m.leases) > 0 && m.leases[0].leaseExp <= now {
-		it := heap.Pop(&m.leases).(*memItem)
-		if ep := it.meta.endpointID; excluded(ep) || full(ep) {
-			aside = append(aside, it)
+	var aside []slot
+	for len(got) < p.Limit && m.leases.len() > 0 && m.recs.rec(m.leases.s[0]).leaseExp <= now {
+		s := m.leases.pop(&m.recs)
+		if ep := m.endpointOf(s); excluded(ep) || full(ep) {
+			aside = append(aside, s)
 			continue
 		}
-		take(m.lease(it, p))
-		if taken != nil {
-			taken[it.meta.endpointID]++
-		}
+		take(s)
 	}
-	for _, it := range aside {
-		heap.Push(&m.leases, it)
+	for _, s := range aside {
+		m.leases.push(&m.recs, s)
 	}
 	var skipped []*epQueue
-	for len(out) < p.Limit && len(m.ready) > 0 {
-		q := m.ready[0]
-		if q.items.first().next > now {
+	for len(got) < p.Limit && m.ready.Len() > 0 {
+		q := m.ready.qs[0]
+		if m.recs.rec(q.items.first(&m.recs)).next > now {
 			break
 		}
 		if excluded(q.id) {
@@ -603,23 +1043,20 @@ func (m *MemoryStore) Claim(ctx context.Context, p ClaimParams) ([]Delivery, err
 			// Only the endpoint's oldest unfinished delivery may go, and only once; the
 			// queue is set aside either way, to be put back if anything is left in it.
 			skipped = append(skipped, heap.Pop(&m.ready).(*epQueue))
-			if head := m.orderedHead(q); head != nil && head.next <= now {
-				q.items.remove(head)
-				take(m.lease(head, p))
+			if head, ok := m.orderedHead(q); ok && m.recs.rec(head).next <= now {
+				q.items.remove(&m.recs, head)
+				take(head)
 			}
 			continue
 		}
-		it := q.items.pop()
+		s := q.items.pop(&m.recs)
 		if q.items.len() == 0 {
 			heap.Pop(&m.ready)
 			delete(m.queues, q.id)
 		} else {
 			heap.Fix(&m.ready, 0)
 		}
-		take(m.lease(it, p))
-		if taken != nil {
-			taken[q.id]++
-		}
+		take(s)
 	}
 	for _, q := range skipped {
 		if q.items.len() == 0 {
@@ -628,34 +1065,56 @@ func (m *MemoryStore) Claim(ctx context.Context, p ClaimParams) ([]Delivery, err
 		}
 		heap.Push(&m.ready, q)
 	}
-	return out, nil
+	return m.deliveries(got), nil
 }
 
-// orderedHead returns q's endpoint's oldest unfinished delivery if it is pending, or nil
-// if that delivery is in flight. It scans the endpoint's pending deliveries and the
-// leases: the documented cost of strict ordering in the memory store.
-func (m *MemoryStore) orderedHead(q *epQueue) *memItem {
-	var head *memItem
-	q.items.each(func(it *memItem) {
-		if head == nil || it.id < head.id {
-			head = it
-		}
-	})
-	for _, it := range m.leases {
-		if it.meta.endpointID == q.id && it.id < head.id {
-			return nil
+// deliveries returns the records as Deliveries, their IDs copied into one allocation.
+// The caller holds m.mu.
+func (m *MemoryStore) deliveries(ss []slot) []Delivery {
+	if len(ss) == 0 {
+		return nil
+	}
+	n := 0
+	for _, s := range ss {
+		if r := m.recs.rec(s); r.flags&recLongID == 0 {
+			n += int(r.idLen)
 		}
 	}
-	return head
+	buf := make([]byte, 0, n)
+	out := make([]Delivery, len(ss))
+	for i, s := range ss {
+		r := m.recs.rec(s)
+		id := m.recs.id(s)
+		if r.flags&recLongID == 0 && len(id) > 0 {
+			at := len(buf)
+			buf = append(buf, id...)
+			id = unsafe.String(&buf[at], len(id))
+		}
+		out[i] = m.delivery(s, id)
+	}
+	return out
 }
 
-func (m *MemoryStore) lease(it *memItem, p ClaimParams) Delivery {
-	it.state = codeInFlight
-	it.leaseOwner = p.Owner
-	it.leaseExp = nanos(p.LeaseUntil)
-	it.updated = nanos(p.Now)
-	heap.Push(&m.leases, it)
-	return it.delivery()
+// orderedHead returns q's endpoint's oldest unfinished delivery if it is pending, or
+// false if that delivery is in flight. It scans the endpoint's pending deliveries and
+// the leases: the documented cost of strict ordering in the memory store.
+func (m *MemoryStore) orderedHead(q *epQueue) (slot, bool) {
+	var head slot
+	found := false
+	q.items.each(func(s slot) {
+		if !found || m.recs.id(s) < m.recs.id(head) {
+			head, found = s, true
+		}
+	})
+	if !found {
+		return 0, false
+	}
+	for _, s := range m.leases.s {
+		if m.endpointOf(s) == q.id && m.recs.id(s) < m.recs.id(head) {
+			return 0, false
+		}
+	}
+	return head, true
 }
 
 // Record implements Store.
@@ -668,65 +1127,73 @@ func (m *MemoryStore) Record(ctx context.Context, p RecordParams) error {
 	default:
 		return fmt.Errorf("%w: Record to state %q; want pending, succeeded or failed", ErrInvalidState, p.State)
 	}
-	it := m.byID.get(p.DeliveryID)
-	// What a first attempt adds to an item is made before taking the lock every Claim
-	// and Record contend for, in one allocation; it is dropped if the item has its own.
+	// The index is read before taking the lock every Claim and Record contend for (a
+	// miss in a large index is the slowest step of a Record), and checked under it.
+	// What a first attempt adds to a delivery is made before it too, in one
+	// allocation; it is dropped if the delivery has its own.
+	hint, hinted := m.byID.peek(p.DeliveryID)
 	var first *itemMoreFirst
 	if p.Attempt != nil {
 		first = new(itemMoreFirst)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if it == nil {
+	s, ok := hint, hinted && m.recs.idIs(hint, p.DeliveryID)
+	if !ok {
+		s, ok = m.byID.get(&m.recs, p.DeliveryID)
+	}
+	if !ok {
 		return fmt.Errorf("%w: %s", ErrNotFound, p.DeliveryID)
 	}
-	if it.state != codeInFlight || it.leaseOwner != p.Owner {
+	r := m.recs.rec(s)
+	if r.state != codeInFlight || m.owners.list[r.owner] != p.Owner {
 		return fmt.Errorf("%w: %s", ErrLeaseLost, p.DeliveryID)
 	}
-	heap.Remove(&m.leases, int(it.idx))
-	it.apply(&p, first)
+	m.leases.remove(&m.recs, int(r.idx))
+	m.apply(r, &p, first)
 	if p.State == StatePending {
-		m.push(it)
+		m.push(s)
 	} else {
 		m.unfinished.Add(-1)
 		if p.State == StateSucceeded {
-			m.noteSucceeded(it)
+			m.noteSucceeded(s)
 		}
 	}
 	return nil
 }
 
-// apply changes the item as Delivery.Apply changes a Delivery, adding p's attempt to the
-// log. Done on the packed fields, it saves the round trip through a Delivery (and its
-// ten time conversions) under the lock every worker's Record takes; storetest's Record
-// cases hold it to Apply. first, if not nil, is the itemMore to use if it has none.
-func (it *memItem) apply(p *RecordParams, first *itemMoreFirst) {
+// apply changes the record as Delivery.Apply changes a Delivery, adding p's attempt to
+// the log. Done on the packed fields, it saves the round trip through a Delivery (and
+// its ten time conversions) under the lock every worker's Record takes; storetest's
+// Record cases hold it to Apply. first, if not nil, is the itemMore to use if it has
+// none. The caller holds m.mu.
+func (m *MemoryStore) apply(r *memRec, p *RecordParams, first *itemMoreFirst) {
 	if a := p.Attempt; a != nil || p.Reason != "" {
-		if it.more == nil {
+		if r.more == 0 {
+			x := &itemMore{}
 			if first != nil {
 				first.attempts = first.log[:0:1]
-				it.more = &first.itemMore
-			} else {
-				it.more = &itemMore{}
+				x = &first.itemMore
 			}
-			it.more.queued = it.created
+			x.queued = r.created
+			r.more = m.newMore(x)
 		}
-		x := it.more
+		x := m.mores[r.more]
 		if a != nil {
 			x.nAttempts++
 			x.lastStatus, x.lastError = int32(a.StatusCode), a.Error
 			rec := *a
-			rec.DeliveryID, rec.Number = it.id, len(x.attempts)+1
+			rec.DeliveryID, rec.Number = p.DeliveryID, len(x.attempts)+1
 			x.attempts = append(x.attempts, rec)
 		} else {
 			x.lastError = p.Reason
 		}
 	}
-	it.state = codeOf(p.State)
-	it.leaseOwner, it.leaseExp = "", 0
-	it.updated = nanos(p.Now)
+	r.state = codeOf(p.State)
+	r.owner, r.leaseExp = 0, 0
+	r.updated = nanos(p.Now)
 	if p.State == StatePending {
-		it.next = nanos(p.NextAttemptAt)
+		r.next = nanos(p.NextAttemptAt)
 	}
 }
 
@@ -738,11 +1205,11 @@ func (m *MemoryStore) Get(ctx context.Context, id string) (Delivery, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.absorbFresh()
-	it := m.byID.get(id)
-	if it == nil {
+	s, ok := m.byID.get(&m.recs, id)
+	if !ok {
 		return Delivery{}, fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
-	return it.delivery(), nil
+	return m.delivery(s, id), nil
 }
 
 // List implements Store. It scans every delivery: the memory store is meant for a
@@ -758,8 +1225,9 @@ func (m *MemoryStore) List(ctx context.Context, p ListParams) (ListResult, error
 	m.mu.Lock()
 	m.absorbFresh()
 	var match []Delivery
-	m.byID.each(func(_ string, it *memItem) {
-		if d := it.delivery(); ListMatches(p, &d) {
+	m.recs.each(func(s slot, _ *memRec) {
+		if d := m.delivery(s, m.recs.id(s)); ListMatches(p, &d) {
+			d.ID = m.ownID(s)
 			match = append(match, d)
 		}
 	})
@@ -793,14 +1261,15 @@ func (m *MemoryStore) Attempts(ctx context.Context, id string) ([]Attempt, error
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.absorbFresh()
-	it := m.byID.get(id)
-	if it == nil {
+	s, ok := m.byID.get(&m.recs, id)
+	if !ok {
 		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
-	if it.more == nil {
+	x := m.more(m.recs.rec(s))
+	if x == nil {
 		return nil, nil
 	}
-	return slices.Clone(it.more.attempts), nil
+	return slices.Clone(x.attempts), nil
 }
 
 // Requeue implements Store.
@@ -811,7 +1280,7 @@ func (m *MemoryStore) Requeue(ctx context.Context, p RequeueParams) (int, error)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.absorbFresh()
-	var items []*memItem
+	var ss []slot
 	if len(p.IDs) > 0 {
 		seen := make(map[string]bool, len(p.IDs))
 		for _, id := range p.IDs {
@@ -819,30 +1288,32 @@ func (m *MemoryStore) Requeue(ctx context.Context, p RequeueParams) (int, error)
 				continue
 			}
 			seen[id] = true
-			it := m.byID.get(id)
-			if it == nil {
+			s, ok := m.byID.get(&m.recs, id)
+			if !ok {
 				return 0, fmt.Errorf("%w: %s", ErrNotFound, id)
 			}
-			if st := it.state.state(); !st.Finished() {
+			if st := m.recs.rec(s).state.state(); !st.Finished() {
 				return 0, fmt.Errorf("%w: %s is %s; only succeeded or failed deliveries can be requeued", ErrInvalidState, id, st)
 			}
-			items = append(items, it)
+			ss = append(ss, s)
 		}
 	} else {
-		m.byID.each(func(_ string, it *memItem) {
-			if it.state == codeFailed && it.meta.endpointID == p.EndpointID && it.created >= nanos(p.Since) {
-				items = append(items, it)
+		since := nanos(p.Since)
+		m.recs.each(func(s slot, r *memRec) {
+			if r.state == codeFailed && r.created >= since && m.endpointOf(s) == p.EndpointID {
+				ss = append(ss, s)
 			}
 		})
 	}
-	for _, it := range items {
-		d := it.delivery()
+	for _, s := range ss {
+		d := m.delivery(s, m.ownID(s))
 		d.Requeue(p.Now)
-		it.set(m, &d)
+		in := prep(&d)
+		m.write(s, &in)
 	}
-	m.pushAll(items)
-	m.unfinished.Add(int64(len(items)))
-	return len(items), nil
+	m.pushAll(ss)
+	m.unfinished.Add(int64(len(ss)))
+	return len(ss), nil
 }
 
 // NextDue implements Store.
@@ -877,10 +1348,16 @@ func (m *MemoryStore) NextDue(ctx context.Context, exclude []string) (time.Time,
 			stack = append(stack, 2*i+1, 2*i+2)
 		}
 	}
-	walk(len(m.leases), func(i int) (int64, string) { return m.leases[i].leaseExp, m.leases[i].meta.endpointID })
-	walk(len(m.ready), func(i int) (int64, string) { return m.ready[i].items.first().next, m.ready[i].id })
+	walk(m.leases.len(), func(i int) (int64, string) {
+		s := m.leases.s[i]
+		return m.recs.rec(s).leaseExp, m.endpointOf(s)
+	})
+	walk(m.ready.Len(), func(i int) (int64, string) {
+		q := m.ready.qs[i]
+		return m.recs.rec(q.items.first(&m.recs)).next, q.id
+	})
 	for id, q := range m.parked {
-		if t := q.items.first().next; !excluded(id) && (best == 0 || t < best) {
+		if t := m.recs.rec(q.items.first(&m.recs)).next; !excluded(id) && (best == 0 || t < best) {
 			best = t
 		}
 	}
@@ -894,16 +1371,19 @@ func (m *MemoryStore) Prune(ctx context.Context, p PruneParams) (int, error) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	// No absorbFresh: items not yet absorbed are pending, and Prune removes only
+	// No absorbFresh: deliveries not yet absorbed are pending, and Prune removes only
 	// finished ones.
-	var gone []string
-	m.byID.each(func(id string, it *memItem) {
-		if d := it.delivery(); PruneMatches(p, &d) {
-			gone = append(gone, id)
+	var gone []slot
+	m.recs.each(func(s slot, r *memRec) {
+		if r.state != codeSucceeded && r.state != codeFailed {
+			return
+		}
+		if d := m.delivery(s, ""); PruneMatches(p, &d) {
+			gone = append(gone, s)
 		}
 	})
-	for _, id := range gone {
-		m.byID.del(id)
+	for _, s := range gone {
+		m.remove(s)
 	}
 	return len(gone), nil
 }
@@ -935,9 +1415,6 @@ func EndpointSet(ids []string) func(endpointID string) bool {
 	return func(id string) bool { _, ok := set[id]; return ok }
 }
 
-// dueBefore orders pending deliveries by due time, then ID.
-func dueBefore(a, b *memItem) bool { return dueCompare(a, b) < 0 }
-
 // dueQueue holds one endpoint's pending deliveries in dueBefore order: a sorted run,
 // appended to at its tail and taken from its head, and a heap of the deliveries that
 // arrived out of order (a retry due before the run's tail, a Send stamped before an
@@ -948,45 +1425,47 @@ func dueBefore(a, b *memItem) bool { return dueCompare(a, b) < 0 }
 // can still miss an absorb that took later ones: in the bench's backlog of a million,
 // from 64 callers on 2 cores, 43 did in one run.)
 type dueQueue struct {
-	run  []*memItem // sorted; run[head:] are queued, with idx -1
+	run  []slot // sorted; run[head:] are queued, with idx -1
 	head int
-	rest itemHeap // the others, with idx their place in it
+	rest slotHeap // the others, with idx their place in it
 }
 
-func (q *dueQueue) len() int { return len(q.run) - q.head + len(q.rest) }
+func (q *dueQueue) len() int { return len(q.run) - q.head + q.rest.len() }
 
 // restFirst reports whether the earliest delivery is in the heap; q must not be empty.
-func (q *dueQueue) restFirst() bool {
-	return q.head == len(q.run) || (len(q.rest) > 0 && dueBefore(q.rest[0], q.run[q.head]))
+func (q *dueQueue) restFirst(t *recTable) bool {
+	return q.head == len(q.run) || (q.rest.len() > 0 && dueBefore(t, q.rest.s[0], q.run[q.head]))
 }
 
 // first returns the earliest delivery; q must not be empty.
-func (q *dueQueue) first() *memItem {
-	if q.restFirst() {
-		return q.rest[0]
+func (q *dueQueue) first(t *recTable) slot {
+	if q.restFirst(t) {
+		return q.rest.s[0]
 	}
 	return q.run[q.head]
 }
 
-func (q *dueQueue) push(it *memItem) {
-	if n := len(q.run); n > q.head && dueBefore(it, q.run[n-1]) {
-		heap.Push(&q.rest, it)
+func (q *dueQueue) push(t *recTable, s slot) {
+	if n := len(q.run); n > q.head && dueBefore(t, s, q.run[n-1]) {
+		if q.rest.less == nil {
+			q.rest.less = dueBefore
+		}
+		q.rest.push(t, s)
 		return
 	}
-	it.idx = -1
-	q.run = append(q.run, it)
+	t.rec(s).idx = -1
+	q.run = append(q.run, s)
 }
 
 // pop removes and returns the earliest delivery; q must not be empty.
-func (q *dueQueue) pop() *memItem {
-	if q.restFirst() {
-		return heap.Pop(&q.rest).(*memItem)
+func (q *dueQueue) pop(t *recTable) slot {
+	if q.restFirst(t) {
+		return q.rest.pop(t)
 	}
-	it := q.run[q.head]
-	q.run[q.head] = nil // not kept alive by the array
+	s := q.run[q.head]
 	q.head++
 	q.compact()
-	return it
+	return s
 }
 
 // compact drops the run's taken head once it is at least half the run, so the array
@@ -998,49 +1477,98 @@ func (q *dueQueue) compact() {
 		q.run, q.head = q.run[:0], 0
 	case q.head >= 64 && q.head >= len(q.run)/2:
 		n := copy(q.run, q.run[q.head:])
-		clear(q.run[n:])
 		q.run, q.head = q.run[:n], 0
 	}
 }
 
-// remove takes it, which must be queued in q, out of q.
-func (q *dueQueue) remove(it *memItem) {
-	if it.idx >= 0 {
-		heap.Remove(&q.rest, int(it.idx))
+// remove takes s, which must be queued in q, out of q.
+func (q *dueQueue) remove(t *recTable, s slot) {
+	if idx := t.rec(s).idx; idx >= 0 {
+		q.rest.remove(t, int(idx))
 		return
 	}
-	i := slices.Index(q.run[q.head:], it) + q.head
+	i := slices.Index(q.run[q.head:], s) + q.head
 	copy(q.run[i:], q.run[i+1:])
-	q.run[len(q.run)-1] = nil
 	q.run = q.run[:len(q.run)-1]
 	q.compact()
 }
 
 // each calls fn for every queued delivery, in no particular order.
-func (q *dueQueue) each(fn func(*memItem)) {
-	for _, it := range q.run[q.head:] {
-		fn(it)
+func (q *dueQueue) each(fn func(slot)) {
+	for _, s := range q.run[q.head:] {
+		fn(s)
 	}
-	for _, it := range q.rest {
-		fn(it)
+	for _, s := range q.rest.s {
+		fn(s)
 	}
 }
 
-// itemHeap orders pending deliveries by dueBefore.
-type itemHeap []*memItem
+// slotHeap is a binary heap of records by less, each record's idx its place in it. Not
+// container/heap, whose Push and Pop box each slot in an interface (an allocation).
+type slotHeap struct {
+	s    []slot
+	less func(t *recTable, a, b slot) bool
+}
 
-func (h itemHeap) Len() int           { return len(h) }
-func (h itemHeap) Less(i, j int) bool { return dueBefore(h[i], h[j]) }
-func (h itemHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i]; h[i].idx = int32(i); h[j].idx = int32(j) }
-func (h *itemHeap) Push(x any)        { it := x.(*memItem); it.idx = int32(len(*h)); *h = append(*h, it) }
-func (h *itemHeap) Pop() any          { return popLast((*[]*memItem)(h)) }
-func popLast[T any](h *[]T) T {
-	old := *h
-	x := old[len(old)-1]
-	var zero T
-	old[len(old)-1] = zero
-	*h = old[:len(old)-1]
-	return x
+func (h *slotHeap) len() int { return len(h.s) }
+
+func (h *slotHeap) set(t *recTable, i int, s slot) {
+	h.s[i] = s
+	t.rec(s).idx = int32(i)
+}
+
+func (h *slotHeap) up(t *recTable, i int) {
+	s := h.s[i]
+	for i > 0 {
+		p := (i - 1) / 2
+		if !h.less(t, s, h.s[p]) {
+			break
+		}
+		h.set(t, i, h.s[p])
+		i = p
+	}
+	h.set(t, i, s)
+}
+
+// down moves h.s[i] down to its place and reports whether it moved.
+func (h *slotHeap) down(t *recTable, i int) bool {
+	s, start, n := h.s[i], i, len(h.s)
+	for {
+		c := 2*i + 1
+		if c >= n {
+			break
+		}
+		if r := c + 1; r < n && h.less(t, h.s[r], h.s[c]) {
+			c = r
+		}
+		if !h.less(t, h.s[c], s) {
+			break
+		}
+		h.set(t, i, h.s[c])
+		i = c
+	}
+	h.set(t, i, s)
+	return i > start
+}
+
+func (h *slotHeap) push(t *recTable, s slot) {
+	h.s = append(h.s, s)
+	h.up(t, len(h.s)-1)
+}
+
+func (h *slotHeap) pop(t *recTable) slot { return h.remove(t, 0) }
+
+// remove takes out and returns h.s[i].
+func (h *slotHeap) remove(t *recTable, i int) slot {
+	s, last := h.s[i], len(h.s)-1
+	if i != last {
+		h.set(t, i, h.s[last])
+	}
+	h.s = h.s[:last]
+	if i != last && !h.down(t, i) {
+		h.up(t, i)
+	}
+	return s
 }
 
 // epQueue is one endpoint's pending deliveries.
@@ -1052,23 +1580,24 @@ type epQueue struct {
 }
 
 // epHeap orders endpoint queues by their earliest due delivery.
-type epHeap []*epQueue
-
-func (h epHeap) Len() int { return len(h) }
-func (h epHeap) Less(i, j int) bool {
-	return h[i].items.first().next < h[j].items.first().next
+type epHeap struct {
+	qs []*epQueue
+	r  *recTable
 }
-func (h epHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i]; h[i].idx = i; h[j].idx = j }
-func (h *epHeap) Push(x any)   { q := x.(*epQueue); q.idx = len(*h); *h = append(*h, q) }
-func (h *epHeap) Pop() any     { return popLast((*[]*epQueue)(h)) }
 
-// leaseHeap orders in-flight deliveries by lease expiry.
-type leaseHeap []*memItem
-
-func (h leaseHeap) Len() int { return len(h) }
-func (h leaseHeap) Less(i, j int) bool {
-	return h[i].leaseExp < h[j].leaseExp
+func (h *epHeap) Len() int { return len(h.qs) }
+func (h *epHeap) Less(i, j int) bool {
+	return h.r.rec(h.qs[i].items.first(h.r)).next < h.r.rec(h.qs[j].items.first(h.r)).next
 }
-func (h leaseHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i]; h[i].idx = int32(i); h[j].idx = int32(j) }
-func (h *leaseHeap) Push(x any)   { it := x.(*memItem); it.idx = int32(len(*h)); *h = append(*h, it) }
-func (h *leaseHeap) Pop() any     { return popLast((*[]*memItem)(h)) }
+func (h *epHeap) Swap(i, j int) {
+	h.qs[i], h.qs[j] = h.qs[j], h.qs[i]
+	h.qs[i].idx = i
+	h.qs[j].idx = j
+}
+func (h *epHeap) Push(x any) { q := x.(*epQueue); q.idx = len(h.qs); h.qs = append(h.qs, q) }
+func (h *epHeap) Pop() any {
+	q := h.qs[len(h.qs)-1]
+	h.qs[len(h.qs)-1] = nil
+	h.qs = h.qs[:len(h.qs)-1]
+	return q
+}

@@ -3,6 +3,7 @@ package webhook
 import (
 	"fmt"
 	"math/rand/v2"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -21,21 +22,26 @@ func pendingDelivery(id string, at time.Time) Delivery {
 		State: StatePending, CreatedAt: at, QueuedAt: at, NextAttemptAt: at, UpdatedAt: at}
 }
 
-// checkDueQueue fails t unless q's run is sorted, every run item has idx -1 and every
-// heap item has idx its place in the heap.
-func checkDueQueue(t *testing.T, q *dueQueue) {
+// checkDueQueue fails t unless q's run is sorted, every run record has idx -1 and every
+// heap record has idx its place in the heap.
+func checkDueQueue(t *testing.T, r *recTable, q *dueQueue) {
 	t.Helper()
 	live := q.run[q.head:]
-	require.True(t, slices.IsSortedFunc(live, dueCompare), "the run is out of order")
-	for _, it := range live {
-		require.EqualValues(t, -1, it.idx, "a run item's idx")
+	require.True(t, slices.IsSortedFunc(live, r.dueCompare), "the run is out of order")
+	for _, s := range live {
+		require.EqualValues(t, -1, r.rec(s).idx, "a run record's idx")
 	}
-	for i, it := range q.rest {
-		require.EqualValues(t, i, it.idx, "a heap item's idx")
+	for i, s := range q.rest.s {
+		require.EqualValues(t, i, r.rec(s).idx, "a heap record's idx")
 	}
-	for _, it := range q.run[:q.head] {
-		require.Nil(t, it, "a taken run slot still holds its item")
-	}
+}
+
+// testRec stores a record with this ID and due time in r.
+func testRec(r *recTable, id string, next int64) slot {
+	s := r.alloc()
+	rec := r.rec(s)
+	rec.idLen, rec.next = uint8(copy(rec.idBuf[:], id)), next
+	return s
 }
 
 // The queue gives deliveries back in due order, then ID, whatever order they were
@@ -45,7 +51,9 @@ func TestDueQueueKeepsDueOrderAgainstAModel(t *testing.T) {
 	for seed := range uint64(20) {
 		r := rand.New(rand.NewPCG(seed, 7))
 		var q dueQueue
-		var model []*memItem
+		var recs recTable
+		var model []slot
+		cmpDue := recs.dueCompare
 		clock, serial := int64(1000), 0
 		for range 3000 {
 			switch op := r.IntN(10); {
@@ -57,34 +65,35 @@ func TestDueQueueKeepsDueOrderAgainstAModel(t *testing.T) {
 				} else {
 					clock += int64(r.IntN(3)) // ties too
 				}
-				it := &memItem{id: fmt.Sprintf("dlv_%06d", r.IntN(1_000_000)), next: next}
-				q.push(it)
+				it := testRec(&recs, fmt.Sprintf("dlv_%06d", r.IntN(1_000_000)), next)
+				q.push(&recs, it)
 				model = append(model, it)
 			case op < 9: // pop
 				if len(model) == 0 {
 					continue
 				}
-				slices.SortStableFunc(model, dueCompare)
-				got := q.pop()
-				require.Zero(t, dueCompare(model[0], got), "seed %d: popped %s@%d, want %s@%d", seed, got.id, got.next, model[0].id, model[0].next)
-				model = slices.DeleteFunc(model, func(it *memItem) bool { return it == got })
+				slices.SortStableFunc(model, cmpDue)
+				got := q.pop(&recs)
+				require.Zero(t, cmpDue(model[0], got), "seed %d: popped %s@%d, want %s@%d", seed,
+					recs.id(got), recs.rec(got).next, recs.id(model[0]), recs.rec(model[0]).next)
+				model = slices.DeleteFunc(model, func(it slot) bool { return it == got })
 			default: // remove one from anywhere
 				if len(model) == 0 {
 					continue
 				}
 				it := model[r.IntN(len(model))]
-				q.remove(it)
-				model = slices.DeleteFunc(model, func(x *memItem) bool { return x == it })
+				q.remove(&recs, it)
+				model = slices.DeleteFunc(model, func(x slot) bool { return x == it })
 			}
 			require.Equal(t, len(model), q.len())
 			if len(model) > 0 {
-				slices.SortStableFunc(model, dueCompare)
-				require.Zero(t, dueCompare(model[0], q.first()), "seed %d: first", seed)
+				slices.SortStableFunc(model, cmpDue)
+				require.Zero(t, cmpDue(model[0], q.first(&recs)), "seed %d: first", seed)
 			}
-			checkDueQueue(t, &q)
+			checkDueQueue(t, &recs, &q)
 		}
-		var seen []*memItem
-		q.each(func(it *memItem) { seen = append(seen, it) })
+		var seen []slot
+		q.each(func(it slot) { seen = append(seen, it) })
 		assert.ElementsMatch(t, model, seen, "each visits every queued item once")
 	}
 }
@@ -93,17 +102,20 @@ func TestDueQueueKeepsDueOrderAgainstAModel(t *testing.T) {
 // them) keeps its array near the backlog's size: the taken head is dropped, not carried.
 func TestDueQueueDoesNotGrowUnderSteadyUse(t *testing.T) {
 	var q dueQueue
+	var recs recTable
 	n := int64(0)
-	push := func() { n++; q.push(&memItem{id: fmt.Sprintf("dlv_%09d", n), next: n}) }
+	push := func() { n++; q.push(&recs, testRec(&recs, fmt.Sprintf("dlv_%09d", n), n)) }
 	for range 100 {
 		push()
 	}
 	for range 100_000 {
 		push()
-		require.Equal(t, fmt.Sprintf("dlv_%09d", n-100), q.pop().id)
+		s := q.pop(&recs)
+		require.Equal(t, fmt.Sprintf("dlv_%09d", n-100), recs.id(s))
+		recs.release(s)
 	}
 	assert.Equal(t, 100, q.len())
-	assert.Empty(t, q.rest, "in-order pushes all join the run")
+	assert.Zero(t, q.rest.len(), "in-order pushes all join the run")
 	assert.LessOrEqual(t, cap(q.run), 512, "the run's array after 100,000 pushes and pops with 100 queued")
 }
 
@@ -123,8 +135,8 @@ func TestMemoryAbsorbPutsABacklogInTheRun(t *testing.T) {
 	q := m.queues["ep"]
 	require.NotNil(t, q)
 	assert.Equal(t, n, q.items.len())
-	assert.Empty(t, q.items.rest, "deliveries that went to the heap")
-	checkDueQueue(t, &q.items)
+	assert.Zero(t, q.items.rest.len(), "deliveries that went to the heap")
+	checkDueQueue(t, &m.recs, &q.items)
 	m.mu.Unlock()
 
 	got, err := m.Claim(t.Context(), ClaimParams{Now: base.Add(time.Hour), Limit: n, Owner: "o", LeaseUntil: base.Add(2 * time.Hour)})
@@ -147,7 +159,7 @@ func TestMemoryAbsorbCutsEveryShardBeforeIndexing(t *testing.T) {
 	// idIn returns an ID that the intake puts in shard sh.
 	idIn := func(prefix string, sh int) string {
 		for i := 0; ; i++ {
-			if id := fmt.Sprintf("dlv_%s%04d", prefix, i); m.byID.shard(id)%len(m.intake) == sh {
+			if id := fmt.Sprintf("dlv_%s%04d", prefix, i); intakeShardOf(id) == sh {
 				return id
 			}
 		}
@@ -171,8 +183,8 @@ func TestMemoryAbsorbCutsEveryShardBeforeIndexing(t *testing.T) {
 	m.absorb()
 	q := m.queues["ep"]
 	assert.Equal(t, 66, q.items.len())
-	assert.Empty(t, q.items.rest, "deliveries that went to the heap")
-	checkDueQueue(t, &q.items)
+	assert.Zero(t, q.items.rest.len(), "deliveries that went to the heap")
+	checkDueQueue(t, &m.recs, &q.items)
 	m.mu.Unlock()
 }
 
@@ -212,4 +224,135 @@ func TestNewOneDeliveryID(t *testing.T) {
 	assert.Greater(t, ids[0], before)
 	assert.Greater(t, newDeliveryIDs(1, now)[0], ids[0])
 	assert.Equal(t, 1.0, testing.AllocsPerRun(100, func() { ids = newOneDeliveryID(now) }))
+}
+
+// A record holds no pointers, and a chunk's bodies come before its records, so the
+// collector scans only the bodies' slice headers of a chunk: what keeps a backlog of a
+// million from costing the host process a hundred milliseconds of marking per cycle.
+func TestMemRecHoldsNoPointers(t *testing.T) {
+	var walk func(t reflect.Type) []string
+	walk = func(typ reflect.Type) []string {
+		switch typ.Kind() {
+		case reflect.Pointer, reflect.UnsafePointer, reflect.Slice, reflect.String, reflect.Map,
+			reflect.Chan, reflect.Func, reflect.Interface:
+			return []string{typ.String()}
+		case reflect.Array:
+			return walk(typ.Elem())
+		case reflect.Struct:
+			var found []string
+			for i := range typ.NumField() {
+				for _, p := range walk(typ.Field(i).Type) {
+					found = append(found, typ.Field(i).Name+": "+p)
+				}
+			}
+			return found
+		}
+		return nil
+	}
+	assert.Empty(t, walk(reflect.TypeFor[memRec]()), "pointer fields of memRec")
+	var ch recChunk
+	assert.Less(t, unsafe.Offsetof(ch.bodies), unsafe.Offsetof(ch.recs), "the bodies come first")
+	assert.Empty(t, walk(reflect.TypeFor[[2]uint64]()), "the walk itself: an array of numbers")
+	assert.NotEmpty(t, walk(reflect.TypeFor[recChunk]()), "the walk itself: a chunk has bodies")
+}
+
+// With every ID hashed alike, all but one of a shard's IDs go to its dup map; each is
+// still found, refused a second time and removed alone.
+func TestIDIndexKeepsCollidingIDsApart(t *testing.T) {
+	m := NewMemoryStoreForTests(-1, 0, maxInterned)
+	now := time.Unix(1_700_000_000, 0)
+	var ids []string
+	for i := range 50 {
+		ids = append(ids, fmt.Sprintf("dlv_%04d", i))
+		require.NoError(t, m.Enqueue(t.Context(), []Delivery{pendingDelivery(ids[i], now)}))
+	}
+	require.Len(t, m.byID.sh[0].m, 1)
+	require.Len(t, m.byID.sh[0].dup, 49)
+	assert.ErrorIs(t, m.Enqueue(t.Context(), []Delivery{pendingDelivery(ids[0], now)}), ErrDuplicateDelivery, "the one in the map")
+	assert.ErrorIs(t, m.Enqueue(t.Context(), []Delivery{pendingDelivery(ids[7], now)}), ErrDuplicateDelivery, "one in dup")
+	got, err := m.Claim(t.Context(), ClaimParams{Now: now, Limit: 50, Owner: "o", LeaseUntil: now.Add(time.Hour)})
+	require.NoError(t, err)
+	require.Len(t, got, 50)
+	for _, d := range got {
+		require.NoError(t, m.Record(t.Context(), RecordParams{DeliveryID: d.ID, Owner: "o", Now: now, State: StateSucceeded}))
+	}
+	n, err := m.Prune(t.Context(), PruneParams{SucceededBefore: now.Add(time.Second)})
+	require.NoError(t, err)
+	assert.Equal(t, 50, n)
+	assert.Empty(t, m.byID.sh[0].m)
+	assert.Empty(t, m.byID.sh[0].dup)
+}
+
+// drainAll claims every due delivery and records it succeeded.
+func drainAll(t *testing.T, m *MemoryStore, now time.Time) []Delivery {
+	t.Helper()
+	var all []Delivery
+	for {
+		got, err := m.Claim(t.Context(), ClaimParams{Now: now, Limit: 500, Owner: "o", LeaseUntil: now.Add(time.Hour)})
+		require.NoError(t, err)
+		if len(got) == 0 {
+			return all
+		}
+		for _, d := range got {
+			require.NoError(t, m.Record(t.Context(), RecordParams{DeliveryID: d.ID, Owner: "o", Now: now, State: StateSucceeded,
+				Attempt: &Attempt{StartedAt: now, StatusCode: 204}}))
+		}
+		all = append(all, got...)
+	}
+}
+
+// Once a backlog has drained and its deliveries are gone, the store gives its chunks of
+// records back (all but the first), and takes new ones when it needs them again.
+func TestMemoryStoreGivesBackTheChunksOfADrainedBacklog(t *testing.T) {
+	m := NewMemoryStore(-1)
+	now := time.Unix(1_700_000_000, 0)
+	live := func() int {
+		n := 0
+		for _, ch := range m.recs.chunks {
+			if ch != nil {
+				n++
+			}
+		}
+		return n
+	}
+	for round := range 3 {
+		const n = 10 * recChunkLen
+		for i := range n {
+			require.NoError(t, m.enqueueFresh(t.Context(), []Delivery{pendingDelivery(fmt.Sprintf("dlv_%d_%06d", round, i), now)}))
+		}
+		require.Len(t, drainAll(t, m, now), n)
+		require.Equal(t, 10, live(), "round %d: chunks holding the drained backlog", round)
+		pruned, err := m.Prune(t.Context(), PruneParams{SucceededBefore: now.Add(time.Second)})
+		require.NoError(t, err)
+		require.Equal(t, n, pruned)
+		assert.Equal(t, 1, live(), "round %d: chunks after the prune", round)
+		assert.Len(t, m.recs.chunks, 1, "round %d: the table's length", round)
+	}
+}
+
+// A succeeded delivery's record is dropped past the store's capacity and its slot taken
+// by another; what was handed out before (ID, event ID, body, attempts) does not change.
+func TestMemoryStoreHandsOutDeliveriesThatOutliveTheirSlot(t *testing.T) {
+	m := NewMemoryStore(4)
+	now := time.Unix(1_700_000_000, 0)
+	body := []byte(`{"id":"evt_early","x":1}`)
+	early := pendingDelivery("dlv_early", now)
+	early.Body, early.EventID = body, unsafe.String(&body[7], len("evt_early"))
+	require.NoError(t, m.enqueueFresh(t.Context(), []Delivery{early}))
+	got := drainAll(t, m, now)
+	require.Len(t, got, 1)
+	assert.Same(t, &body[7], unsafe.StringData(got[0].EventID), "an event ID in the body is handed out as the body's bytes")
+	attempts, err := m.Attempts(t.Context(), "dlv_early")
+	require.NoError(t, err)
+	for i := range 20 { // the early one drops out and its slot is reused
+		require.NoError(t, m.enqueueFresh(t.Context(), []Delivery{pendingDelivery(fmt.Sprintf("dlv_late_%02d", i), now)}))
+		drainAll(t, m, now)
+	}
+	_, err = m.Get(t.Context(), "dlv_early")
+	require.ErrorIs(t, err, ErrNotFound, "dropped past the capacity of succeeded deliveries")
+	assert.Equal(t, "dlv_early", got[0].ID)
+	assert.Equal(t, "evt_early", got[0].EventID)
+	assert.Equal(t, `{"id":"evt_early","x":1}`, string(got[0].Body))
+	require.Len(t, attempts, 1)
+	assert.Equal(t, "dlv_early", attempts[0].DeliveryID)
 }

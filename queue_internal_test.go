@@ -169,9 +169,12 @@ func TestMemoryClaimSizesItsResultOnce(t *testing.T) {
 	}
 }
 
-// Enqueue of one delivery makes one allocation, its item; what it shares with other
-// deliveries (the interned endpoint, type and version) is found without allocating.
-func TestMemoryEnqueueAllocatesOnlyTheItem(t *testing.T) {
+// What Send enqueues (enqueueFresh) is held by value in intake until a claim absorbs
+// it, so Send allocates nothing in the store: what it shares with other deliveries (the
+// interned endpoint, type and version) is found at the absorb. (The intake's array
+// grows now and then, which AllocsPerRun's whole-number average leaves out; absorb
+// reuses it.)
+func TestMemoryEnqueueFreshAllocatesNothing(t *testing.T) {
 	m := NewMemoryStore(-1)
 	now := time.Unix(1_700_000_000, 0)
 	const runs = 1000
@@ -179,19 +182,15 @@ func TestMemoryEnqueueAllocatesOnlyTheItem(t *testing.T) {
 	for i := range ds {
 		ds[i] = []Delivery{pendingDelivery(fmt.Sprintf("dlv_%06d", i), now)}
 	}
-	for _, fresh := range []bool{false, true} {
-		i := 0
-		allocs := testing.AllocsPerRun(runs, func() {
-			if err := m.enqueue(context.Background(), ds[i], fresh); err != nil {
-				t.Fatal(err)
-			}
-			i++
-		})
-		assert.Equal(t, 1.0, allocs, "allocations per Enqueue of one delivery (fresh %v)", fresh)
-		for j := range ds {
-			ds[j][0].ID += "x" // new IDs for the next round
+	i := 0
+	allocs := testing.AllocsPerRun(runs, func() {
+		if err := m.enqueueFresh(context.Background(), ds[i]); err != nil {
+			t.Fatal(err)
 		}
-	}
+		i++
+	})
+	assert.Zero(t, allocs, "allocations per enqueueFresh of one delivery")
+	assert.Equal(t, runs+1, m.Len())
 }
 
 // What Send enqueues (enqueueFresh) reaches the ID index only when a claim absorbs it;
@@ -202,7 +201,7 @@ func TestMemoryFreshDeliveriesAreVisibleBeforeAnyClaim(t *testing.T) {
 		m := NewMemoryStore(0)
 		d := pendingDelivery(newDeliveryID(now), now)
 		require.NoError(t, m.enqueueFresh(t.Context(), []Delivery{d}))
-		require.Equal(t, int64(1), m.intakeFresh.Load(), "not absorbed yet")
+		require.Equal(t, int64(1), m.inIntake.Load(), "not absorbed yet")
 		return m, d
 	}
 	t.Run("Get", func(t *testing.T) {
@@ -239,7 +238,7 @@ func TestMemoryFreshDeliveriesAreVisibleBeforeAnyClaim(t *testing.T) {
 		got, err := m.Claim(t.Context(), ClaimParams{Now: now, Limit: 8, Owner: "o", LeaseUntil: now.Add(time.Hour)})
 		require.NoError(t, err)
 		require.Len(t, got, 1)
-		assert.Zero(t, m.intakeFresh.Load())
+		assert.Zero(t, m.inIntake.Load())
 		require.NoError(t, m.Record(t.Context(), RecordParams{DeliveryID: d.ID, Owner: "o", Now: now,
 			Attempt: &Attempt{StartedAt: now, StatusCode: 204}, State: StateSucceeded}))
 		assert.Zero(t, m.Len())
