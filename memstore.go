@@ -49,10 +49,12 @@ type MemoryStore struct {
 	absorbing        []slot // absorb's batch, kept from one absorb to the next
 	claiming         []slot // Claim's, likewise
 	// inIntake counts the deliveries in intake; whatever looks deliveries up absorbs
-	// them first.
-	inIntake atomic.Int64
-	queues   map[string]*epQueue // pending deliveries per endpoint
-	ready    epHeap              // endpoint queues by their earliest NextAttemptAt
+	// them first. freshInIntake counts those of them from enqueueFresh, which a direct
+	// Enqueue absorbs before its duplicate check.
+	inIntake      atomic.Int64
+	freshInIntake atomic.Int64
+	queues        map[string]*epQueue // pending deliveries per endpoint
+	ready         epHeap              // endpoint queues by their earliest NextAttemptAt
 	// parked holds the queues of endpoints the last claims excluded, out of ready, so
 	// that a claim does not pop and push back every excluded queue that is due first
 	// (a hundred endpoints with open circuits made that a tenth of a Sender's CPU); each
@@ -493,6 +495,7 @@ type inItem struct {
 	meta             itemMeta
 	owner            string
 	long             longStrs
+	reserved         bool // a direct Enqueue's: its ID is reserved in the index (idIndex.reserve)
 	more             bool // the fields below differ from a fresh delivery's
 	queued           int64
 	nAttempts, lastS int32
@@ -583,7 +586,7 @@ func (m *MemoryStore) write(s slot, in *inItem) {
 func (m *MemoryStore) place(in *inItem) (slot, bool) {
 	s := m.recs.alloc()
 	m.write(s, in)
-	if !m.byID.add(&m.recs, m.recs.id(s), s) {
+	if !m.byID.add(&m.recs, m.recs.id(s), s, in.reserved) {
 		m.remove(s)
 		return 0, false
 	}
@@ -632,10 +635,13 @@ func (m *MemoryStore) absorb() {
 	}
 	batch := m.absorbing
 	for i := range m.intake {
-		n := 0
+		n, fresh := 0, 0
 		for _, blk := range cut[i] {
 			in := blk.items[:blk.n]
 			for j := range in {
+				if !in[j].reserved {
+					fresh++
+				}
 				s, ok := m.place(&in[j])
 				if !ok {
 					// Only an ID guessed before its Send returned can get here (Enqueue
@@ -654,6 +660,7 @@ func (m *MemoryStore) absorb() {
 		}
 		if n > 0 {
 			m.inIntake.Add(-int64(n))
+			m.freshInIntake.Add(-int64(fresh))
 		}
 		clear(cut[i])
 		m.intake[i].spare = nil
@@ -766,6 +773,9 @@ type idShard struct {
 	mu  sync.Mutex
 	m   map[uint64]slot
 	dup map[string]slot
+	// reserved holds the IDs of a direct Enqueue's deliveries until absorb indexes
+	// them.
+	reserved map[string]struct{}
 }
 
 func (x *idIndex) init() {
@@ -802,12 +812,60 @@ func (x *idIndex) get(t *recTable, id string) (slot, bool) {
 	return s, ok
 }
 
-// add indexes s under its ID unless the ID is taken, and reports whether it did. The
-// caller holds the store's lock.
-func (x *idIndex) add(t *recTable, id string, s slot) bool {
+type reserveResult int
+
+const (
+	reserveDone  reserveResult = iota
+	reserveTaken               // id is stored or reserved
+	reserveCheck               // the index holds id's hash: call again with the records
+)
+
+// reserve reserves id unless it is taken. With t nil (the store's lock not held) it
+// cannot tell id from another ID of the same hash, and says reserveCheck instead.
+func (x *idIndex) reserve(t *recTable, id string) reserveResult {
 	h, sh := x.hash(id)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
+	if _, ok := sh.reserved[id]; ok {
+		return reserveTaken
+	}
+	if _, ok := sh.dup[id]; ok {
+		return reserveTaken
+	}
+	if s, ok := sh.m[h]; ok {
+		if t == nil {
+			return reserveCheck
+		}
+		if t.idIs(s, id) {
+			return reserveTaken
+		}
+	}
+	if sh.reserved == nil {
+		sh.reserved = make(map[string]struct{})
+	}
+	sh.reserved[id] = struct{}{}
+	return reserveDone
+}
+
+func (x *idIndex) unreserve(id string) {
+	_, sh := x.hash(id)
+	sh.mu.Lock()
+	delete(sh.reserved, id)
+	sh.mu.Unlock()
+}
+
+// add indexes s under its ID unless the ID is taken, and reports whether it did;
+// reserved: the ID is reserved for s, and is released either way. The caller holds the
+// store's lock.
+func (x *idIndex) add(t *recTable, id string, s slot, reserved bool) bool {
+	h, sh := x.hash(id)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if reserved {
+		delete(sh.reserved, id)
+	} else if _, ok := sh.reserved[id]; ok {
+		return false
+	}
 	old, taken := sh.m[h]
 	if !taken {
 		if _, dup := sh.dup[id]; dup {
@@ -843,7 +901,10 @@ func (x *idIndex) del(id string, s slot) {
 	}
 }
 
-// Enqueue implements Store.
+// Enqueue implements Store. It does not take the store's lock either (a store that
+// wraps a MemoryStore sends every Send through here): each ID is reserved in the ID
+// index, which refuses one already stored or reserved, and the deliveries wait in
+// intake as enqueueFresh's do.
 func (m *MemoryStore) Enqueue(ctx context.Context, ds []Delivery) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -851,41 +912,45 @@ func (m *MemoryStore) Enqueue(ctx context.Context, ds []Delivery) error {
 	if len(ds) == 0 {
 		return nil
 	}
+	if m.freshInIntake.Load() > 0 {
+		// Index what Sends put in intake first, so that the duplicate check sees every
+		// ID already handed out.
+		m.mu.Lock()
+		m.absorb()
+		m.mu.Unlock()
+	}
 	n := int64(len(ds))
 	if !m.reserve(n) {
 		return errMemoryFull
 	}
-	var one [1]inItem
-	items := one[:]
-	if len(ds) > 1 {
-		items = make([]inItem, len(ds))
-	}
+	// A refused ID undoes the batch's earlier reservations, so it is stored whole or
+	// not at all.
 	for i := range ds {
-		items[i] = prep(&ds[i])
-		items[i].rec.state = codePending
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	// Index what Sends put in intake first, so that the duplicate check sees every ID
-	// already handed out.
-	m.absorbFresh()
-	// Placing each refuses an ID already stored or already placed from this batch; the
-	// batch's earlier ones are then removed, so it is stored whole or not at all.
-	var placedOne [1]slot
-	placed := placedOne[:0]
-	for i := range items {
-		s, ok := m.place(&items[i])
-		if !ok {
-			for _, s := range placed {
-				m.remove(s)
+		if !m.reserveID(ds[i].ID) {
+			for j := range i {
+				m.byID.unreserve(ds[j].ID)
 			}
 			m.unfinished.Add(-n)
 			return fmt.Errorf("%w: the memory store already holds %q, or the batch repeats it", ErrDuplicateDelivery, ds[i].ID)
 		}
-		placed = append(placed, s)
 	}
-	m.pushAll(placed)
+	m.toIntake(ds, true)
 	return nil
+}
+
+// reserveID reserves id in the index unless it is stored or reserved already. Only when
+// the index holds an entry for id's hash does it take the store's lock, to compare the
+// ID with that entry's record.
+func (m *MemoryStore) reserveID(id string) bool {
+	switch m.byID.reserve(nil, id) {
+	case reserveDone:
+		return true
+	case reserveTaken:
+		return false
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.byID.reserve(&m.recs, id) == reserveDone
 }
 
 // reserve counts n more unfinished deliveries if there is room for them. A full store is
@@ -922,9 +987,18 @@ func (m *MemoryStore) enqueueFresh(ctx context.Context, ds []Delivery) error {
 	if !m.reserve(n) {
 		return errMemoryFull
 	}
+	m.toIntake(ds, false)
+	return nil
+}
+
+// toIntake puts ds in intake, for the next absorb; reserved: Enqueue has reserved their
+// IDs.
+func (m *MemoryStore) toIntake(ds []Delivery, reserved bool) {
+	n := int64(len(ds))
 	sh := &m.intake[intakeShardOf(ds[0].ID)]
 	if len(ds) == 1 { // made before the shard's lock, which 64 callers may share
 		in := prep(&ds[0])
+		in.reserved = reserved
 		sh.mu.Lock()
 		sh.add(&in)
 		sh.mu.Unlock()
@@ -932,12 +1006,17 @@ func (m *MemoryStore) enqueueFresh(ctx context.Context, ds []Delivery) error {
 		sh.mu.Lock()
 		for i := range ds {
 			in := prep(&ds[i])
+			in.reserved = reserved
 			sh.add(&in)
 		}
 		sh.mu.Unlock()
 	}
+	// Counted once they are in: an absorb in between counts them out first, so a count
+	// may be briefly low, never high after the last absorb.
+	if !reserved {
+		m.freshInIntake.Add(n)
+	}
 	m.inIntake.Add(n)
-	return nil
 }
 
 // push puts a pending record into its endpoint's queue.

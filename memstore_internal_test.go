@@ -257,7 +257,7 @@ func TestMemRecHoldsNoPointers(t *testing.T) {
 }
 
 // With every ID hashed alike, all but one of a shard's IDs go to its dup map; each is
-// still found, refused a second time and removed alone.
+// still found, refused a second time (reserved, in the map, in dup) and removed alone.
 func TestIDIndexKeepsCollidingIDsApart(t *testing.T) {
 	m := NewMemoryStoreForTests(-1, 0, maxInterned)
 	now := time.Unix(1_700_000_000, 0)
@@ -266,8 +266,14 @@ func TestIDIndexKeepsCollidingIDsApart(t *testing.T) {
 		ids = append(ids, fmt.Sprintf("dlv_%04d", i))
 		require.NoError(t, m.Enqueue(t.Context(), []Delivery{pendingDelivery(ids[i], now)}))
 	}
+	require.Len(t, m.byID.sh[0].reserved, 50, "reserved until an absorb")
+	assert.ErrorIs(t, m.Enqueue(t.Context(), []Delivery{pendingDelivery(ids[3], now)}), ErrDuplicateDelivery, "a reserved one")
+	m.mu.Lock()
+	m.absorb()
+	m.mu.Unlock()
 	require.Len(t, m.byID.sh[0].m, 1)
 	require.Len(t, m.byID.sh[0].dup, 49)
+	require.Empty(t, m.byID.sh[0].reserved)
 	assert.ErrorIs(t, m.Enqueue(t.Context(), []Delivery{pendingDelivery(ids[0], now)}), ErrDuplicateDelivery, "the one in the map")
 	assert.ErrorIs(t, m.Enqueue(t.Context(), []Delivery{pendingDelivery(ids[7], now)}), ErrDuplicateDelivery, "one in dup")
 	got, err := m.Claim(t.Context(), ClaimParams{Now: now, Limit: 50, Owner: "o", LeaseUntil: now.Add(time.Hour)})
