@@ -15,10 +15,11 @@ import (
 )
 
 // pendingDelivery is a pending delivery for endpoint "ep", created and due at at, as
-// Send makes one. (storetest.Delivery is the same for other packages; it cannot be
-// imported here.)
+// Send makes one: its event ID is the body's bytes. (storetest.Delivery is much the
+// same for other packages, with an event ID of its own; it cannot be imported here.)
 func pendingDelivery(id string, at time.Time) Delivery {
-	return Delivery{ID: id, EventID: "evt", EventType: "t", EndpointID: "ep", Body: []byte(`{}`),
+	body := []byte(`{"id":"evt","data":{}}`)
+	return Delivery{ID: id, EventID: unsafe.String(&body[7], 3), EventType: "t", EndpointID: "ep", Body: body,
 		State: StatePending, CreatedAt: at, QueuedAt: at, NextAttemptAt: at, UpdatedAt: at}
 }
 
@@ -361,4 +362,34 @@ func TestMemoryStoreHandsOutDeliveriesThatOutliveTheirSlot(t *testing.T) {
 	assert.Equal(t, `{"id":"evt_early","x":1}`, string(got[0].Body))
 	require.Len(t, attempts, 1)
 	assert.Equal(t, "dlv_early", attempts[0].DeliveryID)
+}
+
+// A requeue that leaves nothing but the attempt log set (an attempt with no status or
+// error, requeued at its creation time, the event ID in the body as a Sender's is)
+// still resets the attempt count.
+func TestMemoryRequeueResetsAnAttemptWithNothingElse(t *testing.T) {
+	m := NewMemoryStore(-1)
+	now := time.Unix(1_700_000_000, 0)
+	d0 := pendingDelivery("dlv_1", now)
+	d0.Body = []byte(`{"id":"evt_1"}`)
+	d0.EventID = unsafe.String(&d0.Body[7], len("evt_1"))
+	require.NoError(t, m.Enqueue(t.Context(), []Delivery{d0}))
+	got, err := m.Claim(t.Context(), ClaimParams{Now: now, Limit: 1, Owner: "o", LeaseUntil: now.Add(time.Hour)})
+	require.NoError(t, err)
+	require.Len(t, got, 1)
+	require.NoError(t, m.Record(t.Context(), RecordParams{DeliveryID: "dlv_1", Owner: "o", Now: now, State: StateFailed,
+		Attempt: &Attempt{StartedAt: now}}))
+	d, err := m.Get(t.Context(), "dlv_1")
+	require.NoError(t, err)
+	require.Equal(t, 1, d.Attempts)
+	n, err := m.Requeue(t.Context(), RequeueParams{Now: now, IDs: []string{"dlv_1"}})
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	d, err = m.Get(t.Context(), "dlv_1")
+	require.NoError(t, err)
+	assert.Equal(t, StatePending, d.State)
+	assert.Zero(t, d.Attempts, "attempts since the requeue")
+	as, err := m.Attempts(t.Context(), "dlv_1")
+	require.NoError(t, err)
+	assert.Len(t, as, 1, "the log is kept")
 }
