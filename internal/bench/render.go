@@ -217,6 +217,9 @@ func writeBacklog(w io.Writer, r *BacklogResult, md bool) {
 	fmt.Fprintf(w, "%sendpoint, so the receiver is \"down\" by hanging: MaxInFlight 1 and a URL that holds the one attempt; the drain switches the\n", indent(md))
 	fmt.Fprintf(w, "%sendpoint (UpdateEndpoint) to the answering URL and releases the hang. Heap is HeapAlloc after runtime.GC, minus the same before\n", indent(md))
 	fmt.Fprintf(w, "%sheap per pending delivery: %.0f B, of which beyond the envelope: %.0f B, beyond the payload: %.0f B (target ≤ 400 beyond the payload)\n", bullet(md), r.HeapPerDelivery, r.BeyondEnvelope, r.BeyondPayload)
+	if r.SentBeyondPayload != 0 {
+		fmt.Fprintf(w, "%s(measured after a lookup, which takes in the deliveries still in the store's intake; as soon as the last Send returned, before it: %.0f B beyond the payload)\n", indent(md), r.SentBeyondPayload)
+	}
 	fmt.Fprintf(w, "%sSend into the backlog: %.0f/s; peak RSS %.0f MiB\n", bullet(md), r.EnqueuePerSec, r.PeakRSSMiB)
 	if r.GCCycleHeldMillis > 0 {
 		fmt.Fprintf(w, "%sone collection (runtime.GC) with the backlog held: %.1f ms of collector CPU; before the backlog: %.1f ms\n", bullet(md), r.GCCycleHeldMillis, r.GCCycleBaseMillis)
