@@ -393,3 +393,174 @@ func TestMemoryRequeueResetsAnAttemptWithNothingElse(t *testing.T) {
 	require.NoError(t, err)
 	assert.Len(t, as, 1, "the log is kept")
 }
+
+// The memory store against a model of what each delivery must read back as, over
+// random operations: Sends and direct Enqueues, claims, retries, successes, failures,
+// requeues, prunes and lookups, with few hash bits (IDs collide), tiny intern tables
+// (rebuilt over and over), long IDs, event IDs in and out of the body, and a small
+// capacity (succeeded deliveries dropped, slots and chunks reused). A record that
+// outlived its delivery, or took another's bytes, shows as a wrong read.
+func TestMemoryStoreAgainstAModel(t *testing.T) {
+	type want struct {
+		d        Delivery // the fields the model keeps: ID, EventID, EndpointID, EventType, Body, State, Attempts
+		log      int      // attempts in the store's log
+		succSeq  int      // which success of the model's this is, while succeeded
+		inFlight bool
+	}
+	for seed := range uint64(8) {
+		r := rand.New(rand.NewPCG(seed, 11))
+		const capacity = 40
+		m := NewMemoryStoreForTests(capacity, 3, 4)
+		now := time.Unix(1_700_000_000, 0)
+		model := map[string]*want{}
+		var succeeded []struct {
+			id  string
+			seq int
+		}
+		seq, serial := 0, 0
+		unfinished := func() int {
+			n := 0
+			for _, w := range model {
+				if !w.d.State.Finished() {
+					n++
+				}
+			}
+			return n
+		}
+		newDelivery := func() Delivery {
+			serial++
+			id := fmt.Sprintf("dlv_%06d", serial)
+			if r.IntN(10) == 0 {
+				id = fmt.Sprintf("dlv_a_long_id_that_does_not_fit_%06d", serial)
+			}
+			body := fmt.Appendf(nil, `{"id":"evt_%d","n":%d}`, serial, r.IntN(1000))
+			ev := unsafe.String(&body[7], len(fmt.Sprint("evt_", serial)))
+			if r.IntN(4) == 0 {
+				ev = fmt.Sprint("other_", serial) // not in the body
+			}
+			d := pendingDelivery(id, now)
+			d.Body, d.EventID = body, ev
+			d.EndpointID = fmt.Sprint("ep_", r.IntN(3))
+			d.EventType = fmt.Sprint("type_", r.IntN(5))
+			return d
+		}
+		for step := range 3000 {
+			now = now.Add(time.Millisecond)
+			switch op := r.IntN(100); {
+			case op < 30: // Send or Enqueue
+				d := newDelivery()
+				var err error
+				if r.IntN(2) == 0 {
+					err = m.enqueueFresh(t.Context(), []Delivery{d})
+				} else {
+					err = m.Enqueue(t.Context(), []Delivery{d})
+				}
+				if unfinished() >= capacity {
+					require.ErrorIs(t, err, ErrQueueFull, "step %d", step)
+					continue
+				}
+				require.NoError(t, err, "step %d", step)
+				model[d.ID] = &want{d: d}
+			case op < 55: // claim, then settle some of what was claimed
+				got, err := m.Claim(t.Context(), ClaimParams{Now: now, Limit: 1 + r.IntN(8), Owner: "o", LeaseUntil: now.Add(time.Hour)})
+				require.NoError(t, err)
+				for _, d := range got {
+					w := model[d.ID]
+					require.NotNil(t, w, "step %d: claimed %s, which the model does not hold", step, d.ID)
+					require.Equal(t, StatePending, w.d.State, "step %d: claimed %s", step, d.ID)
+					require.Equal(t, w.d.EventID, d.EventID)
+					require.Equal(t, string(w.d.Body), string(d.Body))
+					w.d.State, w.inFlight, w.d.UpdatedAt = StateInFlight, true, now
+				}
+			case op < 80: // record one in flight
+				var ids []string
+				for id, w := range model {
+					if w.inFlight {
+						ids = append(ids, id)
+					}
+				}
+				if len(ids) == 0 {
+					continue
+				}
+				slices.Sort(ids)
+				id := ids[r.IntN(len(ids))]
+				w := model[id]
+				state := []State{StatePending, StateSucceeded, StateFailed}[r.IntN(3)]
+				p := RecordParams{DeliveryID: id, Owner: "o", Now: now, State: state, NextAttemptAt: now}
+				if r.IntN(5) > 0 {
+					p.Attempt = &Attempt{StartedAt: now, StatusCode: 200 + r.IntN(400)}
+					w.d.Attempts++
+					w.log++
+				}
+				require.NoError(t, m.Record(t.Context(), p), "step %d: record %s", step, id)
+				w.d.State, w.inFlight, w.d.UpdatedAt = state, false, now
+				if state == StateSucceeded {
+					seq++
+					w.succSeq = seq
+					succeeded = append(succeeded, struct {
+						id  string
+						seq int
+					}{id, seq})
+					live := 0
+					for _, e := range succeeded {
+						if x := model[e.id]; x != nil && x.succSeq == e.seq && x.d.State == StateSucceeded {
+							live++
+						}
+					}
+					for i := 0; live > capacity; i++ { // the oldest past capacity are dropped
+						if x := model[succeeded[i].id]; x != nil && x.succSeq == succeeded[i].seq && x.d.State == StateSucceeded {
+							delete(model, succeeded[i].id)
+							live--
+						}
+					}
+				}
+			case op < 88: // requeue a finished one
+				var ids []string
+				for id, w := range model {
+					if w.d.State.Finished() {
+						ids = append(ids, id)
+					}
+				}
+				if len(ids) == 0 || unfinished() >= capacity {
+					continue
+				}
+				slices.Sort(ids)
+				id := ids[r.IntN(len(ids))]
+				n, err := m.Requeue(t.Context(), RequeueParams{Now: now, IDs: []string{id}})
+				require.NoError(t, err, "step %d", step)
+				require.Equal(t, 1, n)
+				w := model[id]
+				w.d.State, w.d.Attempts, w.succSeq, w.d.UpdatedAt = StatePending, 0, 0, now
+			case op < 92: // prune what finished before a moment in the past
+				before := now.Add(-time.Duration(r.IntN(200)) * time.Millisecond)
+				_, err := m.Prune(t.Context(), PruneParams{SucceededBefore: before, FailedBefore: before})
+				require.NoError(t, err)
+				for id, w := range model {
+					if w.d.State.Finished() && w.d.UpdatedAt.Before(before) {
+						delete(model, id)
+					}
+				}
+			default: // read every delivery back
+				for id, w := range model {
+					d, err := m.Get(t.Context(), id)
+					require.NoError(t, err, "step %d: get %s", step, id)
+					require.Equal(t, id, d.ID)
+					require.Equal(t, w.d.State, d.State, "step %d: %s", step, id)
+					require.Equal(t, w.d.Attempts, d.Attempts, "step %d: %s", step, id)
+					require.Equal(t, w.d.EventID, d.EventID, "step %d: %s", step, id)
+					require.Equal(t, w.d.EndpointID, d.EndpointID, "step %d: %s", step, id)
+					require.Equal(t, w.d.EventType, d.EventType, "step %d: %s", step, id)
+					require.Equal(t, string(w.d.Body), string(d.Body), "step %d: %s", step, id)
+					require.True(t, w.d.UpdatedAt.Equal(d.UpdatedAt), "step %d: %s updated %s, want %s", step, id, d.UpdatedAt, w.d.UpdatedAt)
+					as, err := m.Attempts(t.Context(), id)
+					require.NoError(t, err)
+					require.Len(t, as, w.log, "step %d: %s's log", step, id)
+				}
+				res, err := m.List(t.Context(), ListParams{Limit: 10_000})
+				require.NoError(t, err)
+				require.Len(t, res.Deliveries, len(model), "step %d: List", step)
+				require.Equal(t, unfinished(), m.Len(), "step %d: Len", step)
+			}
+		}
+	}
+}
