@@ -1071,11 +1071,18 @@ func (m *MemoryStore) unpark(excluded func(string) bool) {
 
 // Claim implements Store.
 func (m *MemoryStore) Claim(ctx context.Context, p ClaimParams) ([]Delivery, error) {
+	return m.claimAppend(ctx, p, nil)
+}
+
+// claimAppend is Claim appending to dst, which a Sender's dispatcher reuses from one
+// claim to the next (it hands the deliveries on by value): a Delivery is 288 bytes, a
+// fresh slice of them per claim 6% of the bytes allocated per delivery at full speed.
+func (m *MemoryStore) claimAppend(ctx context.Context, p ClaimParams, dst []Delivery) ([]Delivery, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return dst, err
 	}
 	if p.Limit <= 0 {
-		return nil, nil
+		return dst, nil
 	}
 	excluded := EndpointSet(p.ExcludeEndpoints)
 	var taken map[string]int // per endpoint, when MaxPerEndpoint caps the claim
@@ -1162,14 +1169,14 @@ func (m *MemoryStore) Claim(ctx context.Context, p ClaimParams) ([]Delivery, err
 		}
 		heap.Push(&m.ready, q)
 	}
-	return m.deliveries(got), nil
+	return m.appendDeliveries(dst, got), nil
 }
 
-// deliveries returns the records as Deliveries, their IDs copied into one allocation.
-// The caller holds m.mu.
-func (m *MemoryStore) deliveries(ss []slot) []Delivery {
+// appendDeliveries appends the records to dst as Deliveries, their IDs copied into one
+// allocation. The caller holds m.mu.
+func (m *MemoryStore) appendDeliveries(dst []Delivery, ss []slot) []Delivery {
 	if len(ss) == 0 {
-		return nil
+		return dst
 	}
 	n := 0
 	for _, s := range ss {
@@ -1178,8 +1185,8 @@ func (m *MemoryStore) deliveries(ss []slot) []Delivery {
 		}
 	}
 	buf := make([]byte, 0, n)
-	out := make([]Delivery, len(ss))
-	for i, s := range ss {
+	dst = slices.Grow(dst, len(ss))
+	for _, s := range ss {
 		r := m.recs.rec(s)
 		id := m.recs.id(s)
 		if r.flags&recLongID == 0 && len(id) > 0 {
@@ -1187,9 +1194,9 @@ func (m *MemoryStore) deliveries(ss []slot) []Delivery {
 			buf = append(buf, id...)
 			id = unsafe.String(&buf[at], len(id))
 		}
-		out[i] = m.delivery(s, id)
+		dst = append(dst, m.delivery(s, id))
 	}
-	return out
+	return dst
 }
 
 // orderedHead returns q's endpoint's oldest unfinished delivery if it is pending, or

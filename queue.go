@@ -58,6 +58,8 @@ func (s *Sender) dispatch() {
 		}
 	}
 	idleClaims := 0 // consecutive claims that found nothing though work seemed due
+	// claimed is the claims' slice, reused: the deliveries go to the workers by value.
+	var claimed []Delivery
 	// The wait's timer is kept while later waits want it no earlier (most often the slow
 	// poll, which moves a little later on every round): a timer per round was a fifth
 	// of the dispatcher's own cost. Firing early only means a round that finds nothing.
@@ -108,12 +110,10 @@ func (s *Sender) dispatch() {
 				params.ExcludeEndpoints = append(exclude[:len(exclude):len(exclude)], ex.failing...)
 			}
 			lastClaim = time.Now()
-			ds, err := s.store.Claim(s.baseCtx, params)
+			ds, err := s.claim(params, claimed[:0])
 			if err == nil && len(ex.failing) > 0 && len(ds) < free && ex.failingRoom > 0 {
 				params.ExcludeEndpoints, params.Limit = exclude, min(free-len(ds), ex.failingRoom)
-				var more []Delivery
-				more, err = s.store.Claim(s.baseCtx, params)
-				ds = append(ds, more...)
+				ds, err = s.claim(params, ds)
 			}
 			take := func(ds []Delivery) {
 				for _, d := range ds {
@@ -132,12 +132,16 @@ func (s *Sender) dispatch() {
 				// Nothing else could use the rest: endpoints at their fair share may burst
 				// beyond it (WithEndpointConcurrency's default), healthy ones only.
 				bx := s.exclusions(snap, perEndpoint, now, true)
-				var more []Delivery
-				more, err = s.store.Claim(s.baseCtx, ClaimParams{Now: now, Limit: free - len(ds), Owner: s.id,
+				before := len(ds)
+				ds, err = s.claim(ClaimParams{Now: now, Limit: free - len(ds), Owner: s.id,
 					LeaseUntil: params.LeaseUntil, ExcludeEndpoints: append(bx.exclude, bx.failing...),
-					MaxPerEndpoint: bx.capPer, Ordered: snap.fifo})
-				take(more)
-				ds = append(ds, more...)
+					MaxPerEndpoint: bx.capPer, Ordered: snap.fifo}, ds)
+				take(ds[before:])
+			}
+			got := len(ds)
+			if s.mem != nil { // a slice of the memory store's making: reused
+				clear(ds) // the bodies are the workers' now
+				claimed = ds[:0]
 			}
 			if !reopen.IsZero() && (dueAt.IsZero() || reopen.Before(dueAt)) {
 				dueAt = reopen
@@ -146,9 +150,9 @@ func (s *Sender) dispatch() {
 			case err != nil:
 				s.log.Error("webhook: claiming deliveries failed; retrying", zap.Error(err))
 				dueAt = now.Add(storeErrorBackoff)
-			case len(ds) == free:
+			case got == free:
 				continue // perhaps more is due
-			case len(ds) > 0:
+			case got > 0:
 				// Some but not all slots filled. The attempts just handed out will signal
 				// when they finish, and the dispatcher claims again then; it asks when work
 				// is next due only once a claim finds nothing, sparing a remote store a
@@ -821,4 +825,18 @@ func (s *Sender) logAttempt(d Delivery, p RecordParams, verdict Verdict) {
 		fields = append(fields, zap.Time("next_attempt_at", p.NextAttemptAt))
 	}
 	ce.Write(fields...)
+}
+
+// claim appends what a Claim finds to dst. The memory store appends in place; another
+// store's slice is returned as it is when dst is empty (dispatch does not reuse it: the
+// store may keep it).
+func (s *Sender) claim(p ClaimParams, dst []Delivery) ([]Delivery, error) {
+	if m := s.mem; m != nil {
+		return m.claimAppend(s.baseCtx, p, dst)
+	}
+	ds, err := s.store.Claim(s.baseCtx, p)
+	if len(dst) == 0 {
+		return ds, err
+	}
+	return append(dst, ds...), err
 }
