@@ -8,6 +8,7 @@ import (
 	"hash/maphash"
 	"math/bits"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -74,13 +75,8 @@ type MemoryStore struct {
 	// succeeded[succHead] on, so the oldest can be dropped past capacity. An entry is
 	// stale (and skipped) if its record was since requeued, pruned or finished again.
 	succeeded   []succeededEntry
-	internBound int // see reintern
-	// lastMeta is the metas entry write used last (its index lastMetaIdx), or nil. It
-	// points into metas.list, whose array may since have grown: its value is compared,
-	// never its address.
-	lastMeta    *itemMeta
-	lastMetaIdx uint32
 	succHead    int
+	internBound int // see reintern
 }
 
 type succeededEntry struct {
@@ -95,7 +91,7 @@ func (m *MemoryStore) noteSucceeded(s slot) {
 	if m.capacity <= 0 {
 		return
 	}
-	r := m.recs.at(s)
+	r := m.recs.rec(s)
 	m.succeeded = append(m.succeeded, succeededEntry{s, r.gen, r.updated})
 	for len(m.succeeded)-m.succHead > m.capacity {
 		e := m.succeeded[m.succHead]
@@ -226,8 +222,10 @@ type recChunk struct {
 	recs   [recChunkLen]memRec
 	free   []uint16 // offsets given back, taken first
 	used   int      // offsets [0, used) have been taken at least once
-	live   int
 }
+
+// live returns how many of the chunk's slots hold a delivery.
+func (ch *recChunk) live() int { return ch.used - len(ch.free) }
 
 // recTable holds the records in chunks, taking slots from the lowest chunk with room, so
 // that records gather in the first chunks and a chunk emptied above them (once a
@@ -324,8 +322,7 @@ func (t *recTable) alloc() slot {
 		off = ch.used
 		ch.used++
 	}
-	ch.live++
-	if ch.live == recChunkLen {
+	if ch.live() == recChunkLen {
 		t.setAvail(c, false)
 	}
 	t.gen++
@@ -343,16 +340,11 @@ func (t *recTable) release(s slot) {
 	}
 	ch.recs[off] = memRec{gen: ch.recs[off].gen, state: codeFree}
 	ch.bodies[off] = nil
-	ch.live--
-	if ch.live > 0 {
-		ch.free = append(ch.free, uint16(off))
-		t.setAvail(c, true)
-		return
-	}
-	// Empty: given back unless the next alloc would take from it anyway (the lowest
-	// chunk with room), so one delivery coming and going at a chunk's edge does not
-	// make and drop a chunk each time.
-	if low := t.lowestAvail(); low >= 0 && low < c {
+	ch.free = append(ch.free, uint16(off))
+	// Empty, it is given back unless the next alloc would take from it anyway (the
+	// lowest chunk with room), so one delivery coming and going at a chunk's edge does
+	// not make and drop a chunk each time.
+	if low := t.lowestAvail(); ch.live() == 0 && low >= 0 && low < c {
 		t.chunks[c] = nil
 		t.setAvail(c, false)
 		for n := len(t.chunks); n > 0 && t.chunks[n-1] == nil; n-- {
@@ -360,7 +352,6 @@ func (t *recTable) release(s slot) {
 		}
 		return
 	}
-	ch.free = append(ch.free, uint16(off))
 	t.setAvail(c, true)
 }
 
@@ -378,22 +369,29 @@ func (t *recTable) each(fn func(s slot, r *memRec)) {
 	}
 }
 
-// interner gives each distinct key a small index.
+// interner gives each distinct key a small index. Keys in a row are mostly alike (a
+// backlog's deliveries share endpoint, type and version), so the last one found is
+// checked before the map.
 type interner[K comparable] struct {
 	list []K
 	idx  map[K]uint32
+	last uint32 // index of the key get returned last, if list is not empty
 }
 
 func (t *interner[K]) get(k K) uint32 {
-	if i, ok := t.idx[k]; ok {
-		return i
+	if int(t.last) < len(t.list) && t.list[t.last] == k {
+		return t.last
 	}
-	if t.idx == nil {
-		t.idx = make(map[K]uint32)
+	i, ok := t.idx[k]
+	if !ok {
+		if t.idx == nil {
+			t.idx = make(map[K]uint32)
+		}
+		i = uint32(len(t.list))
+		t.list = append(t.list, k)
+		t.idx[k] = i
 	}
-	i := uint32(len(t.list))
-	t.list = append(t.list, k)
-	t.idx[k] = i
+	t.last = i
 	return i
 }
 
@@ -409,7 +407,7 @@ func (m *MemoryStore) reintern() {
 		return
 	}
 	metas, owners := m.metas, m.owners
-	m.metas, m.owners, m.lastMeta = interner[itemMeta]{}, interner[string]{}, nil
+	m.metas, m.owners = interner[itemMeta]{}, interner[string]{}
 	m.owners.get("")
 	m.recs.each(func(_ slot, r *memRec) {
 		r.meta = m.metas.get(metas.list[r.meta])
@@ -477,15 +475,6 @@ func (m *MemoryStore) delivery(s slot, id string) Delivery {
 		d.Attempts, d.LastStatus, d.LastError = int(x.nAttempts), int(x.lastStatus), x.lastError
 	}
 	return d
-}
-
-// ownID returns a copy of s's ID that outlives the record.
-func (m *MemoryStore) ownID(s slot) string {
-	r := m.recs.rec(s)
-	if r.flags&recLongID != 0 {
-		return m.recs.long[s].id
-	}
-	return string(r.idBuf[:r.idLen])
 }
 
 // inItem is a delivery on its way into the store: its record as far as it can be made
@@ -564,21 +553,11 @@ func (m *MemoryStore) write(s slot, in *inItem) {
 	}
 	*r = in.rec
 	r.gen, r.idx, r.more = gen, idx, more
-	// Deliveries in a row mostly share their endpoint, type and version, and have no
-	// owner: neither then costs a map lookup under the lock.
-	if m.lastMeta == nil || *m.lastMeta != in.meta {
-		i := m.metas.get(in.meta)
-		m.lastMeta, m.lastMetaIdx = &m.metas.list[i], i
-	}
-	r.meta = m.lastMetaIdx
+	r.meta = m.metas.get(in.meta)
 	m.recs.setBody(s, in.body)
 	e := in.x
-	if e == nil {
-		if r.more != 0 { // as a fresh delivery's, the attempt log kept
-			x := m.mores[r.more]
-			x.queued, x.nAttempts, x.lastStatus, x.lastError = r.created, 0, 0, ""
-		}
-		return
+	if e == nil { // as a fresh delivery's
+		e = &inExtra{queued: r.created}
 	}
 	if e.owner != "" {
 		r.owner = m.owners.get(e.owner)
@@ -595,7 +574,7 @@ func (m *MemoryStore) write(s slot, in *inItem) {
 	if r.more == 0 {
 		r.more = m.newMore(&itemMore{})
 	}
-	x := m.mores[r.more]
+	x := m.mores[r.more] // its attempt log is kept
 	x.queued, x.nAttempts, x.lastStatus, x.lastError = e.queued, e.nAttempts, e.lastS, e.lastError
 }
 
@@ -818,16 +797,25 @@ func (x *idIndex) peek(id string) (slot, bool) {
 	return s, ok
 }
 
+// find returns id's slot if the shard holds it, and whether the map holds id's hash
+// (for id or another ID: a new ID of that hash goes to dup). With t nil (the store's
+// lock not held) the map's entry cannot be checked, and is not taken for id's. The
+// caller holds sh.mu.
+func (sh *idShard) find(t *recTable, h uint64, id string) (s slot, found, hashHeld bool) {
+	if s, ok := sh.dup[id]; ok {
+		return s, true, true
+	}
+	s, hashHeld = sh.m[h]
+	return s, hashHeld && t != nil && t.idIs(s, id), hashHeld
+}
+
 // get returns id's slot. The caller holds the store's lock.
 func (x *idIndex) get(t *recTable, id string) (slot, bool) {
 	h, sh := x.hash(id)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if s, ok := sh.m[h]; ok && t.idIs(s, id) {
-		return s, true
-	}
-	s, ok := sh.dup[id]
-	return s, ok
+	s, found, _ := sh.find(t, h, id)
+	return s, found
 }
 
 type reserveResult int
@@ -847,16 +835,11 @@ func (x *idIndex) reserve(t *recTable, id string) reserveResult {
 	if _, ok := sh.reserved[id]; ok {
 		return reserveTaken
 	}
-	if _, ok := sh.dup[id]; ok {
+	switch _, found, hashHeld := sh.find(t, h, id); {
+	case found:
 		return reserveTaken
-	}
-	if s, ok := sh.m[h]; ok {
-		if t == nil {
-			return reserveCheck
-		}
-		if t.idIs(s, id) {
-			return reserveTaken
-		}
+	case hashHeld && t == nil:
+		return reserveCheck
 	}
 	if sh.reserved == nil {
 		sh.reserved = make(map[string]struct{})
@@ -884,19 +867,13 @@ func (x *idIndex) add(t *recTable, id string, s slot, reserved bool) bool {
 	} else if _, ok := sh.reserved[id]; ok {
 		return false
 	}
-	old, taken := sh.m[h]
-	if !taken {
-		if _, dup := sh.dup[id]; dup {
-			return false
-		}
+	_, found, hashHeld := sh.find(t, h, id)
+	switch {
+	case found:
+		return false
+	case !hashHeld:
 		sh.m[h] = s
 		return true
-	}
-	if t.idIs(old, id) {
-		return false
-	}
-	if _, dup := sh.dup[id]; dup {
-		return false
 	}
 	if sh.dup == nil {
 		sh.dup = make(map[string]slot)
@@ -938,7 +915,7 @@ func (m *MemoryStore) Enqueue(ctx context.Context, ds []Delivery) error {
 		m.mu.Unlock()
 	}
 	n := int64(len(ds))
-	if !m.reserve(n) {
+	if !m.takeRoom(n) {
 		return errMemoryFull
 	}
 	// A refused ID undoes the batch's earlier reservations, so it is stored whole or
@@ -971,11 +948,11 @@ func (m *MemoryStore) reserveID(id string) bool {
 	return m.byID.reserve(&m.recs, id) == reserveDone
 }
 
-// reserve counts n more unfinished deliveries if there is room for them. A full store is
+// takeRoom counts n more unfinished deliveries if there is room for them. A full store is
 // where callers waiting for room spin, so a refusal builds nothing, and when the count
 // shows no room it does not even write the count (an add and its undo are two writes to
 // a line every Send and Record shares).
-func (m *MemoryStore) reserve(n int64) bool {
+func (m *MemoryStore) takeRoom(n int64) bool {
 	if m.capacity > 0 && m.unfinished.Load()+n > int64(m.capacity) {
 		return false
 	}
@@ -1002,7 +979,7 @@ func (m *MemoryStore) enqueueFresh(ctx context.Context, ds []Delivery) error {
 		return nil
 	}
 	n := int64(len(ds))
-	if !m.reserve(n) {
+	if !m.takeRoom(n) {
 		return errMemoryFull
 	}
 	m.toIntake(ds, false)
@@ -1039,7 +1016,7 @@ func (m *MemoryStore) toIntake(ds []Delivery, reserved bool) {
 
 // push puts a pending record into its endpoint's queue.
 func (m *MemoryStore) push(s slot) {
-	ep := m.metas.list[m.recs.rec(s).meta].endpointID
+	ep := m.endpointOf(s)
 	q := m.queues[ep]
 	if q == nil {
 		q = &epQueue{id: ep}
@@ -1130,7 +1107,7 @@ func (m *MemoryStore) claimAppend(ctx context.Context, p ClaimParams, dst []Deli
 	var skipped []*epQueue
 	for len(got) < p.Limit && m.ready.Len() > 0 {
 		q := m.ready.qs[0]
-		if m.recs.rec(q.items.first(&m.recs)).next > now {
+		if q.items.firstDue(&m.recs) > now {
 			break
 		}
 		if excluded(q.id) {
@@ -1331,7 +1308,7 @@ func (m *MemoryStore) List(ctx context.Context, p ListParams) (ListResult, error
 	var match []Delivery
 	m.recs.each(func(s slot, _ *memRec) {
 		if d := m.delivery(s, m.recs.id(s)); ListMatches(p, &d) {
-			d.ID = m.ownID(s)
+			d.ID = strings.Clone(d.ID) // to outlive the record
 			match = append(match, d)
 		}
 	})
@@ -1410,7 +1387,7 @@ func (m *MemoryStore) Requeue(ctx context.Context, p RequeueParams) (int, error)
 		})
 	}
 	for _, s := range ss {
-		d := m.delivery(s, m.ownID(s))
+		d := m.delivery(s, m.recs.id(s)) // prep copies the ID before write changes the record
 		d.Requeue(p.Now)
 		in := prep(&d)
 		m.write(s, &in)
@@ -1458,10 +1435,10 @@ func (m *MemoryStore) NextDue(ctx context.Context, exclude []string) (time.Time,
 	})
 	walk(m.ready.Len(), func(i int) (int64, string) {
 		q := m.ready.qs[i]
-		return m.recs.rec(q.items.first(&m.recs)).next, q.id
+		return q.items.firstDue(&m.recs), q.id
 	})
 	for id, q := range m.parked {
-		if t := m.recs.rec(q.items.first(&m.recs)).next; !excluded(id) && (best == 0 || t < best) {
+		if t := q.items.firstDue(&m.recs); !excluded(id) && (best == 0 || t < best) {
 			best = t
 		}
 	}
@@ -1540,6 +1517,9 @@ func (q *dueQueue) len() int { return len(q.run) - q.head + q.rest.len() }
 func (q *dueQueue) restFirst(t *recTable) bool {
 	return q.head == len(q.run) || (q.rest.len() > 0 && dueBefore(t, q.rest.s[0], q.run[q.head]))
 }
+
+// firstDue returns the earliest delivery's due time; q must not be empty.
+func (q *dueQueue) firstDue(t *recTable) int64 { return t.rec(q.first(t)).next }
 
 // first returns the earliest delivery; q must not be empty.
 func (q *dueQueue) first(t *recTable) slot {
@@ -1691,7 +1671,7 @@ type epHeap struct {
 
 func (h *epHeap) Len() int { return len(h.qs) }
 func (h *epHeap) Less(i, j int) bool {
-	return h.r.rec(h.qs[i].items.first(h.r)).next < h.r.rec(h.qs[j].items.first(h.r)).next
+	return h.qs[i].items.firstDue(h.r) < h.qs[j].items.firstDue(h.r)
 }
 func (h *epHeap) Swap(i, j int) {
 	h.qs[i], h.qs[j] = h.qs[j], h.qs[i]

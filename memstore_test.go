@@ -20,7 +20,7 @@ import (
 // whole Store contract still holds.
 func TestMemoryStoreWithCollidingIDHashes(t *testing.T) {
 	for _, bits := range []int{0, 2} {
-		t.Run("bits="+string(rune('0'+bits)), func(t *testing.T) {
+		t.Run(fmt.Sprint("bits=", bits), func(t *testing.T) {
 			storetest.Run(t, func(t *testing.T) webhook.Store { return webhook.NewMemoryStoreForTests(-1, bits, 1<<16) })
 		})
 	}
