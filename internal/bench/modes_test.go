@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"maps"
 	"net/http"
 	"net/netip"
 	"slices"
@@ -48,15 +49,8 @@ func TestCeilingHeadersMatchASendersRequest(t *testing.T) {
 	require.Len(t, got, 2)
 	sender, ceiling := got[0], got[1]
 	require.True(t, ceiling.Verified, "the precomputed signature does not verify: %v", ceiling.VerifyErr)
-	keys := func(d webhooktest.Delivery) []string {
-		ks := make([]string, 0, len(d.Header))
-		for k := range d.Header {
-			ks = append(ks, k)
-		}
-		slices.Sort(ks)
-		return ks
-	}
-	require.Equal(t, keys(sender), keys(ceiling), "the two requests carry different headers")
+	require.Equal(t, slices.Sorted(maps.Keys(sender.Header)), slices.Sorted(maps.Keys(ceiling.Header)),
+		"the two requests carry different headers")
 	for k, v := range sender.Header {
 		require.Len(t, ceiling.Header[k], len(v), k)
 		for i := range v {
