@@ -237,3 +237,74 @@ func TestPruneDeletesAttempts(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []string{ds[1].ID}, left, "only the kept delivery's attempt remains")
 }
+
+// TestClaimPastAnExcludedBacklog: an excluded endpoint's due backlog, larger than the
+// window of earliest due deliveries that a claim excluding endpoints reads, does not hide
+// the other endpoints' work behind it, and the per-endpoint cap and the ordered rule hold
+// across the window and what lies past it. Without the second, per-endpoint statement
+// the claim returns only what the window holds (a1); without counting what the first
+// statement took, "a" gives three deliveries under a cap of two.
+func TestClaimPastAnExcludedBacklog(t *testing.T) {
+	s := newStore(t, newPool(t, pgtest.URL(t)))
+	ctx := t.Context()
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	at := func(id, endpoint string, due time.Time) webhook.Delivery {
+		d := storetest.Delivery(id, endpoint, due)
+		d.NextAttemptAt = due
+		return d
+	}
+	const backlog = 3000 // more than the window of a claim of 10 (1024)
+	var ds []webhook.Delivery
+	for i := range backlog {
+		ds = append(ds, at(fmt.Sprintf("down_%05d", i), "down", now.Add(-time.Hour+time.Duration(i)*time.Millisecond)))
+	}
+	ds = append(ds,
+		at("a2", "a", now.Add(-10*time.Minute)), at("a3", "a", now.Add(-9*time.Minute)), at("a4", "a", now.Add(-8*time.Minute)),
+		at("b1", "b", now.Add(-5*time.Minute)), at("b2", "b", now.Add(-4*time.Minute)), at("b3", "b", now.Add(-3*time.Minute)),
+		at("o1", "o", now.Add(-7*time.Minute)), at("o2", "o", now.Add(-6*time.Minute)),
+		at("later", "c", now.Add(time.Minute)), // not due
+	)
+	require.NoError(t, s.Enqueue(ctx, ds))
+	exclude := []string{"down"}
+
+	// The window holds only the excluded backlog: the earliest due time is past it.
+	next, err := s.NextDue(ctx, exclude)
+	require.NoError(t, err)
+	assert.True(t, next.Equal(now.Add(-10*time.Minute)), "NextDue past the window = %v", next)
+	next, err = s.NextDue(ctx, []string{"down", "a", "b", "o"})
+	require.NoError(t, err)
+	assert.True(t, next.Equal(now.Add(time.Minute)), "NextDue with only the later one left = %v", next)
+
+	require.NoError(t, s.Enqueue(ctx, []webhook.Delivery{at("a1", "a", now.Add(-2*time.Hour))})) // in the window
+	next, err = s.NextDue(ctx, exclude)
+	require.NoError(t, err)
+	assert.True(t, next.Equal(now.Add(-2*time.Hour)), "NextDue in the window = %v", next)
+
+	claimed, err := s.Claim(ctx, webhook.ClaimParams{Now: now, Limit: 10, Owner: "w", LeaseUntil: now.Add(time.Minute),
+		ExcludeEndpoints: exclude, MaxPerEndpoint: 2, Ordered: []string{"o"}})
+	require.NoError(t, err)
+	ids := make([]string, len(claimed))
+	for i, d := range claimed {
+		ids[i] = d.ID
+		assert.Equal(t, webhook.StateInFlight, d.State, d.ID)
+		assert.Equal(t, "w", d.LeaseOwner, d.ID)
+	}
+	// a1 from the window, then past it in due order: a's one more under its cap of two,
+	// o's first only (ordered), and b's two.
+	assert.Equal(t, []string{"a1", "a2", "o1", "b1", "b2"}, ids)
+
+	// An uncapped claim takes the rest past the window, none of the backlog.
+	claimed, err = s.Claim(ctx, webhook.ClaimParams{Now: now, Limit: 10, Owner: "w", LeaseUntil: now.Add(time.Minute),
+		ExcludeEndpoints: exclude})
+	require.NoError(t, err)
+	ids = ids[:0]
+	for _, d := range claimed {
+		ids = append(ids, d.ID)
+	}
+	assert.Equal(t, []string{"a3", "a4", "o2", "b3"}, ids)
+
+	// And the backlog is all still there for when its endpoint is not excluded.
+	claimed, err = s.Claim(ctx, webhook.ClaimParams{Now: now, Limit: backlog + 10, Owner: "w", LeaseUntil: now.Add(time.Minute)})
+	require.NoError(t, err)
+	assert.Len(t, claimed, backlog)
+}
