@@ -42,9 +42,12 @@ type Store struct {
 	deliveries      string // quoted, schema-qualified table names
 	attempts        string
 	migrationsTable string
-	claimSQL        sync.Map // claimShape -> string
+	claimSQL        sync.Map  // claimShape -> string
+	beyondSQL       [2]string // beyondWindowQuery's statement, without and with ordered endpoints
 	recordSQL       string
 	enqueueSQL      string
+	// NextDue's statements: without exclusions, with them (windowed), and past a full window.
+	nextDueSQL, nextDueWindowSQL, nextDueBeyondSQL string
 
 	records  *batcher[webhook.RecordParams]
 	enqueues *batcher[[]webhook.Delivery]
@@ -165,6 +168,21 @@ FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::byte
 	$14::text[], $15::timestamptz[])
 	AS u(id, event_id, event_type, endpoint_id, version, body, attempts,
 	created_at, queued_at, next_attempt_at, updated_at, last_status, last_error, lease_owner, lease_expires_at)`
+
+	s.beyondSQL = [2]string{s.beyondWindowQuery(false), s.beyondWindowQuery(true)}
+	s.nextDueSQL = `SELECT least(
+	(SELECT min(next_attempt_at) FROM ` + s.deliveries + ` WHERE state = 'pending'),
+	(SELECT min(lease_expires_at) FROM ` + s.deliveries + ` WHERE state = 'in_flight'))`
+	s.nextDueWindowSQL = `WITH ` + s.dueWindow("", excludeWindow) + `
+SELECT least(
+	(SELECT next_attempt_at FROM ` + s.deliveries + ` d
+	WHERE state = 'pending' AND endpoint_id <> ALL($1::text[]) AND ` + withinWindow + `
+	ORDER BY next_attempt_at, id LIMIT 1),
+	(SELECT min(lease_expires_at) FROM ` + s.deliveries + ` WHERE state = 'in_flight' AND endpoint_id <> ALL($1::text[]))),
+	EXISTS (SELECT 1 FROM bound)`
+	s.nextDueBeyondSQL = `WITH RECURSIVE ` + s.pendingEndpoints() + `
+SELECT min(f.at) FROM endpoints e CROSS JOIN LATERAL (` + s.earliestDue("e.id", "'infinity'") + `) f
+WHERE e.id IS NOT NULL AND e.id <> ALL($1::text[])`
 }
 
 func prefixed(p, columns string) string {
@@ -361,7 +379,7 @@ func (s *Store) Claim(ctx context.Context, p webhook.ClaimParams) ([]webhook.Del
 			args = append(args, p.Ordered)
 		}
 		args = append(args, p.Limit-len(out))
-		rest, _, err := s.runClaim(ctx, s.beyondWindowQuery(shape.ordered), args)
+		rest, _, err := s.runClaim(ctx, s.beyondSQL[boolIndex(shape.ordered)], args)
 		if err != nil {
 			// What the first statement claimed is committed and leased: hand it out
 			// rather than leave it to wait for its lease to lapse.
@@ -384,12 +402,9 @@ func (s *Store) Claim(ctx context.Context, p webhook.ClaimParams) ([]webhook.Del
 // sorted on disk, 90 ms a claim, in the head-of-line scenario on this store.
 const readInIndexOrder = "set_config('enable_bitmapscan', 'off', true), set_config('enable_seqscan', 'off', true)"
 
-// Kinds of claimed row, as the claim statements number them: expired leases first.
-const (
-	claimExpired  = 0
-	claimPending  = 1
-	claimSentinel = -1 // not a delivery: the windowed statement's window was full
-)
+// claimSentinel is the kind (k) of the row a windowed claim statement adds when its
+// window was full; it is not a delivery. (Expired leases are 0, pending deliveries 1.)
+const claimSentinel = -1
 
 // claimedRow is a row of a claim statement.
 type claimedRow struct {
@@ -520,17 +535,13 @@ func (s *Store) claimQuery(shape claimShape) string {
 	// due rows than the window there is no bound ('infinity').
 	window, bound := "", ""
 	if shape.windowed {
-		window = `bound AS MATERIALIZED (
-	SELECT next_attempt_at AS at, id FROM ` + s.deliveries + `
-	WHERE state = 'pending' AND next_attempt_at <= $1
-	ORDER BY next_attempt_at, id OFFSET ` + strconv.Itoa(shape.windowSize()-1) + ` LIMIT 1
-), `
-		bound = `
-	AND (d.next_attempt_at, d.id) <= (coalesce((SELECT at FROM bound), 'infinity'), coalesce((SELECT id FROM bound), ''))`
+		window = s.dueWindow(" AND next_attempt_at <= $1", shape.windowSize()) + ", "
+		bound = "\n\tAND " + withinWindow
 	}
 	tail := s.claimReturning()
 	if shape.windowed {
-		// The leased rows, then a row saying the window was full, if it was.
+		// The leased rows, then a row saying the window was full, if it was: a
+		// placeholder for each of deliveryColumns, then k and due.
 		tail = ", claimed AS (\n" + tail + "\n)\nSELECT * FROM claimed\nUNION ALL\n" +
 			"SELECT '', '', '', '', '', NULL, '', 0, at, at, at, at, 0, '', '', at, " +
 			strconv.Itoa(claimSentinel) + ", at FROM bound"
@@ -554,35 +565,21 @@ WITH ` + window + `expired AS (
 
 // beyondWindowQuery returns the statement that claims past a full window: it steps from
 // one endpoint with pending deliveries to the next along the (endpoint_id,
-// next_attempt_at) index, one probe each whatever an endpoint's backlog, takes each
-// endpoint's earliest due time, and claims from the endpoints due first. Each may give
-// $5 rows less what the first statement took from it ($6 and $7: endpoint IDs and
-// counts); $8 is the ordered endpoints if ordered; the limit, last, bounds the rows and
-// the endpoints. Expired leases were the first statement's.
+// next_attempt_at) index (pendingEndpoints), takes each endpoint's earliest due time, and
+// claims from the endpoints due first. Each may give $5 rows less what the first
+// statement took from it ($6 and $7: endpoint IDs and counts); $8 is the ordered
+// endpoints if ordered; the limit, last, bounds the rows and the endpoints. Expired
+// leases were the first statement's. buildSQL calls it once for each variant.
 func (s *Store) beyondWindowQuery(ordered bool) string {
-	key := claimShape{ordered: ordered, candidates: -1}
-	if q, ok := s.claimSQL.Load(key); ok {
-		return q.(string)
-	}
 	limit, clause := "$8::int", ""
 	if ordered {
 		limit, clause = "$9::int", s.orderedClause("$8")
 	}
-	q := `
-WITH RECURSIVE endpoints(id) AS (
-	(SELECT endpoint_id FROM ` + s.deliveries + ` WHERE state = 'pending'
-		ORDER BY endpoint_id, next_attempt_at, id LIMIT 1)
-	UNION ALL
-	SELECT (SELECT d.endpoint_id FROM ` + s.deliveries + ` d WHERE d.state = 'pending' AND d.endpoint_id > e.id
-		ORDER BY d.endpoint_id, d.next_attempt_at, d.id LIMIT 1)
-	FROM endpoints e WHERE e.id IS NOT NULL
-), firsts AS (
+	return `
+WITH RECURSIVE ` + s.pendingEndpoints() + `, firsts AS (
 	SELECT e.id, f.at, $5::int - coalesce(t.n, 0) AS room
 	FROM endpoints e LEFT JOIN unnest($6::text[], $7::int[]) AS t(id, n) ON t.id = e.id
-	CROSS JOIN LATERAL (
-		SELECT d.next_attempt_at AS at FROM ` + s.deliveries + ` d
-		WHERE d.state = 'pending' AND ` + endpointDue("e.id", "$1") + `
-		ORDER BY d.endpoint_id, d.next_attempt_at, d.id LIMIT 1) f
+	CROSS JOIN LATERAL (` + s.earliestDue("e.id", "$1") + `) f
 	WHERE e.id IS NOT NULL AND e.id <> ALL($2::text[]) AND $5::int - coalesce(t.n, 0) > 0
 	ORDER BY f.at LIMIT ` + limit + `
 ), pending AS (
@@ -594,8 +591,44 @@ WITH RECURSIVE endpoints(id) AS (
 	SELECT id, k, due FROM pending ORDER BY due, id LIMIT ` + limit + `
 )
 ` + s.claimReturning()
-	s.claimSQL.Store(key, q)
-	return q
+}
+
+// dueWindow is the CTE "bound": the last of the earliest size pending deliveries (those
+// that also meet cond), or no row if there are fewer. withinWindow tests a row d
+// against it.
+func (s *Store) dueWindow(cond string, size int) string {
+	return `bound AS MATERIALIZED (
+	SELECT next_attempt_at AS at, id FROM ` + s.deliveries + `
+	WHERE state = 'pending'` + cond + `
+	ORDER BY next_attempt_at, id OFFSET ` + strconv.Itoa(size-1) + ` LIMIT 1
+)`
+}
+
+// withinWindow is the condition that row d is in dueWindow's window, as an index
+// condition on (next_attempt_at, id); with no bound (fewer pending than the window) every
+// row is.
+const withinWindow = `(d.next_attempt_at, d.id) <= (coalesce((SELECT at FROM bound), 'infinity'), coalesce((SELECT id FROM bound), ''))`
+
+// pendingEndpoints is the recursive CTE "endpoints": every endpoint with a pending
+// delivery, in order, found one index probe each, however many deliveries an endpoint
+// has. Its last row is NULL.
+func (s *Store) pendingEndpoints() string {
+	return `endpoints(id) AS (
+	(SELECT endpoint_id FROM ` + s.deliveries + ` WHERE state = 'pending'
+		ORDER BY endpoint_id, next_attempt_at, id LIMIT 1)
+	UNION ALL
+	SELECT (SELECT d.endpoint_id FROM ` + s.deliveries + ` d WHERE d.state = 'pending' AND d.endpoint_id > e.id
+		ORDER BY d.endpoint_id, d.next_attempt_at, d.id LIMIT 1)
+	FROM endpoints e WHERE e.id IS NOT NULL
+)`
+}
+
+// earliestDue is the query of endpoint's earliest pending next_attempt_at up to due, as
+// "at".
+func (s *Store) earliestDue(endpoint, due string) string {
+	return `SELECT d.next_attempt_at AS at FROM ` + s.deliveries + ` d
+		WHERE d.state = 'pending' AND ` + endpointDue(endpoint, due) + `
+		ORDER BY d.endpoint_id, d.next_attempt_at, d.id LIMIT 1`
 }
 
 // Record implements webhook.Store. Concurrent calls are written together in one round
@@ -887,10 +920,7 @@ func (s *Store) NextDue(ctx context.Context, exclude []string) (time.Time, error
 	}
 	var next *time.Time
 	if len(exclude) == 0 {
-		err := s.pool.QueryRow(ctx, `SELECT least(
-		(SELECT min(next_attempt_at) FROM `+s.deliveries+` WHERE state = 'pending'),
-		(SELECT min(lease_expires_at) FROM `+s.deliveries+` WHERE state = 'in_flight'))`).Scan(&next)
-		if err != nil {
+		if err := s.pool.QueryRow(ctx, s.nextDueSQL).Scan(&next); err != nil {
 			return time.Time{}, wrap("next due", err)
 		}
 		return utcOrZero(next), nil
@@ -899,38 +929,12 @@ func (s *Store) NextDue(ctx context.Context, exclude []string) (time.Time, error
 	// the first not excluded is the earliest. If the window holds none, step from
 	// endpoint to endpoint instead.
 	var windowFull bool
-	b := &pgx.Batch{}
-	b.Queue("SELECT " + readInIndexOrder)
-	b.Queue(`WITH bound AS MATERIALIZED (
-		SELECT next_attempt_at AS at, id FROM `+s.deliveries+` WHERE state = 'pending'
-		ORDER BY next_attempt_at, id OFFSET `+strconv.Itoa(excludeWindow-1)+` LIMIT 1)
-	SELECT least(
-		(SELECT next_attempt_at FROM `+s.deliveries+` d
-		WHERE state = 'pending' AND endpoint_id <> ALL($1::text[])
-			AND (d.next_attempt_at, d.id) <= (coalesce((SELECT at FROM bound), 'infinity'), coalesce((SELECT id FROM bound), ''))
-		ORDER BY next_attempt_at, id LIMIT 1),
-		(SELECT min(lease_expires_at) FROM `+s.deliveries+` WHERE state = 'in_flight' AND endpoint_id <> ALL($1::text[]))),
-		EXISTS (SELECT 1 FROM bound)`, exclude).QueryRow(func(row pgx.Row) error { return row.Scan(&next, &windowFull) })
-	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+	if err := s.queryInIndexOrder(ctx, s.nextDueWindowSQL, exclude, &next, &windowFull); err != nil {
 		return time.Time{}, wrap("next due", err)
 	}
 	if windowFull {
 		var beyond *time.Time
-		b := &pgx.Batch{}
-		b.Queue("SELECT " + readInIndexOrder)
-		b.Queue(`WITH RECURSIVE endpoints(id) AS (
-		(SELECT endpoint_id FROM `+s.deliveries+` WHERE state = 'pending'
-			ORDER BY endpoint_id, next_attempt_at, id LIMIT 1)
-		UNION ALL
-		SELECT (SELECT d.endpoint_id FROM `+s.deliveries+` d WHERE d.state = 'pending' AND d.endpoint_id > e.id
-			ORDER BY d.endpoint_id, d.next_attempt_at, d.id LIMIT 1)
-		FROM endpoints e WHERE e.id IS NOT NULL)
-	SELECT min(f.at) FROM endpoints e CROSS JOIN LATERAL (
-		SELECT d.next_attempt_at AS at FROM `+s.deliveries+` d
-		WHERE d.state = 'pending' AND `+endpointDue("e.id", "'infinity'")+`
-		ORDER BY d.endpoint_id, d.next_attempt_at, d.id LIMIT 1) f
-	WHERE e.id IS NOT NULL AND e.id <> ALL($1::text[])`, exclude).QueryRow(func(row pgx.Row) error { return row.Scan(&beyond) })
-		if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+		if err := s.queryInIndexOrder(ctx, s.nextDueBeyondSQL, exclude, &beyond); err != nil {
 			return time.Time{}, wrap("next due", err)
 		}
 		if beyond != nil && (next == nil || beyond.Before(*next)) {
@@ -938,6 +942,23 @@ func (s *Store) NextDue(ctx context.Context, exclude []string) (time.Time, error
 		}
 	}
 	return utcOrZero(next), nil
+}
+
+// queryInIndexOrder scans the one row of query (its one parameter: exclude) into dest,
+// in a transaction that reads indexes in order (readInIndexOrder).
+func (s *Store) queryInIndexOrder(ctx context.Context, query string, exclude []string, dest ...any) error {
+	b := &pgx.Batch{}
+	b.Queue("SELECT " + readInIndexOrder)
+	b.Queue(query, exclude).QueryRow(func(row pgx.Row) error { return row.Scan(dest...) })
+	return s.pool.SendBatch(ctx, b).Close()
+}
+
+// boolIndex is 1 for true, 0 for false.
+func boolIndex(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // endpointDue is the condition "d.endpoint_id = endpoint AND d.next_attempt_at <= due",
