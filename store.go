@@ -21,14 +21,6 @@ const (
 // Finished reports whether s is a final state (succeeded or failed).
 func (s State) Finished() bool { return s == StateSucceeded || s == StateFailed }
 
-func (s State) valid() bool {
-	switch s {
-	case StatePending, StateInFlight, StateSucceeded, StateFailed:
-		return true
-	}
-	return false
-}
-
 // Delivery is one event on its way to one endpoint. It holds the endpoint's ID, never its
 // URL or secrets: those are resolved when each attempt is made, so URL changes and secret
 // rotation apply to deliveries already queued.

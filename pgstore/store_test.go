@@ -248,11 +248,7 @@ func TestClaimPastAnExcludedBacklog(t *testing.T) {
 	s := newStore(t, newPool(t, pgtest.URL(t)))
 	ctx := t.Context()
 	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
-	at := func(id, endpoint string, due time.Time) webhook.Delivery {
-		d := storetest.Delivery(id, endpoint, due)
-		d.NextAttemptAt = due
-		return d
-	}
+	at := storetest.Delivery // pending, due at the time given
 	const backlog = 3000 // more than the window of a claim of 10 (1024)
 	var ds []webhook.Delivery
 	for i := range backlog {
