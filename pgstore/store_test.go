@@ -249,7 +249,7 @@ func TestClaimPastAnExcludedBacklog(t *testing.T) {
 	ctx := t.Context()
 	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
 	at := storetest.Delivery // pending, due at the time given
-	const backlog = 3000 // more than the window of a claim of 10 (1024)
+	const backlog = 3000     // more than the window of a claim of 10 (1024)
 	var ds []webhook.Delivery
 	for i := range backlog {
 		ds = append(ds, at(fmt.Sprintf("down_%05d", i), "down", now.Add(-time.Hour+time.Duration(i)*time.Millisecond)))
