@@ -130,3 +130,53 @@ func BenchmarkClaimPastExcludedBacklog(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkClaimManyEndpoints is the dispatcher's capped claim when many endpoints share
+// the queue, as when a Sender gives each of 1,000 endpoints its fair share of 64 workers:
+// ns/op is one claim of up to 128 deliveries, at most MaxPerEndpoint (1 or 4) from each of
+// 1,000 endpoints with 10 due deliveries apiece (each claimed delivery is recorded outside
+// the timer as "retry now", so every claim does the same work).
+//
+//	go test -run '^$' -bench ClaimManyEndpoints -benchtime 300x ./pgstore/
+func BenchmarkClaimManyEndpoints(b *testing.B) {
+	const endpoints, each, limit = 1000, 10, 128
+	pool := newPool(b, pgtest.URL(b))
+	ctx := context.Background()
+	s := newStore(b, pool, pgstore.WithSchema("bench_many_endpoints"))
+	start := time.Now().Add(-time.Hour)
+	batch := make([]webhook.Delivery, 0, endpoints)
+	for i := range each {
+		for e := range endpoints {
+			batch = append(batch, storetest.Delivery(fmt.Sprintf("d_%02d_%04d", i, e), fmt.Sprintf("ep_%04d", e),
+				start.Add(time.Duration(i*endpoints+e)*time.Microsecond)))
+		}
+		require.NoError(b, s.Enqueue(ctx, batch))
+		batch = batch[:0]
+	}
+	_, err := pool.Exec(ctx, `ANALYZE "bench_many_endpoints"."hooksmith_deliveries"`)
+	require.NoError(b, err)
+	for _, perEndpoint := range []int{1, 4} {
+		b.Run(fmt.Sprintf("max-per-endpoint-%d", perEndpoint), func(b *testing.B) {
+			claimed := 0
+			for range b.N {
+				now := time.Now()
+				ds, err := s.Claim(ctx, webhook.ClaimParams{Now: now, Limit: limit, Owner: "w", LeaseUntil: now.Add(time.Minute),
+					MaxPerEndpoint: perEndpoint})
+				require.NoError(b, err)
+				require.Len(b, ds, limit)
+				claimed += len(ds)
+				b.StopTimer()
+				var wg sync.WaitGroup
+				for _, d := range ds {
+					wg.Go(func() { // assert, not require: FailNow must not run off the benchmark's goroutine
+						assert.NoError(b, s.Record(ctx, webhook.RecordParams{DeliveryID: d.ID, Owner: "w", Now: now,
+							State: webhook.StatePending, NextAttemptAt: now}))
+					})
+				}
+				wg.Wait()
+				b.StartTimer()
+			}
+			b.ReportMetric(float64(claimed)/float64(b.N), "deliveries/claim")
+		})
+	}
+}

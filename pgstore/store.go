@@ -22,12 +22,17 @@ import (
 // writeTimeout bounds one batched write, whatever the contexts of the calls in it.
 const writeTimeout = 30 * time.Second
 
-// claimCandidatesPerSlot is how many due rows per requested delivery a capped claim
-// (ClaimParams.MaxPerEndpoint below Limit) considers, up to maxClaimCandidates, so that one
-// endpoint's backlog at the head of the queue does not hide other endpoints' work behind
-// it. When it does anyway, the claim returns fewer deliveries and the Sender, now at that
-// endpoint's limit, excludes it from the next claim.
+// A capped claim (ClaimParams.MaxPerEndpoint below Limit) considers more due rows than it
+// may take, so that one endpoint's backlog at the head of the queue does not hide other
+// endpoints' work behind it: first claimCandidatesFirst per requested delivery, and, only
+// if those were all taken up and the claim still came up short, claimCandidatesPerSlot
+// per delivery still wanted, up to maxClaimCandidates. Reading, locking and ranking the
+// candidates is most of a capped claim's cost, and with many endpoints the first few
+// almost always suffice. When even the second read is not enough, the claim returns fewer
+// deliveries and the Sender, now at that endpoint's limit, excludes it from the next
+// claim.
 const (
+	claimCandidatesFirst   = 2
 	claimCandidatesPerSlot = 16
 	maxClaimCandidates     = 4096
 )
@@ -336,43 +341,63 @@ func (s *Store) Claim(ctx context.Context, p webhook.ClaimParams) ([]webhook.Del
 	// The candidate limits are rounded up to a power of two so that a Sender's claims share
 	// a few statements (and their cached plans); the exact Limit is a parameter of the
 	// final LIMIT, so rows locked beyond it are left as they are.
-	shape := claimShape{candidates: roundUpPow2(p.Limit)}
-	if p.MaxPerEndpoint > 0 && p.MaxPerEndpoint < p.Limit {
-		shape.candidates = min(shape.candidates*claimCandidatesPerSlot, maxClaimCandidates)
-		shape.capped = true
-	}
 	exclude := p.ExcludeEndpoints
 	if exclude == nil {
 		exclude = []string{}
 	}
-	shape.windowed = len(exclude) > 0
-	args := []any{p.Now, exclude, p.Owner, p.LeaseUntil}
-	if shape.capped {
-		args = append(args, p.MaxPerEndpoint)
+	shape := claimShape{candidates: roundUpPow2(p.Limit), ordered: len(p.Ordered) > 0}
+	reach := shape.candidates // the most candidates the claim may read
+	if p.MaxPerEndpoint > 0 && p.MaxPerEndpoint < p.Limit {
+		reach = min(shape.candidates*claimCandidatesPerSlot, maxClaimCandidates)
+		shape.candidates = min(shape.candidates*claimCandidatesFirst, maxClaimCandidates)
+		shape.capped = true
 	}
-	if len(p.Ordered) > 0 {
-		shape.ordered = true
-		args = append(args, p.Ordered)
+	if len(exclude) > 0 {
+		// Both statements of a capped claim read the same window, sized for the second.
+		shape.window = max(excludeWindow, 2*reach)
 	}
-	args = append(args, p.Limit)
-	out, windowFull, err := s.runClaim(ctx, s.claimQuery(shape), args)
+	claimArgs := func(shape claimShape, limit int, taken []string, counts []int32) []any {
+		args := []any{p.Now, exclude, p.Owner, p.LeaseUntil}
+		if shape.capped {
+			args = append(args, p.MaxPerEndpoint)
+		}
+		if shape.taken {
+			args = append(args, taken, counts)
+		}
+		if shape.ordered {
+			args = append(args, p.Ordered)
+		}
+		return append(args, limit)
+	}
+	out, full, err := s.runClaim(ctx, s.claimQuery(shape), claimArgs(shape, p.Limit, nil, nil))
 	if err != nil {
 		return nil, err
 	}
-	if windowFull && len(out) < p.Limit {
+	if full.candidates && len(out) < p.Limit {
+		// The first candidates were too few (one endpoint's deliveries, beyond its cap,
+		// filled them): claim the rest from more, each endpoint within what is left of
+		// its cap.
+		wide := shape
+		wide.candidates = reach
+		wide.taken = true
+		taken, counts := takenPerEndpoint(out)
+		rest, restFull, err := s.runClaim(ctx, s.claimQuery(wide), claimArgs(wide, p.Limit-len(out), taken, counts))
+		if err != nil {
+			// What the first statement claimed is committed and leased: hand it out
+			// rather than leave it to wait for its lease to lapse.
+			s.cfg.logger.Warn("pgstore: claiming from more candidates failed", zap.Error(err))
+			return deliveriesOf(out), nil
+		}
+		out, full.window = append(out, rest...), restFull.window
+	}
+	if full.window && len(out) < p.Limit {
 		// The window was all excluded endpoints' backlog and work already taken: look
 		// past it, endpoint by endpoint. A capped claim's endpoints may give what is left
 		// of their cap.
 		per, taken, counts := p.Limit-len(out), []string{}, []int32{}
 		if shape.capped {
 			per = p.MaxPerEndpoint
-			for _, c := range out {
-				if i := slices.Index(taken, c.d.EndpointID); i >= 0 {
-					counts[i]++
-				} else {
-					taken, counts = append(taken, c.d.EndpointID), append(counts, 1)
-				}
-			}
+			taken, counts = takenPerEndpoint(out)
 		}
 		args := []any{p.Now, exclude, p.Owner, p.LeaseUntil, per, taken, counts}
 		if shape.ordered {
@@ -387,11 +412,28 @@ func (s *Store) Claim(ctx context.Context, p webhook.ClaimParams) ([]webhook.Del
 		}
 		out = append(out, rest...)
 	}
-	ds := make([]webhook.Delivery, len(out))
-	for i := range out {
-		ds[i] = out[i].d
+	return deliveriesOf(out), nil
+}
+
+func deliveriesOf(rows []claimedRow) []webhook.Delivery {
+	ds := make([]webhook.Delivery, len(rows))
+	for i := range rows {
+		ds[i] = rows[i].d
 	}
-	return ds, nil
+	return ds
+}
+
+// takenPerEndpoint returns the endpoints of rows and how many rows each has.
+func takenPerEndpoint(rows []claimedRow) (endpoints []string, counts []int32) {
+	endpoints, counts = []string{}, []int32{}
+	for _, c := range rows {
+		if i := slices.Index(endpoints, c.d.EndpointID); i >= 0 {
+			counts[i]++
+		} else {
+			endpoints, counts = append(endpoints, c.d.EndpointID), append(counts, 1)
+		}
+	}
+	return endpoints, counts
 }
 
 // readInIndexOrder sets, for the transaction, what keeps the claim and NextDue
@@ -402,9 +444,16 @@ func (s *Store) Claim(ctx context.Context, p webhook.ClaimParams) ([]webhook.Del
 // sorted on disk, 90 ms a claim, in the head-of-line scenario on this store.
 const readInIndexOrder = "set_config('enable_bitmapscan', 'off', true), set_config('enable_seqscan', 'off', true)"
 
-// claimSentinel is the kind (k) of the row a windowed claim statement adds when its
-// window was full; it is not a delivery. (Expired leases are 0, pending deliveries 1.)
-const claimSentinel = -1
+// The kinds (k) of the rows a claim statement adds to say that it read all it could: a
+// windowed statement's window was full (windowFull), or a capped statement's candidates
+// (candidatesFull). They are not deliveries. (Expired leases are 0, pending deliveries 1.)
+const (
+	windowFull     = -1
+	candidatesFull = -2
+)
+
+// claimFull says what a claim statement found full (see windowFull and candidatesFull).
+type claimFull struct{ window, candidates bool }
 
 // claimedRow is a row of a claim statement.
 type claimedRow struct {
@@ -413,9 +462,9 @@ type claimedRow struct {
 	due time.Time
 }
 
-// runClaim runs one claim statement and returns its deliveries in claim order, and
-// whether a windowed statement found its window full.
-func (s *Store) runClaim(ctx context.Context, query string, args []any) ([]claimedRow, bool, error) {
+// runClaim runs one claim statement and returns its deliveries in claim order, and what
+// it found full.
+func (s *Store) runClaim(ctx context.Context, query string, args []any) ([]claimedRow, claimFull, error) {
 	// A claim only writes leases, which are soft state: if the server crashed and lost
 	// one, the delivery would be claimable again and at worst sent twice, which
 	// at-least-once allows. So its commit does not wait for the WAL flush; with fsync
@@ -427,28 +476,31 @@ func (s *Store) runClaim(ctx context.Context, query string, args []any) ([]claim
 	br := s.pool.SendBatch(ctx, b)
 	defer br.Close()
 	if _, err := br.Exec(); err != nil {
-		return nil, false, wrap("claim", err)
+		return nil, claimFull{}, wrap("claim", err)
 	}
 	rows, err := br.Query()
 	if err != nil {
-		return nil, false, wrap("claim", err)
+		return nil, claimFull{}, wrap("claim", err)
 	}
 	var out []claimedRow
-	full := false
+	var full claimFull
 	for rows.Next() {
 		var c claimedRow
 		if err := scanDelivery(rows, &c.d, &c.k, &c.due); err != nil {
 			rows.Close()
-			return nil, false, wrap("claim", err)
+			return nil, claimFull{}, wrap("claim", err)
 		}
-		if c.k == claimSentinel {
-			full = true
-			continue
+		switch c.k {
+		case windowFull:
+			full.window = true
+		case candidatesFull:
+			full.candidates = true
+		default:
+			out = append(out, c)
 		}
-		out = append(out, c)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, false, wrap("claim", err)
+		return nil, claimFull{}, wrap("claim", err)
 	}
 	slices.SortFunc(out, func(a, b claimedRow) int {
 		return cmp.Or(cmp.Compare(a.k, b.k), a.due.Compare(b.due), cmp.Compare(a.d.ID, b.d.ID))
@@ -461,19 +513,14 @@ type claimShape struct {
 	candidates int  // a power of two, or maxClaimCandidates
 	capped     bool // rank by endpoint, for MaxPerEndpoint
 	ordered    bool // only the oldest unfinished delivery of ClaimParams.Ordered's endpoints
-	windowed   bool // endpoints are excluded: read only the window of the earliest due
+	window     int  // endpoints are excluded: read only this many of the earliest due (0: all)
+	taken      bool // capped, after a first statement: each endpoint's cap less what it took
 }
 
 // excludeWindow is how many of the earliest due pending deliveries a claim or NextDue
 // that excludes endpoints reads, at least: enough that the other endpoints' work is
 // almost always among them, few enough that reading them all is cheap.
 const excludeWindow = 1024
-
-// windowSize returns the window a windowed claim of shape reads: twice what it may
-// lock, so that it finds its candidates unless excluded endpoints fill the window.
-func (shape claimShape) windowSize() int {
-	return max(excludeWindow, 2*shape.candidates)
-}
 
 // orderedClause returns the condition that restricts an ordered endpoint's pending
 // deliveries (rows d) to its lowest unfinished ID, with the endpoints in parameter param.
@@ -506,45 +553,61 @@ func (s *Store) claimQuery(shape claimShape) string {
 	if q, ok := s.claimSQL.Load(shape); ok {
 		return q.(string)
 	}
-	// The exact limit is the last parameter.
+	// $1 to $4 are now, the excluded endpoints, the owner and the lease; then the cap if
+	// capped, the endpoints and counts already taken if taken, the ordered endpoints if
+	// ordered, and the exact limit last.
 	n := 5
-	if shape.capped {
+	param := func() string {
 		n++
+		return "$" + strconv.Itoa(n-1)
+	}
+	capParam, takenParam, countsParam, orderedParam := "", "", "", ""
+	if shape.capped {
+		capParam = param()
+	}
+	if shape.taken {
+		takenParam, countsParam = param(), param()
 	}
 	if shape.ordered {
-		n++
+		orderedParam = param()
 	}
-	cand, limit := strconv.Itoa(shape.candidates), "$"+strconv.Itoa(n)+"::int"
+	cand, limit := strconv.Itoa(shape.candidates), param()+"::int"
 	picked := `SELECT id, k, due FROM (SELECT * FROM expired UNION ALL SELECT * FROM pending) c
 	ORDER BY k, due, id LIMIT ` + limit
 	if shape.capped {
+		rank, taken := "row_number() OVER (PARTITION BY c.endpoint_id ORDER BY c.k, c.due, c.id)", ""
+		if shape.taken {
+			rank += " + coalesce(t.n, 0)"
+			taken = "\n\t\tLEFT JOIN unnest(" + takenParam + "::text[], " + countsParam + "::int[]) AS t(id, n) ON t.id = c.endpoint_id"
+		}
 		picked = `SELECT id, k, due FROM (
-		SELECT id, k, due, row_number() OVER (PARTITION BY endpoint_id ORDER BY k, due, id) AS rn
-		FROM (SELECT * FROM expired UNION ALL SELECT * FROM pending) c
-	) r WHERE rn <= $5::int ORDER BY k, due, id LIMIT ` + limit
+		SELECT c.id, c.k, c.due, ` + rank + ` AS rn
+		FROM (SELECT * FROM expired UNION ALL SELECT * FROM pending) c` + taken + `
+	) r WHERE rn <= ` + capParam + `::int ORDER BY k, due, id LIMIT ` + limit
 	}
 	ordered := ""
 	if shape.ordered {
-		param := "$5"
-		if shape.capped {
-			param = "$6"
-		}
-		ordered = s.orderedClause(param)
+		ordered = s.orderedClause(orderedParam)
 	}
 	// The window's last row bounds the pending scan as an index condition; with fewer
 	// due rows than the window there is no bound ('infinity').
 	window, bound := "", ""
-	if shape.windowed {
-		window = s.dueWindow(" AND next_attempt_at <= $1", shape.windowSize()) + ", "
+	if shape.window > 0 {
+		window = s.dueWindow(" AND next_attempt_at <= $1", shape.window) + ", "
 		bound = "\n\tAND " + withinWindow
 	}
 	tail := s.claimReturning()
-	if shape.windowed {
-		// The leased rows, then a row saying the window was full, if it was: a
-		// placeholder for each of deliveryColumns, then k and due.
-		tail = ", claimed AS (\n" + tail + "\n)\nSELECT * FROM claimed\nUNION ALL\n" +
-			"SELECT '', '', '', '', '', NULL, '', 0, at, at, at, at, 0, '', '', at, " +
-			strconv.Itoa(claimSentinel) + ", at FROM bound"
+	if shape.window > 0 || shape.capped {
+		// The leased rows, then a row saying the window was full, if it was, and one
+		// saying the candidates were.
+		tail = ", claimed AS (\n" + tail + "\n)\nSELECT * FROM claimed"
+		if shape.window > 0 {
+			tail += "\nUNION ALL\n" + sentinelRow(windowFull, "at", "bound")
+		}
+		if shape.capped {
+			tail += "\nUNION ALL\n" + sentinelRow(candidatesFull, "$1::timestamptz",
+				"(SELECT WHERE (SELECT count(*) FROM pending) >= "+cand+" OR (SELECT count(*) FROM expired) >= "+cand+") f")
+		}
 	}
 	q := `
 WITH ` + window + `expired AS (
@@ -561,6 +624,14 @@ WITH ` + window + `expired AS (
 ` + tail
 	s.claimSQL.Store(shape, q)
 	return q
+}
+
+// sentinelRow returns a claim statement's row of kind k (windowFull or candidatesFull)
+// for each row of from: a placeholder for each of deliveryColumns, then k, with the time
+// at wherever one is wanted.
+func sentinelRow(k int, at, from string) string {
+	return "SELECT '', '', '', '', '', NULL, '', 0, " + at + ", " + at + ", " + at + ", " + at + ", 0, '', '', " + at + ", " +
+		strconv.Itoa(k) + ", " + at + " FROM " + from
 }
 
 // beyondWindowQuery returns the statement that claims past a full window: it steps from

@@ -141,6 +141,26 @@ var claimTests = []subtest{
 		require.Len(t, all, 9)
 		check(at(10*time.Minute), "owner-2", false) // expired leases
 	}},
+	{"MaxPerEndpointPastABacklog", func(t *testing.T, s webhook.Store) {
+		// One endpoint's due backlog, four times the claim's limit, is ahead of two
+		// others' work: the claim takes the backlog's two earliest and looks past the
+		// rest for the others', two each.
+		const limit, perEndpoint = 10, 2
+		var ds []webhook.Delivery
+		for i := range 4 * limit {
+			ds = append(ds, Delivery(fmt.Sprintf("hot_%03d", i), "ep_hot", at(time.Duration(i)*time.Millisecond)))
+		}
+		for i := range 3 {
+			ds = append(ds, Delivery(fmt.Sprintf("b_%d", i), "ep_b", at(time.Second+time.Duration(i)*time.Millisecond)),
+				Delivery(fmt.Sprintf("c_%d", i), "ep_c", at(2*time.Second+time.Duration(i)*time.Millisecond)))
+		}
+		enqueue(t, s, ds...)
+		got, err := s.Claim(t.Context(), webhook.ClaimParams{
+			Now: at(time.Minute), Limit: limit, Owner: "owner-1", LeaseUntil: at(2 * time.Minute), MaxPerEndpoint: perEndpoint,
+		})
+		require.NoError(t, err)
+		assert.ElementsMatch(t, []string{"hot_000", "hot_001", "b_0", "b_1", "c_0", "c_1"}, ids(got))
+	}},
 	{"ConcurrentClaimers", testConcurrentClaimers},
 }
 
