@@ -1,11 +1,16 @@
 package webhook_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"runtime"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,7 +21,7 @@ import (
 // the end-to-end comparison with raw net/http and go-retryablehttp is the program in
 // internal/bench (scripts/bench.sh runs both and rewrites BENCHMARKS.md):
 //
-//	go test -run '^$' -bench 'Envelope|SendEnqueue|Scheduler' -benchmem .
+//	go test -run '^$' -bench 'Envelope|SendEnqueue|Scheduler|Deliver' -benchmem .
 
 // benchData returns valid JSON of n bytes, as json.RawMessage is sent unchanged.
 func benchData(n int) json.RawMessage {
@@ -194,5 +199,98 @@ func BenchmarkScheduler(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
+	})
+}
+
+// countingTransport answers every request at once with a 204, without a network, and
+// closes done at the target'th request: what is left of a delivery's cost is the
+// Sender's own.
+type countingTransport struct {
+	n      atomic.Int64
+	target int64
+	done   chan struct{}
+}
+
+func (t *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Body != nil {
+		_, _ = io.Copy(io.Discard, r.Body)
+		_ = r.Body.Close()
+	}
+	if t.n.Add(1) == t.target {
+		close(t.done)
+	}
+	return &http.Response{StatusCode: http.StatusNoContent, Status: "204 No Content", Proto: "HTTP/1.1",
+		ProtoMajor: 1, ProtoMinor: 1, Header: http.Header{}, Body: http.NoBody, Request: r}, nil
+}
+
+// BenchmarkDeliver is the Sender's own cost per delivery, without a network: 64 callers
+// Send b.N events of 200 bytes to one endpoint, and 64 workers deliver them through a
+// transport that answers 204 at once (countingTransport); the clock stops when the
+// transport has seen them all. ns/op and allocs/op are per delivery and include Send.
+// The request sub-benchmark is the baseline: 64 goroutines build the same POST with the
+// same body and hand it to the same transport, with no signing, queue or store.
+//
+//	go test -run '^$' -bench Deliver -benchmem .
+func BenchmarkDeliver(b *testing.B) {
+	const workers = 64
+	data := benchData(200)
+	b.Run("sender", func(b *testing.B) {
+		rt := &countingTransport{target: int64(b.N), done: make(chan struct{})}
+		s, err := webhook.NewSender(webhook.WithTransport(rt), webhook.WithWorkers(workers),
+			webhook.WithEndpointConcurrency(workers), webhook.WithQueueCapacity(2*workers),
+			webhook.WithEndpoints(webhook.Endpoint{ID: "ep", URL: "http://127.0.0.1:1/hook", Secret: webhook.NewSecret()}))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer func() { _ = s.Close(context.Background()) }()
+		ev := webhook.Event{Type: "order.created", Data: data}
+		b.ReportAllocs()
+		b.ResetTimer()
+		var next atomic.Int64
+		var wg sync.WaitGroup
+		for range workers {
+			wg.Go(func() {
+				for next.Add(1) <= int64(b.N) {
+					if _, err := s.Send(context.Background(), ev); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		<-rt.done
+	})
+	b.Run("request", func(b *testing.B) {
+		rt := &countingTransport{target: int64(b.N), done: make(chan struct{})}
+		body, err := json.Marshal(webhook.Envelope{ID: webhook.NewEventID(), Type: "order.created",
+			Timestamp: time.Now().UTC(), Version: webhook.DefaultVersion, Data: data})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportAllocs()
+		b.ResetTimer()
+		var next atomic.Int64
+		var wg sync.WaitGroup
+		for range workers {
+			wg.Go(func() {
+				for next.Add(1) <= int64(b.N) {
+					req, err := http.NewRequestWithContext(context.Background(), http.MethodPost, "http://127.0.0.1:1/hook", bytes.NewReader(body))
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					req.Header.Set("Content-Type", "application/json")
+					resp, err := rt.RoundTrip(req)
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					_ = resp.Body.Close()
+				}
+			})
+		}
+		wg.Wait()
+		<-rt.done
 	})
 }
