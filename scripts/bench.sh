@@ -91,7 +91,7 @@ if [ -z "$ONLY" ] || [ "$ONLY" = stores ]; then
 	stop_pg
 fi
 
-step gobench.txt go test -run '^$' -bench '^Benchmark(Sign|Envelope|SendEnqueue|Scheduler|Deliver|Valid)$' \
+step gobench.txt go test -run '^$' -bench '^Benchmark(Sign|SignatureOnly|Envelope|SendEnqueue|Scheduler|Deliver|Valid)$' \
 	-benchmem -benchtime "$BENCHTIME" -count 3 . ./internal/jsonvalid
 
 "$OUT/bench" -render "$OUT" -o BENCHMARKS.md || exit 1

@@ -456,8 +456,9 @@ func render(dir, out string) error {
 	if len(benches) == 0 {
 		fmt.Fprintf(&w, "not run\n\n")
 	} else {
-		fmt.Fprintf(&w, "`go test -run '^$' -bench '^Benchmark(Sign|Envelope|SendEnqueue|Scheduler|Deliver|Valid)$' -benchmem -benchtime 0.3s -count 3 . ./internal/jsonvalid`\n")
-		fmt.Fprintf(&w, "(BenchmarkSign is in signer_test.go, BenchmarkValid in internal/jsonvalid, the rest in bench_test.go). BenchmarkValid is Send's\n")
+		fmt.Fprintf(&w, "`go test -run '^$' -bench '^Benchmark(Sign|SignatureOnly|Envelope|SendEnqueue|Scheduler|Deliver|Valid)$' -benchmem -benchtime 0.3s -count 3 . ./internal/jsonvalid`\n")
+		fmt.Fprintf(&w, "(BenchmarkSign is in signer_test.go, BenchmarkSignatureOnly in signer_internal_test.go, BenchmarkValid in internal/jsonvalid, the rest in\n")
+		fmt.Fprintf(&w, "bench_test.go). BenchmarkSignatureOnly is Sign's signature computation without its three header writes. BenchmarkValid is Send's\n")
 		fmt.Fprintf(&w, "check of raw JSON data against encoding/json.Valid on the same bytes. BenchmarkEnvelope's send-* is Send to a disabled endpoint:\n")
 		fmt.Fprintf(&w, "validation, envelope and fan-out, nothing stored. BenchmarkSendEnqueue is Send into a MemoryStore that is never claimed\n")
 		fmt.Fprintf(&w, "(plain-store: a plain one, the default path, its endpoint rate limited so the dispatcher claims around it; allocs and\n")
@@ -517,7 +518,12 @@ func targets(w io.Writer, reps map[string]*report, benches []goBench) {
 	for _, bare := range []string{"bare-hmac-1KiB", "bare-hmac-reset-1KiB"} {
 		b, ok2 := findBench(benches, "BenchmarkSign/"+bare)
 		r := ratio(b.metrics["ns/op"], std.metrics["ns/op"])
-		row("signing ≥ 90% of "+bare+" speed", fmt.Sprintf("%.0f vs %.0f ns/op (medians of -count runs) = %s", std.metrics["ns/op"], b.metrics["ns/op"], x(r)), r >= 0.9, ok1 && ok2)
+		fig := fmt.Sprintf("%.0f vs %.0f ns/op (medians of -count runs) = %s", std.metrics["ns/op"], b.metrics["ns/op"], x(r))
+		if sig, ok := findBench(benches, "BenchmarkSignatureOnly/1KiB"); ok && bare == "bare-hmac-reset-1KiB" {
+			// Where the time goes: the signature itself, and the header values Sign writes.
+			fig += fmt.Sprintf("; the signature alone (BenchmarkSignatureOnly, no header writes) %.0f ns/op = %s", sig.metrics["ns/op"], x(ratio(b.metrics["ns/op"], sig.metrics["ns/op"])))
+		}
+		row("signing ≥ 90% of "+bare+" speed", fig, r >= 0.9, ok1 && ok2)
 	}
 	if r := reps["send-latency"]; r != nil && r.SendLatency != nil {
 		for _, p := range r.SendLatency.Phases {
