@@ -13,6 +13,7 @@ import (
 
 	"github.com/hooksmith/webhook"
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // ErrLocked is wrapped by the error Open returns when another Store, in this process or
@@ -84,7 +85,7 @@ func Open(path string, opts ...Option) (*Store, error) {
 		NoFreelistSync: true,
 		FreelistType:   bolt.FreelistMapType,
 	})
-	if errors.Is(err, bolt.ErrTimeout) {
+	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, fmt.Errorf("%w: %s is held by another process or another Open in this one (waited %s); stop the other holder, use a different path, or share one *filestore.Store between Senders", ErrLocked, path, cfg.lockTimeout)
 	}
 	if err != nil {
@@ -140,7 +141,7 @@ func (s *Store) wrap(err error) error {
 	switch {
 	case err == nil, errors.Is(err, ErrClosed):
 		return err
-	case errors.Is(err, bolt.ErrDatabaseNotOpen):
+	case errors.Is(err, berrors.ErrDatabaseNotOpen):
 		return fmt.Errorf("%w: %w", ErrClosed, err)
 	}
 	return fmt.Errorf("filestore: %w", err)
