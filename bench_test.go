@@ -259,6 +259,9 @@ func BenchmarkDeliver(b *testing.B) {
 			})
 		}
 		wg.Wait()
+		if b.Failed() {
+			return // a failed Send or request: the transport will not see b.N
+		}
 		<-rt.done
 	})
 	b.Run("request", func(b *testing.B) {
@@ -291,6 +294,9 @@ func BenchmarkDeliver(b *testing.B) {
 			})
 		}
 		wg.Wait()
+		if b.Failed() {
+			return // a failed Send or request: the transport will not see b.N
+		}
 		<-rt.done
 	})
 }
