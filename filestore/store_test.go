@@ -15,6 +15,7 @@ import (
 
 	"github.com/hooksmith/webhook"
 	"github.com/hooksmith/webhook/filestore"
+	"github.com/hooksmith/webhook/storetest"
 )
 
 var base = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -26,14 +27,6 @@ func delivery(i int, endpointID string, due time.Time) webhook.Delivery {
 		Version: "1", Body: []byte(`{"id":"` + id + `"}`), State: webhook.StatePending,
 		CreatedAt: due, QueuedAt: due, NextAttemptAt: due, UpdatedAt: due,
 	}
-}
-
-func ids(ds []webhook.Delivery) []string {
-	var out []string
-	for _, d := range ds {
-		out = append(out, d.ID)
-	}
-	return out
 }
 
 func TestReopenKeepsEverything(t *testing.T) {
@@ -50,7 +43,7 @@ func TestReopenKeepsEverything(t *testing.T) {
 	require.NoError(t, s.Enqueue(ctx, ds))
 	claimed, err := s.Claim(ctx, webhook.ClaimParams{Now: base, Limit: 2, Owner: "snd_1", LeaseUntil: base.Add(time.Minute)})
 	require.NoError(t, err)
-	require.Equal(t, []string{ds[0].ID, ds[1].ID}, ids(claimed))
+	require.Equal(t, []string{ds[0].ID, ds[1].ID}, storetest.IDs(claimed))
 	attempt := &webhook.Attempt{StartedAt: base, Duration: 42 * time.Millisecond, StatusCode: 503,
 		Error: "answered HTTP 503", ResponseBody: []byte("busy")}
 	require.NoError(t, s.Record(ctx, webhook.RecordParams{DeliveryID: ds[0].ID, Owner: "snd_1", Now: base,
@@ -96,10 +89,10 @@ func TestReopenKeepsEverything(t *testing.T) {
 	assert.True(t, base.Equal(next), "NextDue %s", next)
 	claimed, err = s.Claim(ctx, webhook.ClaimParams{Now: base.Add(time.Second), Limit: 10, Owner: "snd_2", LeaseUntil: base.Add(2 * time.Minute)})
 	require.NoError(t, err)
-	assert.Equal(t, []string{ds[2].ID, ds[0].ID}, ids(claimed), "due in NextAttemptAt order")
+	assert.Equal(t, []string{ds[2].ID, ds[0].ID}, storetest.IDs(claimed), "due in NextAttemptAt order")
 	claimed, err = s.Claim(ctx, webhook.ClaimParams{Now: base.Add(time.Minute), Limit: 10, Owner: "snd_2", LeaseUntil: base.Add(2 * time.Minute)})
 	require.NoError(t, err)
-	assert.Equal(t, []string{ds[1].ID}, ids(claimed), "the expired lease")
+	assert.Equal(t, []string{ds[1].ID}, storetest.IDs(claimed), "the expired lease")
 	assert.Equal(t, webhook.StateInFlight, claimed[0].State)
 	assert.Equal(t, "snd_2", claimed[0].LeaseOwner)
 	assert.ErrorIs(t, s.Record(ctx, webhook.RecordParams{DeliveryID: ds[1].ID, Owner: "snd_1", Now: base, State: webhook.StateSucceeded}),
@@ -277,7 +270,7 @@ func TestClaimMergesEndpoints(t *testing.T) {
 			for _, i := range tt.want {
 				want = append(want, ds[i].ID)
 			}
-			assert.Equal(t, want, ids(got))
+			assert.Equal(t, want, storetest.IDs(got))
 
 			// The rest is still queued in order.
 			rest, err := s.Claim(ctx, webhook.ClaimParams{Now: base.Add(time.Minute), Limit: 100, Owner: "o", LeaseUntil: base.Add(time.Hour)})

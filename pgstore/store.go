@@ -356,10 +356,12 @@ func (s *Store) Claim(ctx context.Context, p webhook.ClaimParams) ([]webhook.Del
 		// Both statements of a capped claim read the same window, sized for the second.
 		shape.window = max(excludeWindow, 2*reach)
 	}
-	claimArgs := func(shape claimShape, limit int, taken []string, counts []int32) []any {
+	// The parameters in claimQuery's order, which beyondWindowQuery's follows as a capped,
+	// taken shape's: per is each endpoint's cap.
+	claimArgs := func(shape claimShape, per, limit int, taken []string, counts []int32) []any {
 		args := []any{p.Now, exclude, p.Owner, p.LeaseUntil}
 		if shape.capped {
-			args = append(args, p.MaxPerEndpoint)
+			args = append(args, per)
 		}
 		if shape.taken {
 			args = append(args, taken, counts)
@@ -369,7 +371,7 @@ func (s *Store) Claim(ctx context.Context, p webhook.ClaimParams) ([]webhook.Del
 		}
 		return append(args, limit)
 	}
-	out, full, err := s.runClaim(ctx, s.claimQuery(shape), claimArgs(shape, p.Limit, nil, nil))
+	out, full, err := s.runClaim(ctx, s.claimQuery(shape), claimArgs(shape, p.MaxPerEndpoint, p.Limit, nil, nil))
 	if err != nil {
 		return nil, err
 	}
@@ -381,7 +383,7 @@ func (s *Store) Claim(ctx context.Context, p webhook.ClaimParams) ([]webhook.Del
 		wide.candidates = reach
 		wide.taken = true
 		taken, counts := takenPerEndpoint(out)
-		rest, restFull, err := s.runClaim(ctx, s.claimQuery(wide), claimArgs(wide, p.Limit-len(out), taken, counts))
+		rest, restFull, err := s.runClaim(ctx, s.claimQuery(wide), claimArgs(wide, p.MaxPerEndpoint, p.Limit-len(out), taken, counts))
 		if err != nil {
 			// What the first statement claimed is committed and leased: hand it out
 			// rather than leave it to wait for its lease to lapse.
@@ -399,11 +401,7 @@ func (s *Store) Claim(ctx context.Context, p webhook.ClaimParams) ([]webhook.Del
 			per = p.MaxPerEndpoint
 			taken, counts = takenPerEndpoint(out)
 		}
-		args := []any{p.Now, exclude, p.Owner, p.LeaseUntil, per, taken, counts}
-		if shape.ordered {
-			args = append(args, p.Ordered)
-		}
-		args = append(args, p.Limit-len(out))
+		args := claimArgs(claimShape{capped: true, taken: true, ordered: shape.ordered}, per, p.Limit-len(out), taken, counts)
 		rest, _, err := s.runClaim(ctx, s.beyondSQL[boolIndex(shape.ordered)], args)
 		if err != nil {
 			// What the first statement claimed is committed and leased: hand it out
@@ -999,11 +997,11 @@ func (s *Store) NextDue(ctx context.Context, exclude []string) (time.Time, error
 	// As a claim does (see Claim), read only a window of the earliest pending deliveries:
 	// the first not excluded is the earliest. If the window holds none, step from
 	// endpoint to endpoint instead.
-	var windowFull bool
-	if err := s.queryInIndexOrder(ctx, s.nextDueWindowSQL, exclude, &next, &windowFull); err != nil {
+	var full bool
+	if err := s.queryInIndexOrder(ctx, s.nextDueWindowSQL, exclude, &next, &full); err != nil {
 		return time.Time{}, wrap("next due", err)
 	}
-	if windowFull {
+	if full {
 		var beyond *time.Time
 		if err := s.queryInIndexOrder(ctx, s.nextDueBeyondSQL, exclude, &beyond); err != nil {
 			return time.Time{}, wrap("next due", err)

@@ -279,25 +279,19 @@ func TestClaimPastAnExcludedBacklog(t *testing.T) {
 	claimed, err := s.Claim(ctx, webhook.ClaimParams{Now: now, Limit: 10, Owner: "w", LeaseUntil: now.Add(time.Minute),
 		ExcludeEndpoints: exclude, MaxPerEndpoint: 2, Ordered: []string{"o"}})
 	require.NoError(t, err)
-	ids := make([]string, len(claimed))
-	for i, d := range claimed {
-		ids[i] = d.ID
+	for _, d := range claimed {
 		assert.Equal(t, webhook.StateInFlight, d.State, d.ID)
 		assert.Equal(t, "w", d.LeaseOwner, d.ID)
 	}
 	// a1 from the window, then past it in due order: a's one more under its cap of two,
 	// o's first only (ordered), and b's two.
-	assert.Equal(t, []string{"a1", "a2", "o1", "b1", "b2"}, ids)
+	assert.Equal(t, []string{"a1", "a2", "o1", "b1", "b2"}, storetest.IDs(claimed))
 
 	// An uncapped claim takes the rest past the window, none of the backlog.
 	claimed, err = s.Claim(ctx, webhook.ClaimParams{Now: now, Limit: 10, Owner: "w", LeaseUntil: now.Add(time.Minute),
 		ExcludeEndpoints: exclude})
 	require.NoError(t, err)
-	ids = ids[:0]
-	for _, d := range claimed {
-		ids = append(ids, d.ID)
-	}
-	assert.Equal(t, []string{"a3", "a4", "o2", "b3"}, ids)
+	assert.Equal(t, []string{"a3", "a4", "o2", "b3"}, storetest.IDs(claimed))
 
 	// And the backlog is all still there for when its endpoint is not excluded.
 	claimed, err = s.Claim(ctx, webhook.ClaimParams{Now: now, Limit: backlog + 10, Owner: "w", LeaseUntil: now.Add(time.Minute)})

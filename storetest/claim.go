@@ -48,7 +48,7 @@ var claimTests = []subtest{
 			Now: at(31 * time.Second), Limit: 10, Owner: "owner-2", LeaseUntil: at(time.Minute),
 		})
 		require.NoError(t, err)
-		require.Equal(t, []string{id(1)}, ids(second), "claim after the lease expired")
+		require.Equal(t, []string{id(1)}, IDs(second), "claim after the lease expired")
 		assert.Equal(t, webhook.StateInFlight, second[0].State)
 		assert.Equal(t, "owner-2", second[0].LeaseOwner)
 		assertTime(t, at(time.Minute), second[0].LeaseExpiresAt, "LeaseExpiresAt")
@@ -82,11 +82,11 @@ var claimTests = []subtest{
 			ExcludeEndpoints: exclude,
 		})
 		require.NoError(t, err)
-		assert.Equal(t, []string{id(2)}, ids(got), "pending deliveries claimed")
+		assert.Equal(t, []string{id(2)}, IDs(got), "pending deliveries claimed")
 		assert.Equal(t, webhook.StatePending, get(t, s, id(1)).State, "excluded delivery")
 
 		all := claim(t, s, at(time.Minute), "owner-1")
-		require.Equal(t, []string{id(1), id(3)}, ids(all))
+		require.Equal(t, []string{id(1), id(3)}, IDs(all))
 
 		// Every lease has expired by now.
 		got, err = s.Claim(t.Context(), webhook.ClaimParams{
@@ -94,11 +94,11 @@ var claimTests = []subtest{
 			ExcludeEndpoints: exclude,
 		})
 		require.NoError(t, err)
-		assert.Equal(t, []string{id(2)}, ids(got), "expired-lease deliveries claimed")
+		assert.Equal(t, []string{id(2)}, IDs(got), "expired-lease deliveries claimed")
 		for _, i := range []int{1, 3} {
 			assert.Equal(t, "owner-1", get(t, s, id(i)).LeaseOwner, "excluded expired delivery %s", id(i))
 		}
-		assert.ElementsMatch(t, []string{id(1), id(3)}, ids(claim(t, s, at(5*time.Minute), "owner-3")))
+		assert.ElementsMatch(t, []string{id(1), id(3)}, IDs(claim(t, s, at(5*time.Minute), "owner-3")))
 	}},
 	{"MaxPerEndpoint", func(t *testing.T, s webhook.Store) {
 		var ds []webhook.Delivery
@@ -159,7 +159,7 @@ var claimTests = []subtest{
 			Now: at(time.Minute), Limit: limit, Owner: "owner-1", LeaseUntil: at(2 * time.Minute), MaxPerEndpoint: perEndpoint,
 		})
 		require.NoError(t, err)
-		assert.ElementsMatch(t, []string{"hot_000", "hot_001", "b_0", "b_1", "c_0", "c_1"}, ids(got))
+		assert.ElementsMatch(t, []string{"hot_000", "hot_001", "b_0", "b_1", "c_0", "c_1"}, IDs(got))
 	}},
 	{"ConcurrentClaimers", testConcurrentClaimers},
 }
@@ -195,7 +195,7 @@ func testClaimDue(t *testing.T, s webhook.Store) {
 				Now: now, Limit: tt.limit, Owner: "owner-1", LeaseUntil: leaseUntil,
 			})
 			require.NoError(t, err)
-			require.Equal(t, tt.want, ids(got), "claimed deliveries in due order")
+			require.Equal(t, tt.want, IDs(got), "claimed deliveries in due order")
 			for _, d := range got {
 				assert.Equal(t, webhook.StateInFlight, d.State, "State")
 				assert.Equal(t, "owner-1", d.LeaseOwner, "LeaseOwner")

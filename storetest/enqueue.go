@@ -51,7 +51,7 @@ var enqueueTests = []subtest{
 			assert.ErrorIs(t, err, webhook.ErrNotFound, "%s of the rejected batch was stored", missing)
 		}
 		assertUnchanged(t, s, existing)
-		assert.Equal(t, []string{id(2)}, ids(claim(t, s, at(time.Hour), "owner")), "claimable deliveries")
+		assert.Equal(t, []string{id(2)}, IDs(claim(t, s, at(time.Hour), "owner")), "claimable deliveries")
 	}},
 	{"BatchRepeatingAnID", func(t *testing.T, s webhook.Store) {
 		// Storing both would claim one delivery twice; storing either breaks all or none.

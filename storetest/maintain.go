@@ -39,7 +39,7 @@ var requeueTests = []subtest{
 		// A requeued delivery is due at Now, and its next attempt continues the log.
 		assert.Empty(t, claim(t, s, now.Add(-time.Microsecond), "owner-1"))
 		got := claim(t, s, now, "owner-1")
-		require.ElementsMatch(t, []string{id(1), id(2)}, ids(got))
+		require.ElementsMatch(t, []string{id(1), id(2)}, IDs(got))
 		require.NoError(t, s.Record(t.Context(), webhook.RecordParams{
 			DeliveryID: id(1), Owner: "owner-1", Now: now,
 			Attempt: attempt(now, 200), State: webhook.StateSucceeded,
@@ -195,7 +195,7 @@ var nextDueTests = []subtest{
 			Now: at(0), Limit: 10, Owner: "owner-1", LeaseUntil: at(time.Hour), ExcludeEndpoints: []string{"ep_b"},
 		})
 		require.NoError(t, err)
-		assert.Empty(t, ids(got))
+		assert.Empty(t, IDs(got))
 		next, err := s.NextDue(t.Context(), nil)
 		require.NoError(t, err)
 		assertTime(t, at(0), next, "NextDue after a claim excluded ep_b")
@@ -203,7 +203,7 @@ var nextDueTests = []subtest{
 		require.NoError(t, err)
 		assertTime(t, at(2*time.Minute), next, "NextDue excluding ep_b")
 		enqueue(t, s, Delivery(id(4), "ep_b", at(30*time.Second)))
-		assert.Equal(t, []string{id(2), id(4), id(3)}, ids(claim(t, s, at(time.Minute), "owner-1")))
+		assert.Equal(t, []string{id(2), id(4), id(3)}, IDs(claim(t, s, at(time.Minute), "owner-1")))
 	}},
 	{"OnlyFinished", func(t *testing.T, s webhook.Store) {
 		enqueue(t, s, Delivery(id(1), "ep_a", at(0)), Delivery(id(2), "ep_a", at(0)))
@@ -261,7 +261,7 @@ func pruneCases() []subtest {
 				Now: at(0), Limit: 1, Owner: "owner-1", LeaseUntil: at(time.Minute),
 			})
 			require.NoError(t, err)
-			require.Equal(t, []string{id(5)}, ids(claimed))
+			require.Equal(t, []string{id(5)}, IDs(claimed))
 			unfinished := []webhook.Delivery{get(t, s, id(5)), get(t, s, id(6))}
 
 			n, err := s.Prune(t.Context(), tt.p)

@@ -17,29 +17,29 @@ var orderedTests = []subtest{
 		enqueue(t, s, Delivery(id(1), "ep_fifo", at(0)), Delivery(id(2), "ep_fifo", at(0)),
 			Delivery(id(3), "ep_fifo", at(0)), Delivery(id(4), "ep_free", at(0)), Delivery(id(5), "ep_free", at(0)))
 		got := claimOrdered(t, s, at(0), "ep_fifo")
-		assert.ElementsMatch(t, []string{id(1), id(4), id(5)}, ids(got), "one delivery of the ordered endpoint, all of the other")
+		assert.ElementsMatch(t, []string{id(1), id(4), id(5)}, IDs(got), "one delivery of the ordered endpoint, all of the other")
 		// While the head is in flight, nothing more of its endpoint.
-		assert.Empty(t, ids(claimOrdered(t, s, at(time.Second), "ep_fifo")))
+		assert.Empty(t, IDs(claimOrdered(t, s, at(time.Second), "ep_fifo")))
 	}},
 	{"HeadWaitingForRetryBlocksTheRest", func(t *testing.T, s webhook.Store) {
 		enqueue(t, s, Delivery(id(1), "ep_fifo", at(0)), Delivery(id(2), "ep_fifo", at(time.Second)))
 		got := claimOrdered(t, s, at(0), "ep_fifo")
-		require.Equal(t, []string{id(1)}, ids(got))
+		require.Equal(t, []string{id(1)}, IDs(got))
 		require.NoError(t, s.Record(t.Context(), webhook.RecordParams{
 			DeliveryID: id(1), Owner: "owner", Now: at(0), Attempt: attempt(at(0), 500),
 			State: webhook.StatePending, NextAttemptAt: at(time.Minute),
 		}))
 		// id(2) is due at 1s, but the head is not due until 1m.
-		assert.Empty(t, ids(claimOrdered(t, s, at(30*time.Second), "ep_fifo")))
-		assert.Equal(t, []string{id(1)}, ids(claimOrdered(t, s, at(time.Minute), "ep_fifo")))
+		assert.Empty(t, IDs(claimOrdered(t, s, at(30*time.Second), "ep_fifo")))
+		assert.Equal(t, []string{id(1)}, IDs(claimOrdered(t, s, at(time.Minute), "ep_fifo")))
 	}},
 	{"NextAfterTheHeadFinishes", func(t *testing.T, s webhook.Store) {
 		enqueue(t, s, Delivery(id(1), "ep_fifo", at(0)), Delivery(id(2), "ep_fifo", at(0)))
-		require.Equal(t, []string{id(1)}, ids(claimOrdered(t, s, at(0), "ep_fifo")))
+		require.Equal(t, []string{id(1)}, IDs(claimOrdered(t, s, at(0), "ep_fifo")))
 		require.NoError(t, s.Record(t.Context(), webhook.RecordParams{
 			DeliveryID: id(1), Owner: "owner", Now: at(0), Attempt: attempt(at(0), 400), State: webhook.StateFailed,
 		}))
-		assert.Equal(t, []string{id(2)}, ids(claimOrdered(t, s, at(0), "ep_fifo")), "a dead head lets the next go")
+		assert.Equal(t, []string{id(2)}, IDs(claimOrdered(t, s, at(0), "ep_fifo")), "a dead head lets the next go")
 	}},
 	{"UnorderedEndpointUnaffected", func(t *testing.T, s webhook.Store) {
 		enqueue(t, s, Delivery(id(1), "ep_a", at(0)), Delivery(id(2), "ep_a", at(0)))

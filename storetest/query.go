@@ -26,7 +26,7 @@ var attemptsTests = []subtest{
 		states := []webhook.State{webhook.StatePending, webhook.StatePending, webhook.StateSucceeded}
 		next := []time.Time{at(time.Minute), at(5 * time.Minute), {}}
 		for i, a := range want {
-			require.Equal(t, []string{id(1)}, ids(claim(t, s, a.StartedAt, "owner-1")), "claim for attempt %d", i+1)
+			require.Equal(t, []string{id(1)}, IDs(claim(t, s, a.StartedAt, "owner-1")), "claim for attempt %d", i+1)
 			require.NoError(t, s.Record(t.Context(), webhook.RecordParams{
 				DeliveryID: id(1), Owner: "owner-1", Now: a.StartedAt.Add(a.Duration),
 				Attempt: &a, State: states[i], NextAttemptAt: next[i],
@@ -77,7 +77,7 @@ var listTests = []subtest{
 		require.NotEmpty(t, first.Next, "Next of a page with more to come")
 		rest, err := s.List(t.Context(), webhook.ListParams{Cursor: first.Next})
 		require.NoError(t, err)
-		assert.Equal(t, []string{id(n - 5), id(n - 4), id(n - 3), id(n - 2), id(n - 1)}, ids(rest.Deliveries))
+		assert.Equal(t, []string{id(n - 5), id(n - 4), id(n - 3), id(n - 2), id(n - 1)}, IDs(rest.Deliveries))
 		assert.Empty(t, rest.Next, "Next of the last page")
 	}},
 }
@@ -146,7 +146,7 @@ func testListFilters(t *testing.T, s webhook.Store) {
 		t.Run(tt.name, func(t *testing.T) {
 			res, err := s.List(t.Context(), tt.p)
 			require.NoError(t, err)
-			assert.Equal(t, tt.want, ids(res.Deliveries))
+			assert.Equal(t, tt.want, IDs(res.Deliveries))
 			assert.Empty(t, res.Next, "Next of the only page")
 		})
 	}
@@ -201,7 +201,7 @@ func testListPagination(t *testing.T, s webhook.Store) {
 				require.Less(t, page, 100, "List never returned an empty Next")
 				res, err := s.List(t.Context(), p)
 				require.NoError(t, err)
-				got = append(got, ids(res.Deliveries)...)
+				got = append(got, IDs(res.Deliveries)...)
 				sizes = append(sizes, len(res.Deliveries))
 				if res.Next == "" {
 					break

@@ -21,7 +21,7 @@ var recordTests = []subtest{
 		}))
 		assert.Empty(t, claim(t, s, at(time.Minute-time.Microsecond), "owner-2"), "claim before the retry is due")
 		got := claim(t, s, at(time.Minute), "owner-2")
-		require.Equal(t, []string{id(1)}, ids(got), "claim when the retry is due")
+		require.Equal(t, []string{id(1)}, IDs(got), "claim when the retry is due")
 		assert.Equal(t, 1, got[0].Attempts, "Attempts")
 		assert.Equal(t, "owner-2", got[0].LeaseOwner, "LeaseOwner")
 	}},
@@ -95,7 +95,7 @@ func testRecordOutcomes(t *testing.T, s webhook.Store) {
 			// Each case has its own delivery, due at its own time.
 			d := Delivery(id(i), "ep_a", at(time.Duration(i)*time.Second))
 			enqueue(t, s, d)
-			require.Equal(t, []string{d.ID}, ids(claim(t, s, d.NextAttemptAt, "owner-1")))
+			require.Equal(t, []string{d.ID}, IDs(claim(t, s, d.NextAttemptAt, "owner-1")))
 
 			p := tt.record
 			p.DeliveryID, p.Owner, p.Now = d.ID, "owner-1", now
@@ -129,7 +129,7 @@ func testRecordErrors(t *testing.T, s webhook.Store) {
 	n, err := s.Requeue(t.Context(), webhook.RequeueParams{Now: at(time.Second), IDs: []string{id(1)}})
 	require.NoError(t, err)
 	require.Equal(t, 1, n)
-	require.Equal(t, []string{id(1)}, ids(claim(t, s, at(time.Second), "owner-1")))
+	require.Equal(t, []string{id(1)}, IDs(claim(t, s, at(time.Second), "owner-1")))
 	before := []webhook.Delivery{get(t, s, id(1)), get(t, s, id(2)), get(t, s, id(3))}
 	logged := map[string]int{id(1): 1, id(2): 1, id(3): 0}
 

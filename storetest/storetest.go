@@ -135,9 +135,9 @@ func claim(t *testing.T, s webhook.Store, now time.Time, owner string) []webhook
 	return ds
 }
 
-// ids returns the IDs of ds in order, nil for none (so a store may return either a nil
+// IDs returns the IDs of ds in order, nil for none (so a store may return either a nil
 // or an empty slice).
-func ids(ds []webhook.Delivery) []string {
+func IDs(ds []webhook.Delivery) []string {
 	var out []string
 	for i := range ds {
 		out = append(out, ds[i].ID)
@@ -172,7 +172,7 @@ func settle(t *testing.T, s webhook.Store, now time.Time, outcome map[string]web
 	for id := range outcome {
 		want = append(want, id)
 	}
-	require.ElementsMatch(t, want, ids(claimed), "deliveries due at %s", now)
+	require.ElementsMatch(t, want, IDs(claimed), "deliveries due at %s", now)
 	for _, d := range claimed {
 		state := outcome[d.ID]
 		status := 200
@@ -244,7 +244,7 @@ func listAll(t *testing.T, s webhook.Store, p webhook.ListParams) []string {
 		require.Less(t, page, 10_000, "List never returned an empty Next")
 		res, err := s.List(t.Context(), p)
 		require.NoError(t, err, "List")
-		out = append(out, ids(res.Deliveries)...)
+		out = append(out, IDs(res.Deliveries)...)
 		if res.Next == "" {
 			return out
 		}
