@@ -138,11 +138,8 @@ func (s *Sender) dispatch() {
 					MaxPerEndpoint: bx.capPer, Ordered: snap.fifo}, ds)
 				take(ds[before:])
 			}
-			got := len(ds)
-			if s.mem != nil { // a slice of the memory store's making: reused
-				clear(ds) // the bodies are the workers' now
-				claimed = ds[:0]
-			}
+			clear(ds) // the bodies are the workers' now; the slice is reused
+			claimed = ds[:0]
 			if !reopen.IsZero() && (dueAt.IsZero() || reopen.Before(dueAt)) {
 				dueAt = reopen
 			}
@@ -150,9 +147,9 @@ func (s *Sender) dispatch() {
 			case err != nil:
 				s.log.Error("webhook: claiming deliveries failed; retrying", zap.Error(err))
 				dueAt = now.Add(storeErrorBackoff)
-			case got == free:
+			case len(ds) == free:
 				continue // perhaps more is due
-			case got > 0:
+			case len(ds) > 0:
 				// Some but not all slots filled. The attempts just handed out will signal
 				// when they finish, and the dispatcher claims again then; it asks when work
 				// is next due only once a claim finds nothing, sparing a remote store a
@@ -827,16 +824,13 @@ func (s *Sender) logAttempt(d Delivery, p RecordParams, verdict Verdict) {
 	ce.Write(fields...)
 }
 
-// claim appends what a Claim finds to dst. The memory store appends in place; another
-// store's slice is returned as it is when dst is empty (dispatch does not reuse it: the
-// store may keep it).
+// claim appends what a Claim finds to dst, which dispatch reuses from one round to the
+// next. The memory store appends in place; another store's slice is copied, since the
+// store may keep it.
 func (s *Sender) claim(p ClaimParams, dst []Delivery) ([]Delivery, error) {
 	if m := s.mem; m != nil {
 		return m.claimAppend(s.baseCtx, p, dst)
 	}
 	ds, err := s.store.Claim(s.baseCtx, p)
-	if len(dst) == 0 {
-		return ds, err
-	}
 	return append(dst, ds...), err
 }
