@@ -105,15 +105,21 @@ type load struct {
 }
 
 // feed starts n goroutines that Send events round-robin over types, with data, until
-// the load stops; with w non-nil each first takes a slot of the window (released by the
-// Sender's hook once the delivery is final, or here if Send fails).
+// the load stops; with w non-nil each first takes a slot of the window, unless its type
+// is exempt (released by the Sender's hook once the delivery is final, or here if Send
+// fails).
 func (l *load) feed(ctx context.Context, s *webhook.Sender, n int, w *window, types []string, data any) {
 	for range n {
 		l.wg.Go(func() {
-			for !l.stopping.Load() && (w == nil || w.acquire(ctx)) {
-				seq, id := l.issue()
-				if _, err := s.Send(ctx, webhook.Event{ID: id, Type: types[seq%int64(len(types))], Data: data}); err != nil {
-					if w != nil {
+			for !l.stopping.Load() {
+				seq := l.next.Add(1) - 1
+				typ := types[seq%int64(len(types))]
+				slot := w.takes(typ)
+				if slot && !w.acquire(ctx) {
+					return
+				}
+				if _, err := s.Send(ctx, webhook.Event{ID: l.stamp(seq), Type: typ, Data: data}); err != nil {
+					if slot {
 						w.release()
 					}
 					if ctx.Err() == nil {
@@ -128,11 +134,15 @@ func (l *load) feed(ctx context.Context, s *webhook.Sender, n int, w *window, ty
 // issue returns the next sequence number and its event ID, stamping the send time.
 func (l *load) issue() (int64, string) {
 	seq := l.next.Add(1) - 1
-	id := "evt_" + strconv.FormatInt(seq, 10)
+	return seq, l.stamp(seq)
+}
+
+// stamp returns seq's event ID, stamping its send time.
+func (l *load) stamp(seq int64) string {
 	if seq < int64(len(l.sendAt)) {
 		l.sendAt[seq] = time.Now().UnixNano()
 	}
-	return seq, id
+	return "evt_" + strconv.FormatInt(seq, 10)
 }
 
 // bench holds what every mode and scenario shares within one run.
@@ -441,25 +451,17 @@ func (b *bench) hooksmith(workers int, urls []string, full bool) starter {
 	return func(l *load) (func(), error) {
 		eps, types := b.benchEndpoints(urls)
 		capacity := b.queueCapacity(workers)
-		w := newWindow(capacity)
-		opts := []webhook.Option{webhook.WithEndpoints(eps...), webhook.WithWorkers(workers)}
+		w, wopts := b.feedWindow(capacity, nil)
+		opts := append([]webhook.Option{webhook.WithEndpoints(eps...), webhook.WithWorkers(workers)}, wopts...)
 		if full {
 			opts = append(opts, webhook.WithEndpointConcurrency(workers))
-		}
-		bounded := b.cfg.store == storePostgres
-		if bounded {
-			opts = append(opts, webhook.WithHooks(w.hooks()))
 		}
 		s, closeAll, err := b.newSender(b.cfg.store, capacity, nil, opts...)
 		if err != nil {
 			return nil, err
 		}
 		ctx, cancel := context.WithCancel(context.Background())
-		var fw *window
-		if bounded {
-			fw = w
-		}
-		l.feed(ctx, s, workers, fw, types, b.payload)
+		l.feed(ctx, s, workers, w, types, b.payload)
 		return func() {
 			l.stopping.Store(true)
 			cancel()

@@ -8,7 +8,6 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -315,9 +314,12 @@ func (b *bench) hol() (*HOLResult, error) {
 	res := &HOLResult{Workers: workers, Endpoints: n, Timeout: b.cfg.holTimeout.String(),
 		Warmup: max(b.cfg.warmup, b.cfg.holWarmup).String()}
 	var healthy, all []string
+	hanging := map[string]bool{} // URLs
 	for i := range n {
 		if i%10 == 9 {
-			all = append(all, b.rcv.base+"/hang/"+strconv.Itoa(i))
+			u := b.rcv.base + "/hang/" + strconv.Itoa(i)
+			all = append(all, u)
+			hanging[u] = true
 			res.Hanging++
 			continue
 		}
@@ -326,31 +328,21 @@ func (b *bench) hol() (*HOLResult, error) {
 		all = append(all, u)
 	}
 	// pgstore has no bound of its own: on it, as in the throughput modes, the healthy
-	// endpoints' unfinished deliveries are bounded by the feeders (see window), or the
+	// endpoints' unfinished deliveries are bounded by the feeders (feedWindow), or the
 	// feeders, sending as fast as they can, outrun the deliveries and take the machine's
 	// CPU from them, and the ratio measures how the CPU is shared rather than blocking.
-	// The hanging endpoints' deliveries are not bounded: they never finish in the window.
-	bounded := b.cfg.store == storePostgres
+	// The hanging endpoints' deliveries are exempt: they never finish in the window.
 	runOne := func(mode string, urls []string) (perSec, hungPerSec float64, errs int64, err error) {
 		eps, types := b.benchEndpoints(urls)
-		hangs := make([]bool, len(urls))
-		healthyIDs := map[string]bool{}
+		exempt := map[string]bool{}
 		for i, u := range urls {
-			hangs[i] = strings.Contains(u, "/hang/")
-			if !hangs[i] {
-				healthyIDs[eps[i].ID] = true
+			if hanging[u] {
+				exempt[types[i]] = true
 			}
 		}
-		opts := []webhook.Option{webhook.WithEndpoints(eps...), webhook.WithWorkers(workers), webhook.WithTimeout(b.cfg.holTimeout)}
-		w := newWindow(b.queueCapacity(workers))
-		if bounded {
-			opts = append(opts, webhook.WithHooks(webhook.Hooks{OnAttempt: func(r webhook.AttemptReport) {
-				if r.Final && healthyIDs[r.Delivery.EndpointID] {
-					w.release()
-				}
-			}}))
-		}
-		s, closeAll, err := b.newSender(b.cfg.store, 0, nil, opts...)
+		w, wopts := b.feedWindow(b.queueCapacity(workers), exempt)
+		s, closeAll, err := b.newSender(b.cfg.store, 0, nil, append(wopts, webhook.WithEndpoints(eps...),
+			webhook.WithWorkers(workers), webhook.WithTimeout(b.cfg.holTimeout))...)
 		if err != nil {
 			return 0, 0, 0, err
 		}
@@ -360,27 +352,7 @@ func (b *bench) hol() (*HOLResult, error) {
 		}
 		l := &load{}
 		ctx, cancel := context.WithCancel(context.Background())
-		for range workers {
-			l.wg.Go(func() {
-				for !l.stopping.Load() {
-					seq := l.next.Add(1) - 1
-					i := seq % int64(len(types))
-					slot := bounded && !hangs[i]
-					if slot && !w.acquire(ctx) {
-						return
-					}
-					ev := webhook.Event{Type: types[i], Data: b.payload}
-					if _, err := s.Send(ctx, ev); err != nil {
-						if slot {
-							w.release()
-						}
-						if ctx.Err() == nil {
-							l.errors.Add(1)
-						}
-					}
-				}
-			})
-		}
+		l.feed(ctx, s, workers, w, types, b.payload)
 		// The hanging endpoints take a timeout to fill the workers, and any protection
 		// (a circuit breaker) some failures to react: warm up past both.
 		time.Sleep(max(b.cfg.warmup, b.cfg.holWarmup))

@@ -253,10 +253,31 @@ func fsType(dir string) string {
 // window bounds how many deliveries a load generator has unfinished: a caller takes a
 // slot before Send and the Sender's OnAttempt hook gives it back when the delivery is
 // final (after its result is recorded in the store). It is the same bound for every
-// store, including pgstore, which has none of its own.
-type window struct{ slots chan struct{} }
+// store, including pgstore, which has none of its own. Events of the exempt types take
+// no slot and give none back (the hol scenario's hanging endpoints, whose deliveries
+// never finish in its window).
+type window struct {
+	slots  chan struct{}
+	exempt map[string]bool // event types
+}
 
 func newWindow(n int) *window { return &window{slots: make(chan struct{}, n)} }
+
+// feedWindow returns the window that bounds a throughput mode's or a scenario's feeders
+// to capacity unfinished deliveries, with the Sender options that give its slots back,
+// on a store without a bound of its own (pgstore); elsewhere nil, and no options, since
+// the store's capacity bounds Send. Events of the exempt types take no slot.
+func (b *bench) feedWindow(capacity int, exempt map[string]bool) (*window, []webhook.Option) {
+	if b.cfg.store != storePostgres {
+		return nil, nil
+	}
+	w := newWindow(capacity)
+	w.exempt = exempt
+	return w, []webhook.Option{webhook.WithHooks(w.hooks())}
+}
+
+// takes reports whether an event of type typ takes a slot of w (none of a nil window).
+func (w *window) takes(typ string) bool { return w != nil && !w.exempt[typ] }
 
 func (w *window) acquire(ctx context.Context) bool {
 	select {
@@ -276,7 +297,7 @@ func (w *window) release() {
 
 func (w *window) hooks() webhook.Hooks {
 	return webhook.Hooks{OnAttempt: func(r webhook.AttemptReport) {
-		if r.Final {
+		if r.Final && w.takes(r.Delivery.EventType) {
 			w.release()
 		}
 	}}
