@@ -33,7 +33,7 @@ var errMemoryFull = fmt.Errorf("%w: the memory store is at its capacity of unfin
 // garbage collector need not scan, so that a backlog costs the host process's collector
 // little more than its bodies: with a million pending deliveries held as objects with
 // pointers, one collection took 115-270 ms of CPU in the bench's backlog scenario;
-// held as records, 22-26 ms.
+// held as records, 22-26 ms (three interleaved runs of each build; see the README).
 type MemoryStore struct {
 	// mu guards the records, the heaps, the leases and the tables below. Send does not
 	// take it: new deliveries wait in intake (in shards with locks of their own) until
@@ -50,13 +50,14 @@ type MemoryStore struct {
 	testHookAbsorbed func(shard int)
 	absorbing        []slot // absorb's batch, kept from one absorb to the next
 	claiming         []slot // Claim's, likewise
-	// inIntake counts the deliveries in intake; whatever looks deliveries up absorbs
-	// them first. freshInIntake counts those of them from enqueueFresh, which a direct
-	// Enqueue absorbs before its duplicate check.
-	inIntake      atomic.Int64
-	freshInIntake atomic.Int64
-	queues        map[string]*epQueue // pending deliveries per endpoint
-	ready         epHeap              // endpoint queues by their earliest NextAttemptAt
+	// freshInIntake and reservedInIntake count the deliveries in intake from
+	// enqueueFresh and from a direct Enqueue; whatever looks deliveries up absorbs them
+	// first (absorbIfAny). Send's path adds to one counter only. freshInIntake has a
+	// meaning of its own: a direct Enqueue absorbs those before its duplicate check.
+	freshInIntake    atomic.Int64
+	reservedInIntake atomic.Int64
+	queues           map[string]*epQueue // pending deliveries per endpoint
+	ready            epHeap              // endpoint queues by their earliest NextAttemptAt
 	// parked holds the queues of endpoints the last claims excluded, out of ready, so
 	// that a claim does not pop and push back every excluded queue that is due first
 	// (a hundred endpoints with open circuits made that a tenth of a Sender's CPU); each
@@ -655,9 +656,11 @@ func (m *MemoryStore) absorb() {
 			blk.n = 0
 			intakeBlocks.Put(blk)
 		}
-		if n > 0 {
-			m.inIntake.Add(-int64(n))
+		if fresh > 0 {
 			m.freshInIntake.Add(-int64(fresh))
+		}
+		if n > fresh {
+			m.reservedInIntake.Add(-int64(n - fresh))
 		}
 		clear(cut[i])
 		m.intake[i].spare = nil
@@ -698,11 +701,18 @@ func dueBefore(t *recTable, a, b slot) bool { return t.dueCompare(a, b) < 0 }
 
 func leaseBefore(t *recTable, a, b slot) bool { return t.rec(a).leaseExp < t.rec(b).leaseExp }
 
-// absorbFresh absorbs if intake holds deliveries. The caller holds m.mu.
-func (m *MemoryStore) absorbFresh() {
-	if m.inIntake.Load() > 0 {
+// absorbIfAny absorbs if intake holds deliveries. The caller holds m.mu. A delivery
+// whose Enqueue has not returned yet may be missed, as a call that came just before it
+// would miss it; one whose Enqueue has returned is counted.
+func (m *MemoryStore) absorbIfAny() {
+	if m.inIntakeLen() > 0 {
 		m.absorb()
 	}
+}
+
+// inIntakeLen returns how many deliveries intake holds.
+func (m *MemoryStore) inIntakeLen() int64 {
+	return m.freshInIntake.Load() + m.reservedInIntake.Load()
 }
 
 // intakeShard holds deliveries enqueued since the last absorb. Sixteen of them, each
@@ -733,7 +743,7 @@ func (sh *intakeShard) add(in *inItem) {
 }
 
 const (
-	intakeBlockLen = 64  // 16 KiB a block
+	intakeBlockLen = 64  // 64 inItems of 184 bytes: a block in the 12 KiB size class
 	maxSpareBlocks = 256 // bounds the block list's array a shard keeps (8 bytes an entry)
 )
 
@@ -901,13 +911,18 @@ func (x *idIndex) del(id string, s slot) {
 // index, which refuses one already stored or reserved, and the deliveries wait in
 // intake as enqueueFresh's do.
 func (m *MemoryStore) Enqueue(ctx context.Context, ds []Delivery) error {
+	return m.enqueue(ctx, ds, true)
+}
+
+// enqueue is Enqueue, and with check false enqueueFresh.
+func (m *MemoryStore) enqueue(ctx context.Context, ds []Delivery, check bool) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	if len(ds) == 0 {
 		return nil
 	}
-	if m.freshInIntake.Load() > 0 {
+	if check && m.freshInIntake.Load() > 0 {
 		// Index what Sends put in intake first, so that the duplicate check sees every
 		// ID already handed out.
 		m.mu.Lock()
@@ -918,18 +933,20 @@ func (m *MemoryStore) Enqueue(ctx context.Context, ds []Delivery) error {
 	if !m.takeRoom(n) {
 		return errMemoryFull
 	}
-	// A refused ID undoes the batch's earlier reservations, so it is stored whole or
-	// not at all.
-	for i := range ds {
-		if !m.reserveID(ds[i].ID) {
-			for j := range i {
-				m.byID.unreserve(ds[j].ID)
+	if check {
+		// A refused ID undoes the batch's earlier reservations, so it is stored whole
+		// or not at all.
+		for i := range ds {
+			if !m.reserveID(ds[i].ID) {
+				for j := range i {
+					m.byID.unreserve(ds[j].ID)
+				}
+				m.unfinished.Add(-n)
+				return fmt.Errorf("%w: the memory store already holds %q, or the batch repeats it", ErrDuplicateDelivery, ds[i].ID)
 			}
-			m.unfinished.Add(-n)
-			return fmt.Errorf("%w: the memory store already holds %q, or the batch repeats it", ErrDuplicateDelivery, ds[i].ID)
 		}
 	}
-	m.toIntake(ds, true)
+	m.toIntake(ds, check)
 	return nil
 }
 
@@ -972,18 +989,7 @@ func (m *MemoryStore) takeRoom(n int64) bool {
 // quarter to a half. Every method that looks deliveries up absorbs first, so none is
 // missed meanwhile. Send allocates nothing here: intake holds the deliveries by value.
 func (m *MemoryStore) enqueueFresh(ctx context.Context, ds []Delivery) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	if len(ds) == 0 {
-		return nil
-	}
-	n := int64(len(ds))
-	if !m.takeRoom(n) {
-		return errMemoryFull
-	}
-	m.toIntake(ds, false)
-	return nil
+	return m.enqueue(ctx, ds, false)
 }
 
 // toIntake puts ds in intake, for the next absorb; reserved: Enqueue has reserved their
@@ -1008,10 +1014,11 @@ func (m *MemoryStore) toIntake(ds []Delivery, reserved bool) {
 	}
 	// Counted once they are in: an absorb in between counts them out first, so a count
 	// may be briefly low, never high after the last absorb.
-	if !reserved {
+	if reserved {
+		m.reservedInIntake.Add(n)
+	} else {
 		m.freshInIntake.Add(n)
 	}
-	m.inIntake.Add(n)
 }
 
 // push puts a pending record into its endpoint's queue.
@@ -1072,7 +1079,7 @@ func (m *MemoryStore) claimAppend(ctx context.Context, p ClaimParams, dst []Deli
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.absorb()
+	m.absorbIfAny()
 	m.unpark(excluded)
 	got := m.claiming[:0]
 	defer func() {
@@ -1285,7 +1292,7 @@ func (m *MemoryStore) Get(ctx context.Context, id string) (Delivery, error) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.absorbFresh()
+	m.absorbIfAny()
 	s, ok := m.byID.get(&m.recs, id)
 	if !ok {
 		return Delivery{}, fmt.Errorf("%w: %s", ErrNotFound, id)
@@ -1304,7 +1311,7 @@ func (m *MemoryStore) List(ctx context.Context, p ListParams) (ListResult, error
 		limit = DefaultListLimit
 	}
 	m.mu.Lock()
-	m.absorbFresh()
+	m.absorbIfAny()
 	var match []Delivery
 	m.recs.each(func(s slot, _ *memRec) {
 		if d := m.delivery(s, m.recs.id(s)); ListMatches(p, &d) {
@@ -1341,7 +1348,7 @@ func (m *MemoryStore) Attempts(ctx context.Context, id string) ([]Attempt, error
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.absorbFresh()
+	m.absorbIfAny()
 	s, ok := m.byID.get(&m.recs, id)
 	if !ok {
 		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
@@ -1360,7 +1367,7 @@ func (m *MemoryStore) Requeue(ctx context.Context, p RequeueParams) (int, error)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.absorbFresh()
+	m.absorbIfAny()
 	var ss []slot
 	if len(p.IDs) > 0 {
 		seen := make(map[string]bool, len(p.IDs))
@@ -1405,7 +1412,7 @@ func (m *MemoryStore) NextDue(ctx context.Context, exclude []string) (time.Time,
 	excluded := EndpointSet(exclude)
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.absorb()
+	m.absorbIfAny()
 	best := int64(0) // 0: none yet
 	// Walk both heaps from the top, skipping a subtree once its root is no earlier than
 	// the best so far (a heap's subtree is never earlier than its root): the cost is the
@@ -1452,7 +1459,7 @@ func (m *MemoryStore) Prune(ctx context.Context, p PruneParams) (int, error) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	// No absorbFresh: deliveries not yet absorbed are pending, and Prune removes only
+	// No absorbIfAny: deliveries not yet absorbed are pending, and Prune removes only
 	// finished ones.
 	var gone []slot
 	m.recs.each(func(s slot, r *memRec) {

@@ -226,7 +226,7 @@ func TestMemoryFreshDeliveriesAreVisibleBeforeAnyClaim(t *testing.T) {
 		m := NewMemoryStore(0)
 		d := pendingDelivery(newDeliveryID(now), now)
 		require.NoError(t, m.enqueueFresh(t.Context(), []Delivery{d}))
-		require.Equal(t, int64(1), m.inIntake.Load(), "not absorbed yet")
+		require.Equal(t, int64(1), m.inIntakeLen(), "not absorbed yet")
 		return m, d
 	}
 	t.Run("Get", func(t *testing.T) {
@@ -263,7 +263,7 @@ func TestMemoryFreshDeliveriesAreVisibleBeforeAnyClaim(t *testing.T) {
 		got, err := m.Claim(t.Context(), ClaimParams{Now: now, Limit: 8, Owner: "o", LeaseUntil: now.Add(time.Hour)})
 		require.NoError(t, err)
 		require.Len(t, got, 1)
-		assert.Zero(t, m.inIntake.Load())
+		assert.Zero(t, m.inIntakeLen())
 		require.NoError(t, m.Record(t.Context(), RecordParams{DeliveryID: d.ID, Owner: "o", Now: now,
 			Attempt: &Attempt{StartedAt: now, StatusCode: 204}, State: StateSucceeded}))
 		assert.Zero(t, m.Len())
