@@ -351,12 +351,16 @@ func TestMemoryStoreHandsOutDeliveriesThatOutliveTheirSlot(t *testing.T) {
 	assert.Same(t, &body[7], unsafe.StringData(got[0].EventID), "an event ID in the body is handed out as the body's bytes")
 	attempts, err := m.Attempts(t.Context(), "dlv_early")
 	require.NoError(t, err)
+	slotOfEarly, ok := m.byID.get(&m.recs, "dlv_early")
+	require.True(t, ok, "the early one's slot")
 	for i := range 20 { // the early one drops out and its slot is reused
 		require.NoError(t, m.enqueueFresh(t.Context(), []Delivery{pendingDelivery(fmt.Sprintf("dlv_late_%02d", i), now)}))
 		drainAll(t, m, now)
 	}
 	_, err = m.Get(t.Context(), "dlv_early")
 	require.ErrorIs(t, err, ErrNotFound, "dropped past the capacity of succeeded deliveries")
+	require.NotNil(t, m.recs.at(slotOfEarly), "the early one's chunk")
+	assert.True(t, strings.HasPrefix(m.recs.id(slotOfEarly), "dlv_late_"), "the early one's slot now holds %q", m.recs.id(slotOfEarly))
 	assert.Equal(t, "dlv_early", got[0].ID)
 	assert.Equal(t, "evt_early", got[0].EventID)
 	assert.Equal(t, `{"id":"evt_early","x":1}`, string(got[0].Body))
