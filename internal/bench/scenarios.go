@@ -133,7 +133,6 @@ func (b *bench) backlogRound() (*BacklogResult, error) {
 		}
 	}()
 	resetPeakRSS()
-	runtime.GC()
 	res.GCCycleBaseMillis = forcedGCMillis()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
@@ -178,7 +177,6 @@ func (b *bench) backlogRound() (*BacklogResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	runtime.GC()
 	res.GCCycleHeldMillis = forcedGCMillis()
 	runtime.ReadMemStats(&ms)
 	res.PeakRSSMiB = float64(peakRSS()) / (1 << 20)
