@@ -470,6 +470,12 @@ func render(dir, out string) error {
 			fmt.Fprintln(&w, b.line)
 		}
 		fmt.Fprintf(&w, "```\n")
+		sender, ok1 := findBench(benches, "BenchmarkDeliver/sender")
+		req, ok2 := findBench(benches, "BenchmarkDeliver/request")
+		if ok1 && ok2 {
+			fmt.Fprintf(&w, "\nBenchmarkDeliver: the Sender's %.0f ns per delivery against the bare request's %.0f ns (medians of the -count runs) = %s as long.\n",
+				sender.metrics["ns/op"], req.metrics["ns/op"], x(ratio(sender.metrics["ns/op"], req.metrics["ns/op"])))
+		}
 	}
 	return os.WriteFile(out, w.Bytes(), 0o644)
 }
