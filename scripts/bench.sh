@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Regenerates BENCHMARKS.md: the internal/bench program (throughput against the ceiling,
-# ceiling-headers and naive modes, then the backlog, hol, send-latency and stores
-# scenarios, each its own process) and the root package's go test micro-benchmarks.
-# About 10 minutes on 2 cores.
+# ceiling-headers and naive modes, the same modes paired slice by slice, then the backlog,
+# hol, send-latency and stores scenarios, each its own process) and the root package's
+# go test micro-benchmarks. About 14 minutes on 2 cores.
 #
 #   scripts/bench.sh                      # defaults below
 #   ROUNDS=5 ROUND_DURATION=3s WORKERS=64 scripts/bench.sh
-#   ONLY=stores scripts/bench.sh          # one step (throughput, backlog, hol, send-latency,
+#   ONLY=stores scripts/bench.sh          # one step (throughput, paired, backlog, hol, send-latency,
 #                                         # stores, gobench); the others' earlier outputs in
 #                                         # bench-out/ are rendered as they are
 #
@@ -25,6 +25,7 @@ DURATION="${DURATION:-3s}"            # each scenario's measured window
 ROUND_DURATION="${ROUND_DURATION:-1s}" # each throughput mode's window, per round
 ROUNDS="${ROUNDS:-7}" # rounds of the throughput and hol steps: single rounds swing ±20% here
 BACKLOG_ROUNDS="${BACKLOG_ROUNDS:-3}" # a backlog round is about a minute (the whole drain); one swings by half
+CYCLES="${CYCLES:-40}" # paired cycles per worker count, about 1.3 s each
 WORKERS="${WORKERS:-8,16,64}"
 PAYLOAD="${PAYLOAD:-200}"
 BENCHTIME="${BENCHTIME:-0.3s}"
@@ -57,6 +58,8 @@ step() { # step NAME COMMAND...: runs COMMAND with stdout to $OUT/NAME
 
 common=(-json -payload "$PAYLOAD")
 step throughput.json "$OUT/bench" "${common[@]}" -duration "$ROUND_DURATION" -rounds "$ROUNDS" -workers "$WORKERS"
+step paired.json "$OUT/bench" "${common[@]}" -scenario paired -cycles "$CYCLES" -workers "$WORKERS" \
+	-modes ceiling,naive,hooksmith,hooksmith-full
 common+=(-duration "$DURATION")
 step backlog.json "$OUT/bench" "${common[@]}" -workers 64 -scenario backlog -rounds "$BACKLOG_ROUNDS"
 step hol.json "$OUT/bench" "${common[@]}" -workers 64 -scenario hol -rounds "$ROUNDS"

@@ -57,6 +57,9 @@ type config struct {
 	pgConns         int
 	maxSends        int
 	storeStats      bool
+	slice           time.Duration
+	settle          time.Duration
+	cycles          int
 }
 
 func main() {
@@ -90,7 +93,10 @@ func run() error {
 	flag.BoolVar(&cfg.storeStats, "store-stats", false, "stores: count the deliver phase's store calls and their time (wraps each store, the memory one included)")
 	flag.IntVar(&cfg.maxSends, "max-sends", 1_000_000, "stores: the accept window ends after this many Sends if -duration has not passed")
 	flag.BoolVar(&cfg.jsonOut, "json", false, "print the report as JSON")
-	flag.StringVar(&cfg.scenario, "scenario", "throughput", "throughput, backlog, hol, send-latency or stores")
+	flag.StringVar(&cfg.scenario, "scenario", "throughput", "throughput, paired, backlog, hol, send-latency or stores")
+	flag.DurationVar(&cfg.slice, "slice", 200*time.Millisecond, "paired: each mode's measured slice per cycle")
+	flag.DurationVar(&cfg.settle, "settle", 30*time.Millisecond, "paired: how long a resumed mode runs before its slice is measured")
+	flag.IntVar(&cfg.cycles, "cycles", 40, "paired: cycles of every mode, each alone for one slice")
 	flag.StringVar(&modes, "modes", strings.Join(allModes, ","), "throughput modes to run, comma-separated")
 	flag.IntVar(&cfg.queue, "queue", 0, "hooksmith's WithQueueCapacity in the throughput modes; 0 means 2 x workers")
 	flag.IntVar(&cfg.rounds, "rounds", 1, "throughput and hol: rounds of every mode, interleaved; backlog: rounds of the whole scenario; the median round is reported")
@@ -146,6 +152,8 @@ func run() error {
 	switch cfg.scenario {
 	case "throughput":
 		rep.Throughput, err = b.throughput()
+	case "paired":
+		rep.Paired, err = b.paired()
 	case "backlog":
 		rep.Backlog, err = b.backlog()
 	case "hol":
@@ -220,9 +228,18 @@ func validate(cfg config) error {
 		errs = append(errs, fmt.Errorf("-callers %d: must be 1 to 10000", cfg.callers))
 	}
 	switch cfg.scenario {
-	case "throughput", "backlog", "hol", "send-latency", "stores":
+	case "throughput", "paired", "backlog", "hol", "send-latency", "stores":
 	default:
-		errs = append(errs, fmt.Errorf("-scenario %q: unknown; use throughput, backlog, hol, send-latency or stores", cfg.scenario))
+		errs = append(errs, fmt.Errorf("-scenario %q: unknown; use throughput, paired, backlog, hol, send-latency or stores", cfg.scenario))
+	}
+	if cfg.slice < 10*time.Millisecond || cfg.slice > 10*time.Second {
+		errs = append(errs, fmt.Errorf("-slice %s: must be 10ms to 10s", cfg.slice))
+	}
+	if cfg.settle < 0 || cfg.settle > time.Second {
+		errs = append(errs, fmt.Errorf("-settle %s: must be 0 to 1s", cfg.settle))
+	}
+	if cfg.cycles < 6 || cfg.cycles > 1000 {
+		errs = append(errs, fmt.Errorf("-cycles %d: must be 6 to 1000 (fewer give no confidence interval)", cfg.cycles))
 	}
 	return errors.Join(errs...)
 }
@@ -329,6 +346,7 @@ type report struct {
 	Machine     Machine            `json:"machine"`
 	Settings    Settings           `json:"settings"`
 	Throughput  []ModeResult       `json:"throughput,omitempty"`
+	Paired      *PairedResult      `json:"paired,omitempty"`
 	Backlog     *BacklogResult     `json:"backlog,omitempty"`
 	HOL         *HOLResult         `json:"hol,omitempty"`
 	SendLatency *SendLatencyResult `json:"send_latency,omitempty"`

@@ -28,6 +28,9 @@ const (
 	modeNaive         = "naive"
 	modeHooksmith     = "hooksmith"
 	modeHooksmithFull = "hooksmith-full"
+	// modeCeilingAgain is the paired scenario's control: a second, separate ceiling load,
+	// whose ratio to the first shows what the method itself can resolve.
+	modeCeilingAgain = "ceiling-again"
 	// modeBacklogDrain names the backlog scenario's drain window for -profile-mode.
 	modeBacklogDrain = "backlog-drain"
 	// modeBacklogHeld names the backlog scenario's ceiling with the backlog held.
@@ -42,6 +45,7 @@ var modeLabels = map[string]string{
 	modeNaive:         "go-retryablehttp default client + StandardSigner + json.Marshal, C goroutines",
 	modeHooksmith:     "Sender, -store (see settings), default per-endpoint concurrency (fair share, bursting when alone)",
 	modeHooksmithFull: "Sender, -store (see settings), WithEndpointConcurrency(workers)",
+	modeCeilingAgain:  "paired only: a second ceiling load, the control (should be 1.00x of the ceiling)",
 }
 
 // ModeResult is one mode's figures from one measured window.
@@ -102,7 +106,43 @@ type load struct {
 	stopping atomic.Bool
 	errors   atomic.Int64
 	wg       sync.WaitGroup
+	// gate, when set, holds the load's goroutines before their next request or Send
+	// (the paired scenario's pause); parked counts those held, of running.
+	gate    atomic.Pointer[chan struct{}]
+	running atomic.Int32
+	parked  atomic.Int32
 }
+
+// spawn starts one of the load's goroutines.
+func (l *load) spawn(f func()) {
+	l.running.Add(1)
+	l.wg.Go(f)
+}
+
+// pass waits while the load is paused. Every goroutine calls it before it issues a
+// sequence number, so a paused load issues nothing more once all are parked.
+func (l *load) pass() {
+	if g := l.gate.Load(); g != nil {
+		l.parked.Add(1)
+		<-*g
+		l.parked.Add(-1)
+	}
+}
+
+// pause holds the load's goroutines at their next pass; resume lets them go.
+func (l *load) pause() {
+	ch := make(chan struct{})
+	l.gate.Store(&ch)
+}
+
+func (l *load) resume() {
+	if g := l.gate.Swap(nil); g != nil {
+		close(*g)
+	}
+}
+
+// held reports whether every goroutine of a paused load is parked.
+func (l *load) held() bool { return l.parked.Load() == l.running.Load() }
 
 // feed starts n goroutines that Send events round-robin over types, with data, until
 // the load stops; with w non-nil each first takes a slot of the window, unless its type
@@ -110,8 +150,9 @@ type load struct {
 // fails).
 func (l *load) feed(ctx context.Context, s *webhook.Sender, n int, w *window, types []string, data any) {
 	for range n {
-		l.wg.Go(func() {
+		l.spawn(func() {
 			for !l.stopping.Load() {
+				l.pass()
 				seq := l.next.Add(1) - 1
 				typ := types[seq%int64(len(types))]
 				slot := w.takes(typ)
@@ -131,8 +172,10 @@ func (l *load) feed(ctx context.Context, s *webhook.Sender, n int, w *window, ty
 	}
 }
 
-// issue returns the next sequence number and its event ID, stamping the send time.
+// issue returns the next sequence number and its event ID, stamping the send time,
+// once the load is not paused.
 func (l *load) issue() (int64, string) {
+	l.pass()
 	seq := l.next.Add(1) - 1
 	return seq, l.stamp(seq)
 }
@@ -309,7 +352,7 @@ func (b *bench) ceiling(workers int, urls []string, headers bool) starter {
 			}
 		}
 		for range workers {
-			l.wg.Go(func() {
+			l.spawn(func() {
 				for !l.stopping.Load() {
 					seq, id := l.issue()
 					req, err := ceilingRequest(urls[seq%int64(len(urls))], body, id, static)
@@ -391,7 +434,7 @@ func (b *bench) naive(workers int, urls []string) starter {
 		client := retryablehttp.NewClient()
 		client.Logger = nil
 		for range workers {
-			l.wg.Go(func() {
+			l.spawn(func() {
 				for !l.stopping.Load() {
 					seq, id := l.issue()
 					now := time.Now()
@@ -471,6 +514,22 @@ func (b *bench) hooksmith(workers int, urls []string, full bool) starter {
 	}
 }
 
+// starter returns the starter of a throughput mode.
+func (b *bench) starter(mode string, workers int, urls []string) starter {
+	switch mode {
+	case modeCeiling, modeCeilingAgain:
+		return b.ceiling(workers, urls, false)
+	case modeCeilingHeader:
+		return b.ceiling(workers, urls, true)
+	case modeNaive:
+		return b.naive(workers, urls)
+	case modeHooksmith:
+		return b.hooksmith(workers, urls, false)
+	default: // modeHooksmithFull; -modes is checked against allModes
+		return b.hooksmith(workers, urls, true)
+	}
+}
+
 func (b *bench) queueCapacity(workers int) int {
 	if b.cfg.queue > 0 {
 		return b.cfg.queue
@@ -501,19 +560,7 @@ func (b *bench) throughput() ([]ModeResult, error) {
 			urls := b.urls(b.cfg.endpoints)
 			var ceil *ModeResult
 			for _, mode := range b.cfg.modes {
-				var st starter
-				switch mode {
-				case modeCeiling:
-					st = b.ceiling(workers, urls, false)
-				case modeCeilingHeader:
-					st = b.ceiling(workers, urls, true)
-				case modeNaive:
-					st = b.naive(workers, urls)
-				case modeHooksmith:
-					st = b.hooksmith(workers, urls, false)
-				case modeHooksmithFull:
-					st = b.hooksmith(workers, urls, true)
-				}
+				st := b.starter(mode, workers, urls)
 				b.logf("round %d/%d: %s, %d workers, %d endpoint(s)...", round+1, b.cfg.rounds, mode, workers, b.cfg.endpoints)
 				r, err := b.measure(mode, workers, b.cfg.endpoints, st)
 				if err != nil {

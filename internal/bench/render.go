@@ -26,6 +26,9 @@ func printText(w io.Writer, rep report) {
 	if len(rep.Throughput) > 0 {
 		writeThroughput(w, rep.Throughput, false)
 	}
+	if r := rep.Paired; r != nil {
+		writePaired(w, r, false)
+	}
 	if r := rep.Backlog; r != nil {
 		writeBacklog(w, r, false)
 	}
@@ -150,6 +153,28 @@ func writeThroughput(w io.Writer, rs []ModeResult, md bool) {
 		}
 		fmt.Fprintln(w)
 	}
+}
+
+// writePaired writes the paired scenario's table: per worker count and mode, the median
+// slice's deliveries/s, CPU per delivery, and the cycle-by-cycle ratios to the ceiling
+// and to naive with their 95% intervals.
+func writePaired(w io.Writer, r *PairedResult, md bool) {
+	head := []string{"workers", "mode", "deliveries/s (median slice)", "CPU µs/dlv", "vs ceiling (95% CI)", "vs naive (95% CI)"}
+	var rows [][]string
+	for _, blk := range r.Blocks {
+		for _, m := range blk.Modes {
+			row := []string{strconv.Itoa(blk.Workers), m.Mode, strconv.FormatFloat(m.MedianPerSec, 'f', 0, 64),
+				strconv.FormatFloat(m.CPUMicrosPer, 'f', 1, 64), "", ""}
+			for i, base := range []string{modeCeiling, modeNaive} {
+				if c, ok := blk.comparison(m.Mode, base); ok {
+					row[4+i] = fmt.Sprintf("%s (%.2f–%.2f)", x(c.Median), c.Low, c.High)
+				}
+			}
+			rows = append(rows, row)
+		}
+	}
+	table(w, md, head, rows)
+	fmt.Fprintln(w)
 }
 
 // againstHeaders compares each hooksmith mode with ceiling-headers at the same worker
@@ -384,11 +409,11 @@ func readReport(dir, name string) (*report, error) {
 	return &r, nil
 }
 
-// render writes BENCHMARKS.md from dir's throughput.json, backlog.json, hol.json,
+// render writes BENCHMARKS.md from dir's throughput.json, paired.json, backlog.json, hol.json,
 // send-latency.json, stores.json and gobench.txt; missing files are reported as not run.
 func render(dir, out string) error {
 	reps := map[string]*report{}
-	for _, n := range []string{"throughput", "backlog", "hol", "send-latency", "stores"} {
+	for _, n := range []string{"throughput", "paired", "backlog", "hol", "send-latency", "stores"} {
 		r, err := readReport(dir, n+".json")
 		if err != nil {
 			return err
@@ -405,7 +430,7 @@ func render(dir, out string) error {
 	fmt.Fprintf(&w, "The receiver is the bench program re-executed as a child process on 127.0.0.1 answering 204,\n")
 	fmt.Fprintf(&w, "so its CPU, allocations and GC are not in the measured process's figures (it still competes for the CPUs).\n\n")
 	var any *report
-	for _, n := range []string{"throughput", "backlog", "hol", "send-latency", "stores"} {
+	for _, n := range []string{"throughput", "paired", "backlog", "hol", "send-latency", "stores"} {
 		if reps[n] != nil {
 			any = reps[n]
 			break
@@ -433,6 +458,20 @@ func render(dir, out string) error {
 		fmt.Fprintf(&w, "time queued behind up to the queue capacity. allocs, bytes and CPU are the measured process's, per delivery;\n")
 		fmt.Fprintf(&w, "hooksmith's include the feeding goroutines' Send calls. Peak RSS is VmHWM, reset before each mode.\n\n")
 		writeThroughput(&w, r.Throughput, true)
+	}
+	if r := reps["paired"]; r != nil && r.Paired != nil {
+		p := r.Paired
+		fmt.Fprintf(&w, "## Paired throughput\n\n`%s`\n\n", r.Command)
+		fmt.Fprintf(&w, "The rounds above are a second per mode, one mode after another, and a round's ratio swings with what else\n")
+		fmt.Fprintf(&w, "the machine is doing. Here every mode's load is started once and kept, paused, beside the others; %d cycles\n", p.Cycles)
+		fmt.Fprintf(&w, "each run every mode alone for a %s slice (measured after %s of running), pausing it and waiting until all\n", p.Slice, p.Settle)
+		fmt.Fprintf(&w, "it sent has arrived before the next starts, in an order that rotates from cycle to cycle. A cycle gives one\n")
+		fmt.Fprintf(&w, "ratio per pair of modes measured about a second apart; the table has their median over the cycles and a\n")
+		fmt.Fprintf(&w, "distribution-free 95%% confidence interval for it (the sign test's). %s is a second, separate ceiling load:\n", modeCeilingAgain)
+		fmt.Fprintf(&w, "its interval is what the method resolves in this run. These intervals decide the throughput targets above.\n")
+		fmt.Fprintf(&w, "Payload %d B of data, %d endpoint(s), store %s, hooksmith queue capacity %s.\n\n",
+			r.Settings.Payload, r.Settings.Endpoints, r.Settings.Store, r.Settings.Queue)
+		writePaired(&w, p, true)
 	}
 	for _, n := range []string{"backlog", "hol", "send-latency", "stores"} {
 		r := reps[n]
@@ -480,21 +519,19 @@ func render(dir, out string) error {
 	return os.WriteFile(out, w.Bytes(), 0o644)
 }
 
-// targets writes the issue's targets with the figures that decide them.
-func targets(w io.Writer, reps map[string]*report, benches []goBench) {
-	fmt.Fprintf(w, "| target | figure | met |\n| --- | --- | --- |\n")
-	row := func(name, fig string, met bool, known bool) {
-		verdict := "no"
-		switch {
-		case !known:
-			verdict = "not measured"
-		case met:
-			verdict = "yes"
-		}
-		fmt.Fprintf(w, "| %s | %s | %s |\n", name, fig, verdict)
+// throughputTargets writes the rows of the throughput targets: against the ceiling at 64
+// workers and against naive at every worker count. With a paired report, its interval
+// decides each (see ciVerdict) and the rounds' medians are shown beside it; without one,
+// the rounds' median does.
+func throughputTargets(reps map[string]*report, row func(name, fig string, met, known bool), rowV func(name, fig, verdict string)) {
+	r, p := reps["throughput"], reps["paired"]
+	if p != nil && p.Paired == nil {
+		p = nil
 	}
-	if r := reps["throughput"]; r != nil {
-		naive, hs := map[int]ModeResult{}, map[int][]ModeResult{}
+	naive, hs := map[int]ModeResult{}, map[int][]ModeResult{}
+	var workers []int
+	if r != nil {
+		workers = r.Settings.Workers
 		for _, m := range r.Throughput {
 			switch m.Mode {
 			case modeCeiling, modeCeilingHeader:
@@ -504,22 +541,118 @@ func targets(w io.Writer, reps map[string]*report, benches []goBench) {
 				hs[m.Workers] = append(hs[m.Workers], m)
 			}
 		}
-		for _, m := range hs[64] {
-			if r.Settings.Payload == 200 && m.Ratio != nil {
-				row(fmt.Sprintf("%s ≥ 85%% of ceiling deliveries/s (200 B, 64 workers)", m.Mode),
-					fmt.Sprintf("per round %s, median %s", joinX(m.RoundFigures), x(m.Ratio.PerSec)), m.Ratio.PerSec >= targetCeilingRatio, true)
-			}
-		}
-		for _, wk := range r.Settings.Workers {
-			n, ok := naive[wk]
-			for _, m := range hs[wk] {
-				per := perRound(m, n) // the median round is kept
-				med := medianOf(per)
-				row(fmt.Sprintf("%s ≥ naive at %d workers", m.Mode, wk),
-					fmt.Sprintf("hooksmith/naive per round %s, median %s", joinX(per), x(med)), med >= 1, ok && len(per) > 0)
+	}
+	blocks := map[int]PairedBlock{}
+	if p != nil {
+		for _, blk := range p.Paired.Blocks {
+			blocks[blk.Workers] = blk
+			if !slices.Contains(workers, blk.Workers) {
+				workers = append(workers, blk.Workers)
 			}
 		}
 	}
+	slices.Sort(workers)
+	// paired returns the figure and verdict of mode against base at wk workers, if the
+	// paired report has them.
+	paired := func(wk int, mode, base string, target float64) (string, string, bool) {
+		blk, ok := blocks[wk]
+		if !ok {
+			return "", "", false
+		}
+		c, ok := blk.comparison(mode, base)
+		if !ok {
+			return "", "", false
+		}
+		fig := fmt.Sprintf("paired: median %s, 95%% CI %.2f–%.2f over %d cycles", x(c.Median), c.Low, c.High, len(c.Ratios))
+		if ctl, ok := blk.comparison(modeCeilingAgain, modeCeiling); ok {
+			fig += fmt.Sprintf(" (control %s %s, %.2f–%.2f)", modeCeilingAgain, x(ctl.Median), ctl.Low, ctl.High)
+		}
+		return fig, ciVerdict(c, target), true
+	}
+	hsModes := []string{modeHooksmith, modeHooksmithFull}
+	if r != nil && r.Settings.Payload == 200 || p != nil && p.Settings.Payload == 200 {
+		for _, mode := range hsModes {
+			name := fmt.Sprintf("%s ≥ 85%% of ceiling deliveries/s (200 B, 64 workers)", mode)
+			var rounds string
+			var ratio float64
+			have := false
+			if r != nil && r.Settings.Payload == 200 {
+				for _, m := range hs[64] {
+					if m.Mode == mode && m.Ratio != nil {
+						rounds, ratio, have = fmt.Sprintf("per round %s, median %s", joinX(m.RoundFigures), x(m.Ratio.PerSec)), m.Ratio.PerSec, true
+					}
+				}
+			}
+			if p != nil && p.Settings.Payload == 200 {
+				if fig, verdict, ok := paired(64, mode, modeCeiling, targetCeilingRatio); ok {
+					if have {
+						fig += "; rounds: " + rounds
+					}
+					rowV(name, fig, verdict)
+					continue
+				}
+			}
+			if have {
+				row(name, rounds, ratio >= targetCeilingRatio, true)
+			}
+		}
+	}
+	for _, wk := range workers {
+		n, ok := naive[wk]
+		for _, mode := range hsModes {
+			name := fmt.Sprintf("%s ≥ naive at %d workers", mode, wk)
+			var rounds string
+			var med float64
+			have := false
+			for _, m := range hs[wk] {
+				if per := perRound(m, n); m.Mode == mode && ok && len(per) > 0 { // the median round is kept
+					med = medianOf(per)
+					rounds, have = fmt.Sprintf("hooksmith/naive per round %s, median %s", joinX(per), x(med)), true
+				}
+			}
+			if fig, verdict, ok := paired(wk, mode, modeNaive, 1); ok {
+				if have {
+					fig += "; rounds: " + rounds
+				}
+				rowV(name, fig, verdict)
+				continue
+			}
+			if have || slices.ContainsFunc(hs[wk], func(m ModeResult) bool { return m.Mode == mode }) {
+				row(name, rounds, med >= 1, have)
+			}
+		}
+	}
+}
+
+// ciVerdict decides a target from a paired comparison's 95% interval: met when all of it
+// is at or above the target, not met when all of it is below, and otherwise undecided:
+// this run cannot tell.
+func ciVerdict(c Comparison, target float64) string {
+	switch {
+	case c.Low >= target:
+		return "yes"
+	case c.High < target:
+		return "no"
+	default:
+		return "undecided (the interval spans the target)"
+	}
+}
+
+// targets writes the issue's targets with the figures that decide them.
+func targets(w io.Writer, reps map[string]*report, benches []goBench) {
+	fmt.Fprintf(w, "| target | figure | met |\n| --- | --- | --- |\n")
+	rowV := func(name, fig, verdict string) { fmt.Fprintf(w, "| %s | %s | %s |\n", name, fig, verdict) }
+	row := func(name, fig string, met bool, known bool) {
+		verdict := "no"
+		switch {
+		case !known:
+			verdict = "not measured"
+		case met:
+			verdict = "yes"
+		}
+		rowV(name, fig, verdict)
+	}
+	throughputTargets(reps, row, rowV)
 	std, ok1 := findBench(benches, "BenchmarkSign/standard-1KiB")
 	for _, bare := range []string{"bare-hmac-1KiB", "bare-hmac-reset-1KiB"} {
 		b, ok2 := findBench(benches, "BenchmarkSign/"+bare)
