@@ -2,7 +2,7 @@
 # Regenerates BENCHMARKS.md: the internal/bench program (throughput against the ceiling,
 # ceiling-headers and naive modes, the same modes paired slice by slice, then the backlog,
 # hol, send-latency and stores scenarios, each its own process) and the root package's
-# go test micro-benchmarks. About 14 minutes on 2 cores.
+# go test micro-benchmarks. About 15 minutes on 2 cores.
 #
 #   scripts/bench.sh                      # defaults below
 #   ROUNDS=5 ROUND_DURATION=3s WORKERS=64 scripts/bench.sh
@@ -25,7 +25,7 @@ DURATION="${DURATION:-3s}"            # each scenario's measured window
 ROUND_DURATION="${ROUND_DURATION:-1s}" # each throughput mode's window, per round
 ROUNDS="${ROUNDS:-7}" # rounds of the throughput and hol steps: single rounds swing ±20% here
 BACKLOG_ROUNDS="${BACKLOG_ROUNDS:-3}" # a backlog round is about a minute (the whole drain); one swings by half
-CYCLES="${CYCLES:-40}" # paired cycles per worker count, about 1.3 s each
+CYCLES="${CYCLES:-60}" # paired cycles per worker count, about 1.3 s each
 WORKERS="${WORKERS:-8,16,64}"
 PAYLOAD="${PAYLOAD:-200}"
 BENCHTIME="${BENCHTIME:-0.3s}"
