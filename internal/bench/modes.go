@@ -107,10 +107,16 @@ type load struct {
 	errors   atomic.Int64
 	wg       sync.WaitGroup
 	// gate, when set, holds the load's goroutines before their next request or Send
-	// (the paired scenario's pause); parked counts those held, of running.
-	gate    atomic.Pointer[chan struct{}]
+	// (the paired scenario's pause); running counts the goroutines.
+	gate    atomic.Pointer[gate]
 	running atomic.Int32
-	parked  atomic.Int32
+}
+
+// gate is one pause of a load. Each pause has its own, so that a goroutine still
+// leaving the last pause's gate is not counted as held by this one.
+type gate struct {
+	ch     chan struct{}
+	parked atomic.Int32
 }
 
 // spawn starts one of the load's goroutines.
@@ -123,26 +129,25 @@ func (l *load) spawn(f func()) {
 // sequence number, so a paused load issues nothing more once all are parked.
 func (l *load) pass() {
 	if g := l.gate.Load(); g != nil {
-		l.parked.Add(1)
-		<-*g
-		l.parked.Add(-1)
+		g.parked.Add(1)
+		<-g.ch
 	}
 }
 
 // pause holds the load's goroutines at their next pass; resume lets them go.
-func (l *load) pause() {
-	ch := make(chan struct{})
-	l.gate.Store(&ch)
-}
+func (l *load) pause() { l.gate.Store(&gate{ch: make(chan struct{})}) }
 
 func (l *load) resume() {
 	if g := l.gate.Swap(nil); g != nil {
-		close(*g)
+		close(g.ch)
 	}
 }
 
-// held reports whether every goroutine of a paused load is parked.
-func (l *load) held() bool { return l.parked.Load() == l.running.Load() }
+// held reports whether every goroutine of a paused load is parked at this pause's gate.
+func (l *load) held() bool {
+	g := l.gate.Load()
+	return g != nil && g.parked.Load() == l.running.Load()
+}
 
 // feed starts n goroutines that Send events round-robin over types, with data, until
 // the load stops; with w non-nil each first takes a slot of the window, unless its type

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"runtime"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -31,4 +33,46 @@ func TestCIVerdict(t *testing.T) {
 	require.Equal(t, "yes", ciVerdict(Comparison{Low: 0.85, High: 0.9}, 0.85))
 	require.Equal(t, "no", ciVerdict(Comparison{Low: 0.7, High: 0.849}, 0.85))
 	require.Contains(t, ciVerdict(Comparison{Low: 0.84, High: 0.86}, 0.85), "undecided")
+}
+
+// A paused load's goroutines all park at pass, so held reports true and nothing more is
+// issued until resume. A pause right after a resume must not count the goroutines still
+// leaving the last gate as held (it did, when one counter served every pause). The waits
+// spin on the condition (bounded), not on a timer.
+func TestLoadPauseParksEveryGoroutine(t *testing.T) {
+	l := &load{}
+	l.pause() // parked before the first issue, as the paired scenario starts its loads
+	for range 4 {
+		l.spawn(func() {
+			for !l.stopping.Load() {
+				l.issue()
+			}
+		})
+	}
+	defer func() { l.stopping.Store(true); l.resume(); l.wg.Wait() }()
+	waitFor(t, l.held)
+	require.Zero(t, l.next.Load(), "a load paused from the start issued before resuming")
+
+	l.resume()
+	waitFor(t, func() bool { return l.next.Load() > 100 })
+	l.pause()
+	waitFor(t, l.held)
+	parkedAt := l.next.Load()
+	require.Equal(t, int32(4), l.gate.Load().parked.Load())
+	// Every goroutine is blocked on the gate's channel, so the count cannot move; a
+	// resume and pause cycle moves it again.
+	require.Equal(t, parkedAt, l.next.Load())
+	l.resume()
+	waitFor(t, func() bool { return l.next.Load() > parkedAt })
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not reached within 10s")
+		}
+		runtime.Gosched()
+	}
 }
