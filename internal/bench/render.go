@@ -193,7 +193,7 @@ func againstHeaders(rs []ModeResult) []string {
 			continue
 		}
 		if per := perRound(r, c); len(per) > 0 {
-			out = append(out, fmt.Sprintf("%s at %d workers: %s, median %s", r.Mode, r.Workers, joinX(per), x(medianOf(per))))
+			out = append(out, fmt.Sprintf("%s at %d workers: %s, median %s", r.Mode, r.Workers, joinX(per), x(medianValue(per))))
 		}
 	}
 	return out
@@ -328,15 +328,6 @@ func table(w io.Writer, md bool, head []string, rows [][]string) {
 		}
 		fmt.Fprintln(w)
 	}
-}
-
-func medianOf(xs []float64) float64 {
-	if len(xs) == 0 {
-		return 0
-	}
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	return s[(len(s)-1)/2]
 }
 
 func joinX(xs []float64) string {
@@ -606,7 +597,7 @@ func throughputTargets(reps map[string]*report, row func(name, fig string, met, 
 			have := false
 			for _, m := range hs[wk] {
 				if per := perRound(m, n); m.Mode == mode && ok && len(per) > 0 { // the median round is kept
-					med = medianOf(per)
+					med = medianValue(per)
 					rounds, have = fmt.Sprintf("hooksmith/naive per round %s, median %s", joinX(per), x(med)), true
 				}
 			}
