@@ -184,6 +184,9 @@ func TestFaultMatrix(t *testing.T) {
 			assert.Equal(t, tc.want.state, a.Delivery.State)
 			assert.Contains(t, a.Attempt.Error, tc.want.errHas)
 			assert.LessOrEqual(t, a.Attempt.Duration, timeout+time.Second, "one timeout at most")
+			// The result is recorded, and a retry scheduled, from the attempt's end.
+			assert.False(t, a.Delivery.UpdatedAt.Before(a.Attempt.StartedAt.Add(a.Attempt.Duration)),
+				"recorded at %v, before the attempt's end (%v + %v)", a.Delivery.UpdatedAt, a.Attempt.StartedAt, a.Attempt.Duration)
 			assert.LessOrEqual(t, len(a.Attempt.ResponseBody), webhook.DefaultResponseRecordBytes)
 			if tc.want.state == webhook.StatePending {
 				want := tc.want.delay

@@ -33,6 +33,9 @@ type Sender struct {
 	log    *zap.Logger
 	clock  Clock
 	health *healthTable
+	// systemClock: clock is SystemClock, so an attempt's times can come from the one
+	// reading its start takes (see attempt).
+	systemClock bool
 	// userAgent is WithUserAgent's value, as a header slice shared by every request.
 	userAgent []string
 	// ownTransport: the Sender built its transport and closes its idle connections.
@@ -128,6 +131,7 @@ func NewSender(opts ...Option) (*Sender, error) {
 	if ownTransport {
 		cfg.transport = defaultTransport(cfg)
 	}
+	_, sysClock := cfg.clock.(systemClock)
 	s := &Sender{
 		cfg:            cfg,
 		id:             newID("snd_", time.Now()),
@@ -136,6 +140,7 @@ func NewSender(opts ...Option) (*Sender, error) {
 		retry:          cfg.retry.withDefaults(),
 		log:            cfg.logger,
 		clock:          cfg.clock,
+		systemClock:    sysClock,
 		versionHeader:  http.CanonicalHeaderKey(cfg.versionHeader),
 		ownTransport:   ownTransport,
 		userAgent:      []string{cfg.userAgent},
