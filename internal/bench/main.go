@@ -1,11 +1,13 @@
 // Command bench measures hooksmith's Sender against what this machine can do at most (raw
 // keep-alive net/http) and against a hand-written go-retryablehttp loop, in one process
-// and one run, so that ratios stay meaningful on a noisy machine. It also runs the
-// backlog, head-of-line, Send-latency and stores (memory, file, PostgreSQL) scenarios, and
-// renders BENCHMARKS.md.
+// and one run, so that ratios stay meaningful on a noisy machine. It also runs the same
+// modes in paired slices (the throughput targets' confidence intervals), the backlog,
+// head-of-line, Send-latency and stores (memory, file, PostgreSQL) scenarios, and renders
+// BENCHMARKS.md.
 //
 //	go run ./internal/bench                       # throughput: ceiling, naive, hooksmith
 //	go run ./internal/bench -workers 8,16,64 -json
+//	go run ./internal/bench -scenario paired -modes ceiling,naive,hooksmith,hooksmith-full
 //	go run ./internal/bench -scenario backlog     # or hol, send-latency
 //	go run ./internal/bench -scenario stores      # memory vs file vs postgres ($HOOKSMITH_TEST_DATABASE_URL)
 //	go run ./internal/bench -store file           # any scenario on the file (or postgres) store
