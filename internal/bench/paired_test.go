@@ -76,3 +76,31 @@ func waitFor(t *testing.T, cond func() bool) {
 		runtime.Gosched()
 	}
 }
+
+// With a paired report, its interval decides a throughput target even where the rounds'
+// median says otherwise; without one, the rounds' median decides.
+func TestThroughputTargetsFollowThePairedInterval(t *testing.T) {
+	rounds := &report{Settings: Settings{Payload: 200, Workers: []int{64}}, Throughput: []ModeResult{
+		{Mode: modeNaive, Workers: 64, RoundFigures: []float64{0.5}},
+		{Mode: modeHooksmith, Workers: 64, RoundFigures: []float64{0.9}, Ratio: &Ratios{PerSec: 0.9}},
+	}}
+	paired := &report{Settings: Settings{Payload: 200}, Paired: &PairedResult{Blocks: []PairedBlock{{Workers: 64,
+		Comparisons: []Comparison{
+			{Mode: modeHooksmith, Baseline: modeCeiling, Median: 0.8, Low: 0.75, High: 0.84},
+			{Mode: modeHooksmith, Baseline: modeNaive, Median: 1.4, Low: 1.3, High: 1.5},
+		}}}}}
+	verdicts := func(reps map[string]*report) map[string]string {
+		got := map[string]string{}
+		throughputTargets(reps, func(name, _, v string) { got[name] = v })
+		return got
+	}
+	ceilingRow := "hooksmith ≥ 85% of ceiling deliveries/s (200 B, 64 workers)"
+	naiveRow := "hooksmith ≥ naive at 64 workers"
+	got := verdicts(map[string]*report{"throughput": rounds})
+	require.Equal(t, "yes", got[ceilingRow], "the rounds' 0.9x")
+	require.Equal(t, "yes", got[naiveRow], "the rounds' 1.8x")
+	got = verdicts(map[string]*report{"throughput": rounds, "paired": paired})
+	require.Equal(t, "no", got[ceilingRow], "the paired interval, 0.75-0.84")
+	require.Equal(t, "yes", got[naiveRow])
+	require.NotContains(t, got, "hooksmith-full ≥ naive at 64 workers", "a mode that ran in neither has no row")
+}

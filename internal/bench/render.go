@@ -511,108 +511,92 @@ func render(dir, out string) error {
 }
 
 // throughputTargets writes the rows of the throughput targets: against the ceiling at 64
-// workers and against naive at every worker count. With a paired report, its interval
-// decides each (see ciVerdict) and the rounds' medians are shown beside it; without one,
-// the rounds' median does.
-func throughputTargets(reps map[string]*report, row func(name, fig string, met, known bool), rowV func(name, fig, verdict string)) {
-	r, p := reps["throughput"], reps["paired"]
-	if p != nil && p.Paired == nil {
-		p = nil
-	}
-	naive, hs := map[int]ModeResult{}, map[int][]ModeResult{}
-	var workers []int
-	if r != nil {
-		workers = r.Settings.Workers
-		for _, m := range r.Throughput {
-			switch m.Mode {
-			case modeCeiling, modeCeilingHeader:
-			case modeNaive:
-				naive[m.Workers] = m
-			default:
-				hs[m.Workers] = append(hs[m.Workers], m)
-			}
-		}
-	}
+// workers (200 B payload) and against naive at every worker count. With a paired report,
+// its interval decides each (see ciVerdict) and the rounds' median is shown beside it;
+// without one, the rounds' median does.
+func throughputTargets(reps map[string]*report, rowV func(name, fig, verdict string)) {
+	r := reps["throughput"]
 	blocks := map[int]PairedBlock{}
-	if p != nil {
+	paired200 := false
+	if p := reps["paired"]; p != nil && p.Paired != nil {
+		paired200 = p.Settings.Payload == 200
 		for _, blk := range p.Paired.Blocks {
 			blocks[blk.Workers] = blk
-			if !slices.Contains(workers, blk.Workers) {
-				workers = append(workers, blk.Workers)
-			}
+		}
+	}
+	rounds := map[[2]string]ModeResult{} // by worker count and mode
+	var workers []int
+	if r != nil {
+		workers = slices.Clone(r.Settings.Workers)
+		for _, m := range r.Throughput {
+			rounds[[2]string{strconv.Itoa(m.Workers), m.Mode}] = m
+		}
+	}
+	for wk := range blocks {
+		if !slices.Contains(workers, wk) {
+			workers = append(workers, wk)
 		}
 	}
 	slices.Sort(workers)
-	// paired returns the figure and verdict of mode against base at wk workers, if the
-	// paired report has them.
-	paired := func(wk int, mode, base string, target float64) (string, string, bool) {
-		blk, ok := blocks[wk]
-		if !ok {
-			return "", "", false
-		}
-		c, ok := blk.comparison(mode, base)
-		if !ok {
-			return "", "", false
-		}
-		fig := fmt.Sprintf("paired: median %s, 95%% CI %.2f–%.2f over %d cycles", x(c.Median), c.Low, c.High, len(c.Ratios))
-		if ctl, ok := blk.comparison(modeCeilingAgain, modeCeiling); ok {
-			fig += fmt.Sprintf(" (control %s %s, %.2f–%.2f)", modeCeilingAgain, x(ctl.Median), ctl.Low, ctl.High)
-		}
-		return fig, ciVerdict(c, target), true
+	round := func(wk int, mode string) (ModeResult, bool) {
+		m, ok := rounds[[2]string{strconv.Itoa(wk), mode}]
+		return m, ok
 	}
-	hsModes := []string{modeHooksmith, modeHooksmithFull}
-	if r != nil && r.Settings.Payload == 200 || p != nil && p.Settings.Payload == 200 {
-		for _, mode := range hsModes {
-			name := fmt.Sprintf("%s ≥ 85%% of ceiling deliveries/s (200 B, 64 workers)", mode)
-			var rounds string
-			var ratio float64
-			have := false
-			if r != nil && r.Settings.Payload == 200 {
-				for _, m := range hs[64] {
-					if m.Mode == mode && m.Ratio != nil {
-						rounds, ratio, have = fmt.Sprintf("per round %s, median %s", joinX(m.RoundFigures), x(m.Ratio.PerSec)), m.Ratio.PerSec, true
-					}
+	// target writes one row. ran: the rounds ran the mode; fig and met are the rounds'
+	// figure and verdict, and known whether they could be worked out.
+	target := func(name string, wk int, mode, base string, bar float64, usePaired, ran bool, fig string, met, known bool) {
+		if blk, ok := blocks[wk]; ok && usePaired {
+			if c, ok := blk.comparison(mode, base); ok {
+				pf := fmt.Sprintf("paired: median %s, 95%% CI %.2f–%.2f over %d cycles", x(c.Median), c.Low, c.High, len(c.Ratios))
+				if ctl, ok := blk.comparison(modeCeilingAgain, modeCeiling); ok {
+					pf += fmt.Sprintf(" (control %s %s, %.2f–%.2f)", modeCeilingAgain, x(ctl.Median), ctl.Low, ctl.High)
 				}
-			}
-			if p != nil && p.Settings.Payload == 200 {
-				if fig, verdict, ok := paired(64, mode, modeCeiling, targetCeilingRatio); ok {
-					if have {
-						fig += "; rounds: " + rounds
-					}
-					rowV(name, fig, verdict)
-					continue
+				if known {
+					pf += "; rounds: " + fig
 				}
-			}
-			if have {
-				row(name, rounds, ratio >= targetCeilingRatio, true)
+				rowV(name, pf, ciVerdict(c, bar))
+				return
 			}
 		}
+		if ran {
+			rowV(name, fig, verdict(met, known))
+		}
+	}
+	for _, mode := range []string{modeHooksmith, modeHooksmithFull} {
+		m, ok := round(64, mode)
+		ok = ok && m.Ratio != nil && r.Settings.Payload == 200
+		var fig string
+		if ok {
+			fig = fmt.Sprintf("per round %s, median %s", joinX(m.RoundFigures), x(m.Ratio.PerSec))
+		}
+		target(fmt.Sprintf("%s ≥ 85%% of ceiling deliveries/s (200 B, 64 workers)", mode), 64, mode, modeCeiling,
+			targetCeilingRatio, paired200, ok, fig, ok && m.Ratio.PerSec >= targetCeilingRatio, ok)
 	}
 	for _, wk := range workers {
-		n, ok := naive[wk]
-		for _, mode := range hsModes {
-			name := fmt.Sprintf("%s ≥ naive at %d workers", mode, wk)
-			var rounds string
-			var med float64
-			have := false
-			for _, m := range hs[wk] {
-				if per := perRound(m, n); m.Mode == mode && ok && len(per) > 0 { // the median round is kept
-					med = medianValue(per)
-					rounds, have = fmt.Sprintf("hooksmith/naive per round %s, median %s", joinX(per), x(med)), true
-				}
+		n, haveNaive := round(wk, modeNaive)
+		for _, mode := range []string{modeHooksmith, modeHooksmithFull} {
+			m, ran := round(wk, mode)
+			per := perRound(m, n) // each mode's median round is kept
+			known := ran && haveNaive && len(per) > 0
+			var fig string
+			if known {
+				fig = fmt.Sprintf("hooksmith/naive per round %s, median %s", joinX(per), x(medianValue(per)))
 			}
-			if fig, verdict, ok := paired(wk, mode, modeNaive, 1); ok {
-				if have {
-					fig += "; rounds: " + rounds
-				}
-				rowV(name, fig, verdict)
-				continue
-			}
-			if have || slices.ContainsFunc(hs[wk], func(m ModeResult) bool { return m.Mode == mode }) {
-				row(name, rounds, med >= 1, have)
-			}
+			target(fmt.Sprintf("%s ≥ naive at %d workers", mode, wk), wk, mode, modeNaive, 1, true, ran, fig,
+				known && medianValue(per) >= 1, known)
 		}
 	}
+}
+
+// verdict is a target's verdict from a single figure.
+func verdict(met, known bool) string {
+	switch {
+	case !known:
+		return "not measured"
+	case met:
+		return "yes"
+	}
+	return "no"
 }
 
 // ciVerdict decides a target from a paired comparison's 95% interval: met when all of it
@@ -632,18 +616,9 @@ func ciVerdict(c Comparison, target float64) string {
 // targets writes the targets with the figures that decide them.
 func targets(w io.Writer, reps map[string]*report, benches []goBench) {
 	fmt.Fprintf(w, "| target | figure | met |\n| --- | --- | --- |\n")
-	rowV := func(name, fig, verdict string) { fmt.Fprintf(w, "| %s | %s | %s |\n", name, fig, verdict) }
-	row := func(name, fig string, met bool, known bool) {
-		verdict := "no"
-		switch {
-		case !known:
-			verdict = "not measured"
-		case met:
-			verdict = "yes"
-		}
-		rowV(name, fig, verdict)
-	}
-	throughputTargets(reps, row, rowV)
+	rowV := func(name, fig, v string) { fmt.Fprintf(w, "| %s | %s | %s |\n", name, fig, v) }
+	row := func(name, fig string, met bool, known bool) { rowV(name, fig, verdict(met, known)) }
+	throughputTargets(reps, rowV)
 	std, ok1 := findBench(benches, "BenchmarkSign/standard-1KiB")
 	for _, bare := range []string{"bare-hmac-1KiB", "bare-hmac-reset-1KiB"} {
 		b, ok2 := findBench(benches, "BenchmarkSign/"+bare)
