@@ -125,8 +125,8 @@ func (l *load) spawn(f func()) {
 	l.wg.Go(f)
 }
 
-// pass waits while the load is paused. Every goroutine calls it before it issues a
-// sequence number, so a paused load issues nothing more once all are parked.
+// pass waits while the load is paused. Every goroutine calls it (in nextSeq) before it
+// issues a sequence number, so a paused load issues nothing more once all are parked.
 func (l *load) pass() {
 	if g := l.gate.Load(); g != nil {
 		g.parked.Add(1)
@@ -157,8 +157,7 @@ func (l *load) feed(ctx context.Context, s *webhook.Sender, n int, w *window, ty
 	for range n {
 		l.spawn(func() {
 			for !l.stopping.Load() {
-				l.pass()
-				seq := l.next.Add(1) - 1
+				seq := l.nextSeq() // stamped once it has its slot: waiting for one is not latency
 				typ := types[seq%int64(len(types))]
 				slot := w.takes(typ)
 				if slot && !w.acquire(ctx) {
@@ -177,11 +176,15 @@ func (l *load) feed(ctx context.Context, s *webhook.Sender, n int, w *window, ty
 	}
 }
 
-// issue returns the next sequence number and its event ID, stamping the send time,
-// once the load is not paused.
-func (l *load) issue() (int64, string) {
+// nextSeq returns the next sequence number, once the load is not paused.
+func (l *load) nextSeq() int64 {
 	l.pass()
-	seq := l.next.Add(1) - 1
+	return l.next.Add(1) - 1
+}
+
+// issue returns the next sequence number and its event ID, stamping the send time.
+func (l *load) issue() (int64, string) {
+	seq := l.nextSeq()
 	return seq, l.stamp(seq)
 }
 
