@@ -58,10 +58,13 @@ func TestLoadPauseParksEveryGoroutine(t *testing.T) {
 	l.pause()
 	waitFor(t, l.held)
 	parkedAt := l.next.Load()
-	require.Equal(t, int32(4), l.gate.Load().parked.Load())
-	// Every goroutine is blocked on the gate's channel, so the count cannot move; a
-	// resume and pause cycle moves it again.
-	require.Equal(t, parkedAt, l.next.Load())
+	require.Equal(t, int32(4), l.gate.Load().parked.Load(), "held with goroutines still running")
+	// Held means blocked on the gate's channel: given every chance to run, no goroutine
+	// issues another (a pass that counted itself parked without waiting would).
+	for range 10000 {
+		runtime.Gosched()
+	}
+	require.Equal(t, parkedAt, l.next.Load(), "a held load issued more")
 	l.resume()
 	waitFor(t, func() bool { return l.next.Load() > parkedAt })
 }
