@@ -524,12 +524,16 @@ func throughputTargets(reps map[string]*report, rowV func(name, fig, verdict str
 			blocks[blk.Workers] = blk
 		}
 	}
-	rounds := map[[2]string]ModeResult{} // by worker count and mode
+	type key struct {
+		workers int
+		mode    string
+	}
+	rounds := map[key]ModeResult{}
 	var workers []int
 	if r != nil {
 		workers = slices.Clone(r.Settings.Workers)
 		for _, m := range r.Throughput {
-			rounds[[2]string{strconv.Itoa(m.Workers), m.Mode}] = m
+			rounds[key{m.Workers, m.Mode}] = m
 		}
 	}
 	for wk := range blocks {
@@ -539,7 +543,7 @@ func throughputTargets(reps map[string]*report, rowV func(name, fig, verdict str
 	}
 	slices.Sort(workers)
 	round := func(wk int, mode string) (ModeResult, bool) {
-		m, ok := rounds[[2]string{strconv.Itoa(wk), mode}]
+		m, ok := rounds[key{wk, mode}]
 		return m, ok
 	}
 	// target writes one row. ran: the rounds ran the mode; fig and met are the rounds'
