@@ -50,6 +50,10 @@ type PairedMode struct {
 	// CPUMicrosPer is the measured process's CPU per delivery over all of the mode's
 	// slices.
 	CPUMicrosPer float64 `json:"cpu_us_per_delivery"`
+	// ReceiverCPUMicrosPer is the receiver process's CPU per delivery over the same
+	// slices: loopback TCP charges each side part of the other's network stack, so a
+	// mode's cost to the machine is the two together.
+	ReceiverCPUMicrosPer float64 `json:"receiver_cpu_us_per_delivery,omitempty"`
 }
 
 // Comparison is a mode's deliveries/s over a baseline's, cycle by cycle.
@@ -129,6 +133,7 @@ func (b *bench) pairedBlock(workers int) (PairedBlock, error) {
 	perSec := make([][]float64, len(modes))
 	delivered := make([]int64, len(modes))
 	cpu := make([]time.Duration, len(modes))
+	rcpu := make([]time.Duration, len(modes))
 	for c := range b.cfg.cycles {
 		b.logf("paired: %d workers, cycle %d/%d", workers, c+1, b.cfg.cycles)
 		for j := range modes {
@@ -140,12 +145,14 @@ func (b *bench) pairedBlock(workers int) (PairedBlock, error) {
 			perSec[i] = append(perSec[i], s.perSec())
 			delivered[i] += s.delivered
 			cpu[i] += s.cpu
+			rcpu[i] += s.receiverCPU
 		}
 	}
 	for i, m := range modes {
 		pm := PairedMode{Mode: m, PerSec: perSec[i], MedianPerSec: medianValue(perSec[i])}
 		if delivered[i] > 0 {
 			pm.CPUMicrosPer = micros(cpu[i]) / float64(delivered[i])
+			pm.ReceiverCPUMicrosPer = micros(rcpu[i]) / float64(delivered[i])
 		}
 		blk.Modes = append(blk.Modes, pm)
 	}
@@ -176,6 +183,8 @@ type sliceResult struct {
 	delivered int64
 	took      time.Duration
 	cpu       time.Duration
+	// receiverCPU is the receiver process's CPU in the slice.
+	receiverCPU time.Duration
 }
 
 func (s sliceResult) perSec() float64 { return float64(s.delivered) / s.took.Seconds() }
@@ -188,6 +197,10 @@ func (b *bench) slice(loads []*load, i int, d time.Duration) (sliceResult, error
 	l.resume()
 	time.Sleep(b.cfg.settle)
 	ok0, _, err := b.rcv.counts()
+	var rcpu0, rcpu1 time.Duration
+	if err == nil {
+		rcpu0, err = b.rcv.cpu()
+	}
 	if err != nil {
 		l.pause()
 		return s, err
@@ -196,11 +209,14 @@ func (b *bench) slice(loads []*load, i int, d time.Duration) (sliceResult, error
 	time.Sleep(d)
 	ok1, _, err := b.rcv.counts()
 	cpu1, t1 := processCPU(), time.Now()
+	if err == nil {
+		rcpu1, err = b.rcv.cpu()
+	}
 	l.pause()
 	if err != nil {
 		return s, err
 	}
-	s = sliceResult{delivered: ok1 - ok0, took: t1.Sub(t0), cpu: cpu1 - cpu0}
+	s = sliceResult{delivered: ok1 - ok0, took: t1.Sub(t0), cpu: cpu1 - cpu0, receiverCPU: rcpu1 - rcpu0}
 	return s, b.drain(loads)
 }
 

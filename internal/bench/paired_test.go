@@ -2,6 +2,7 @@ package main
 
 import (
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -106,4 +107,20 @@ func TestThroughputTargetsFollowThePairedInterval(t *testing.T) {
 	require.Equal(t, "no", got[ceilingRow], "the paired interval, 0.75-0.84")
 	require.Equal(t, "yes", got[naiveRow])
 	require.NotContains(t, got, "hooksmith-full ≥ naive at 64 workers", "a mode that ran in neither has no row")
+}
+
+// The receiver's CPU gets a column when the report measured it, and reports from before
+// it was measured render as they did.
+func TestPairedTableShowsTheReceiversCPUWhenMeasured(t *testing.T) {
+	blk := PairedBlock{Workers: 64, Modes: []PairedMode{{Mode: modeCeiling, MedianPerSec: 30000, CPUMicrosPer: 27.5}}}
+	var old strings.Builder
+	writePaired(&old, &PairedResult{Blocks: []PairedBlock{blk}}, true)
+	require.NotContains(t, old.String(), "receiver")
+	require.Contains(t, old.String(), "| 64 | ceiling | 30000 | 27.5 |  |  |")
+
+	blk.Modes[0].ReceiverCPUMicrosPer = 23.25
+	var now strings.Builder
+	writePaired(&now, &PairedResult{Blocks: []PairedBlock{blk}}, true)
+	require.Contains(t, now.String(), "| CPU µs/dlv | receiver CPU µs/dlv | vs ceiling")
+	require.Contains(t, now.String(), "| 64 | ceiling | 30000 | 27.5 | 23.2 |  |  |")
 }

@@ -105,6 +105,8 @@ func (r *receiver) control(w http.ResponseWriter, req *http.Request) {
 	switch req.URL.Path {
 	case "/_ctl/count":
 		fmt.Fprintf(w, "%d %d", r.count.Load(), r.hung.Load())
+	case "/_ctl/cpu":
+		fmt.Fprintf(w, "%d", int64(processCPU()))
 	case "/_ctl/reset":
 		m := min(r.maxSeen.Load(), int64(len(r.arrivals)-1))
 		clear(r.arrivals[:m+1])
@@ -229,6 +231,16 @@ func (p *receiverProc) counts() (ok, hung int64, err error) {
 	}
 	_, err = fmt.Sscanf(string(b), "%d %d", &ok, &hung)
 	return ok, hung, err
+}
+
+// cpu returns the receiver process's CPU time so far.
+func (p *receiverProc) cpu() (time.Duration, error) {
+	b, err := p.get("/_ctl/cpu")
+	if err != nil {
+		return 0, err
+	}
+	n, err := strconv.ParseInt(string(b), 10, 64)
+	return time.Duration(n), err
 }
 
 // releaseHangs answers every request hanging now.

@@ -159,16 +159,32 @@ func writeThroughput(w io.Writer, rs []ModeResult, md bool) {
 // slice's deliveries/s, CPU per delivery, and the cycle-by-cycle ratios to the ceiling
 // and to naive with their 95% intervals.
 func writePaired(w io.Writer, r *PairedResult, md bool) {
-	head := []string{"workers", "mode", "deliveries/s (median slice)", "CPU µs/dlv", "vs ceiling (95% CI)", "vs naive (95% CI)"}
+	// Reports from before the receiver's CPU was measured have no such column.
+	withReceiver := false
+	for _, blk := range r.Blocks {
+		for _, m := range blk.Modes {
+			withReceiver = withReceiver || m.ReceiverCPUMicrosPer > 0
+		}
+	}
+	head := []string{"workers", "mode", "deliveries/s (median slice)", "CPU µs/dlv"}
+	if withReceiver {
+		head = append(head, "receiver CPU µs/dlv")
+	}
+	head = append(head, "vs ceiling (95% CI)", "vs naive (95% CI)")
 	var rows [][]string
 	for _, blk := range r.Blocks {
 		for _, m := range blk.Modes {
 			row := []string{strconv.Itoa(blk.Workers), m.Mode, strconv.FormatFloat(m.MedianPerSec, 'f', 0, 64),
-				strconv.FormatFloat(m.CPUMicrosPer, 'f', 1, 64), "", ""}
-			for i, base := range []string{modeCeiling, modeNaive} {
+				strconv.FormatFloat(m.CPUMicrosPer, 'f', 1, 64)}
+			if withReceiver {
+				row = append(row, strconv.FormatFloat(m.ReceiverCPUMicrosPer, 'f', 1, 64))
+			}
+			for _, base := range []string{modeCeiling, modeNaive} {
+				cell := ""
 				if c, ok := blk.comparison(m.Mode, base); ok {
-					row[4+i] = fmt.Sprintf("%s (%.2f–%.2f)", x(c.Median), c.Low, c.High)
+					cell = fmt.Sprintf("%s (%.2f–%.2f)", x(c.Median), c.Low, c.High)
 				}
+				row = append(row, cell)
 			}
 			rows = append(rows, row)
 		}
