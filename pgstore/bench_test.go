@@ -80,23 +80,29 @@ func BenchmarkEndToEnd(b *testing.B) {
 // deliveries ahead of another endpoint's 64: ns/op is one claim of those 64 (the result
 // of each is recorded outside the timer as "retry now", so every claim does the same
 // work). Compare the sizes within one run: the claim should not slow down with the
-// backlog it steps over.
+// backlog it steps over. The last case spreads 1,000 over 100 excluded endpoints, as in
+// the head-of-line scenario, where the claim tests every row it reads against the list.
 //
 //	go test -run '^$' -bench ClaimPastExcludedBacklog -benchtime 200x ./pgstore/
 func BenchmarkClaimPastExcludedBacklog(b *testing.B) {
 	pool := newPool(b, pgtest.URL(b))
-	for _, backlog := range []int{0, 1000, 100_000} {
-		// Set up once per size: b.Run calls its function more than once.
+	for _, tc := range []struct{ backlog, down int }{{0, 1}, {1000, 1}, {100_000, 1}, {1000, 100}} {
+		// Set up once per case: b.Run calls its function more than once.
 		ctx := context.Background()
-		s := newStore(b, pool, pgstore.WithSchema(fmt.Sprintf("bench_excluded_%d", backlog)))
+		schema := fmt.Sprintf("bench_excluded_%d_%d", tc.backlog, tc.down)
+		s := newStore(b, pool, pgstore.WithSchema(schema))
 		start := time.Now().Add(-time.Hour)
 		batch := make([]webhook.Delivery, 0, 1000)
 		flush := func() {
 			require.NoError(b, s.Enqueue(ctx, batch))
 			batch = batch[:0]
 		}
-		for i := range backlog {
-			batch = append(batch, storetest.Delivery(fmt.Sprintf("down_%06d", i), "down", start.Add(time.Duration(i)*time.Microsecond)))
+		exclude := make([]string, tc.down)
+		for i := range exclude {
+			exclude[i] = fmt.Sprintf("down%03d", i)
+		}
+		for i := range tc.backlog {
+			batch = append(batch, storetest.Delivery(fmt.Sprintf("down_%06d", i), exclude[i%tc.down], start.Add(time.Duration(i)*time.Microsecond)))
 			if len(batch) == cap(batch) {
 				flush()
 			}
@@ -105,10 +111,13 @@ func BenchmarkClaimPastExcludedBacklog(b *testing.B) {
 			batch = append(batch, storetest.Delivery(fmt.Sprintf("up_%02d", i), "up", time.Now()))
 		}
 		flush()
-		_, err := pool.Exec(ctx, fmt.Sprintf(`ANALYZE "bench_excluded_%d"."hooksmith_deliveries"`, backlog))
+		_, err := pool.Exec(ctx, fmt.Sprintf(`ANALYZE "%s"."hooksmith_deliveries"`, schema))
 		require.NoError(b, err)
-		b.Run(fmt.Sprintf("backlog-%d", backlog), func(b *testing.B) {
-			exclude := []string{"down"}
+		name := fmt.Sprintf("backlog-%d", tc.backlog)
+		if tc.down > 1 {
+			name += fmt.Sprintf("-over-%d-endpoints", tc.down)
+		}
+		b.Run(name, func(b *testing.B) {
 			b.ResetTimer()
 			for range b.N {
 				now := time.Now()

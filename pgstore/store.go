@@ -181,13 +181,25 @@ FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::byte
 	s.nextDueWindowSQL = `WITH ` + s.dueWindow("", excludeWindow) + `
 SELECT least(
 	(SELECT next_attempt_at FROM ` + s.deliveries + ` d
-	WHERE state = 'pending' AND endpoint_id <> ALL($1::text[]) AND ` + withinWindow + `
+	WHERE state = 'pending' AND ` + notExcluded("endpoint_id", "$1") + ` AND ` + withinWindow + `
 	ORDER BY next_attempt_at, id LIMIT 1),
-	(SELECT min(lease_expires_at) FROM ` + s.deliveries + ` WHERE state = 'in_flight' AND endpoint_id <> ALL($1::text[]))),
+	(SELECT min(lease_expires_at) FROM ` + s.deliveries + ` WHERE state = 'in_flight' AND ` + notExcluded("endpoint_id", "$1") + `)),
 	EXISTS (SELECT 1 FROM bound)`
 	s.nextDueBeyondSQL = `WITH RECURSIVE ` + s.pendingEndpoints() + `
 SELECT min(f.at) FROM endpoints e CROSS JOIN LATERAL (` + s.earliestDue("e.id", "'infinity'") + `) f
-WHERE e.id IS NOT NULL AND e.id <> ALL($1::text[])`
+WHERE e.id IS NOT NULL AND ` + notExcluded("e.id", "$1")
+}
+
+// notExcluded is the condition that col's endpoint is not among the endpoint IDs in the
+// text[] parameter param. NOT IN over the unnested array runs as a hashed subplan, one
+// lookup per row read. The equivalent "col <> ALL(param)" compares every row with each
+// excluded ID whenever PostgreSQL uses the statement's generic plan (a custom plan hashes
+// the array, a constant there), and a claim reads past every excluded endpoint's due
+// backlog: 1,264 rows behind 100 excluded endpoints took 1.3-1.7 ms that way, 0.5 ms
+// hashed. The claim keeps "<> ALL" for a short list (see linearExcluded); the statements
+// run only when a claim comes up short (NextDue, past the window) always hash.
+func notExcluded(col, param string) string {
+	return col + " NOT IN (SELECT unnest(" + param + "::text[]))"
 }
 
 func prefixed(p, columns string) string {
@@ -355,6 +367,7 @@ func (s *Store) Claim(ctx context.Context, p webhook.ClaimParams) ([]webhook.Del
 	if len(exclude) > 0 {
 		// Both statements of a capped claim read the same window, sized for the second.
 		shape.window = max(excludeWindow, 2*reach)
+		shape.hashed = len(exclude) > linearExcluded
 	}
 	// The parameters in claimQuery's order, which beyondWindowQuery's follows as a capped,
 	// taken shape's: per is each endpoint's cap.
@@ -513,7 +526,13 @@ type claimShape struct {
 	ordered    bool // only the oldest unfinished delivery of ClaimParams.Ordered's endpoints
 	window     int  // endpoints are excluded: read only this many of the earliest due (0: all)
 	taken      bool // capped, after a first statement: each endpoint's cap less what it took
+	hashed     bool // more than linearExcluded endpoints are excluded: test rows by hash
 }
+
+// linearExcluded is the most excluded endpoints a claim tests each row against one by one
+// ("<> ALL"); beyond it, by hash (notExcluded), whose set-up costs a few tens of
+// microseconds a claim that a short list does not repay.
+const linearExcluded = 8
 
 // excludeWindow is how many of the earliest due pending deliveries a claim or NextDue
 // that excludes endpoints reads, at least: enough that the other endpoints' work is
@@ -594,6 +613,10 @@ func (s *Store) claimQuery(shape claimShape) string {
 		window = s.dueWindow(" AND next_attempt_at <= $1", shape.window) + ", "
 		bound = "\n\tAND " + withinWindow
 	}
+	notExcl := notExcluded("endpoint_id", "$2")
+	if !shape.hashed {
+		notExcl = "endpoint_id <> ALL($2::text[])"
+	}
 	tail := s.claimReturning()
 	if shape.window > 0 || shape.capped {
 		// The leased rows, then a row saying the window was full, if it was, and one
@@ -610,11 +633,11 @@ func (s *Store) claimQuery(shape claimShape) string {
 	q := `
 WITH ` + window + `expired AS (
 	SELECT id, endpoint_id, 0 AS k, lease_expires_at AS due FROM ` + s.deliveries + `
-	WHERE state = 'in_flight' AND lease_expires_at <= $1 AND endpoint_id <> ALL($2::text[])
+	WHERE state = 'in_flight' AND lease_expires_at <= $1 AND ` + notExcl + `
 	ORDER BY lease_expires_at LIMIT ` + cand + ` FOR UPDATE SKIP LOCKED
 ), pending AS (
 	SELECT id, endpoint_id, 1 AS k, next_attempt_at AS due FROM ` + s.deliveries + ` d
-	WHERE state = 'pending' AND next_attempt_at <= $1 AND endpoint_id <> ALL($2::text[])` + bound + ordered + `
+	WHERE state = 'pending' AND next_attempt_at <= $1 AND ` + notExcl + bound + ordered + `
 	ORDER BY next_attempt_at, id LIMIT ` + cand + ` FOR UPDATE SKIP LOCKED
 ), picked AS (
 	` + picked + `
@@ -649,7 +672,7 @@ WITH RECURSIVE ` + s.pendingEndpoints() + `, firsts AS (
 	SELECT e.id, f.at, $5::int - coalesce(t.n, 0) AS room
 	FROM endpoints e LEFT JOIN unnest($6::text[], $7::int[]) AS t(id, n) ON t.id = e.id
 	CROSS JOIN LATERAL (` + s.earliestDue("e.id", "$1") + `) f
-	WHERE e.id IS NOT NULL AND e.id <> ALL($2::text[]) AND $5::int - coalesce(t.n, 0) > 0
+	WHERE e.id IS NOT NULL AND ` + notExcluded("e.id", "$2") + ` AND $5::int - coalesce(t.n, 0) > 0
 	ORDER BY f.at LIMIT ` + limit + `
 ), pending AS (
 	SELECT c.* FROM firsts f CROSS JOIN LATERAL (

@@ -100,6 +100,49 @@ var claimTests = []subtest{
 		}
 		assert.ElementsMatch(t, []string{id(1), id(3)}, IDs(claim(t, s, at(5*time.Minute), "owner-3")))
 	}},
+	{"ExcludeManyEndpoints", func(t *testing.T, s webhook.Store) {
+		// More excluded endpoints than a short list: a store may test rows against a long
+		// list another way (the PostgreSQL store hashes it), with the same result.
+		var ds []webhook.Delivery
+		var exclude []string
+		for i := range 12 {
+			ep := fmt.Sprintf("ep_%02d", i)
+			if i%6 != 5 {
+				exclude = append(exclude, ep) // all but ep_05 and ep_11
+			}
+			ds = append(ds, Delivery(id(2*i), ep, at(time.Duration(i)*time.Second)),
+				Delivery(id(2*i+1), ep, at(time.Duration(20+i)*time.Second)))
+		}
+		enqueue(t, s, ds...)
+
+		next, err := s.NextDue(t.Context(), exclude)
+		require.NoError(t, err)
+		assertTime(t, at(5*time.Second), next, "NextDue excluding ten endpoints")
+		capped, err := s.Claim(t.Context(), webhook.ClaimParams{
+			Now: at(time.Minute), Limit: 10, Owner: "owner-1", LeaseUntil: at(2 * time.Minute),
+			ExcludeEndpoints: exclude, MaxPerEndpoint: 1,
+		})
+		require.NoError(t, err)
+		assert.Equal(t, []string{id(10), id(22)}, IDs(capped), "one each of the endpoints not excluded")
+		got, err := s.Claim(t.Context(), webhook.ClaimParams{
+			Now: at(time.Minute), Limit: 10, Owner: "owner-1", LeaseUntil: at(2 * time.Minute),
+			ExcludeEndpoints: exclude,
+		})
+		require.NoError(t, err)
+		assert.Equal(t, []string{id(11), id(23)}, IDs(got), "the rest of the endpoints not excluded")
+		for _, ex := range []int{0, 4, 6, 10} {
+			assert.Equal(t, webhook.StatePending, get(t, s, id(2*ex)).State, "a delivery of excluded %s", exclude[min(ex, 9)])
+		}
+		assert.Len(t, claim(t, s, at(time.Minute), "owner-1"), 20, "the excluded endpoints' deliveries")
+
+		// Every lease has expired by now: the excluded endpoints' stay with their owner.
+		got, err = s.Claim(t.Context(), webhook.ClaimParams{
+			Now: at(5 * time.Minute), Limit: 10, Owner: "owner-2", LeaseUntil: at(6 * time.Minute),
+			ExcludeEndpoints: exclude,
+		})
+		require.NoError(t, err)
+		assert.ElementsMatch(t, []string{id(10), id(11), id(22), id(23)}, IDs(got), "expired leases claimed")
+	}},
 	{"MaxPerEndpoint", func(t *testing.T, s webhook.Store) {
 		var ds []webhook.Delivery
 		want := map[string][]string{} // the two earliest due of each endpoint
