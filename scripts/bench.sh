@@ -23,9 +23,10 @@ export PATH="$PATH:/usr/local/go/bin"
 
 DURATION="${DURATION:-3s}"            # each scenario's measured window
 ROUND_DURATION="${ROUND_DURATION:-1s}" # each throughput mode's window, per round
-ROUNDS="${ROUNDS:-7}" # rounds of the throughput and hol steps: single rounds swing ±20% here
+ROUNDS="${ROUNDS:-7}" # rounds of the throughput step: single rounds swing ±20% here
 BACKLOG_ROUNDS="${BACKLOG_ROUNDS:-3}" # a backlog round is about a minute (the whole drain); one swings by half
 CYCLES="${CYCLES:-60}" # paired cycles per worker count, about 1.3 s each
+HOL_CYCLES="${HOL_CYCLES:-40}" # the hol step's paired cycles, about 0.8 s each
 WORKERS="${WORKERS:-8,16,64}"
 PAYLOAD="${PAYLOAD:-200}"
 BENCHTIME="${BENCHTIME:-0.3s}"
@@ -62,7 +63,7 @@ step paired.json "$OUT/bench" "${common[@]}" -scenario paired -cycles "$CYCLES" 
 	-modes ceiling,naive,hooksmith,hooksmith-full
 common+=(-duration "$DURATION")
 step backlog.json "$OUT/bench" "${common[@]}" -workers 64 -scenario backlog -rounds "$BACKLOG_ROUNDS"
-step hol.json "$OUT/bench" "${common[@]}" -workers 64 -scenario hol -rounds "$ROUNDS"
+step hol.json "$OUT/bench" "${common[@]}" -workers 64 -scenario hol -hol-cycles "$HOL_CYCLES"
 step send-latency.json "$OUT/bench" "${common[@]}" -workers 64 -scenario send-latency
 
 # PostgreSQL for the stores scenario. postgres.sh keeps its state in $TMPDIR, so a private

@@ -50,6 +50,7 @@ type config struct {
 	holEndpoints    int
 	holTimeout      time.Duration
 	holWarmup       time.Duration
+	holCycles       int
 	cpuProfile      string
 	mutexProfile    string
 	memProfile      string
@@ -107,6 +108,7 @@ func run() error {
 	flag.IntVar(&cfg.holEndpoints, "hol-endpoints", 1000, "hol: endpoints, every tenth of which hangs")
 	flag.DurationVar(&cfg.holTimeout, "hol-timeout", 2*time.Second, "hol: the Sender's WithTimeout")
 	flag.DurationVar(&cfg.holWarmup, "hol-warmup", 5*time.Second, "hol: warm-up before measuring, long enough for the hanging endpoints to take effect")
+	flag.IntVar(&cfg.holCycles, "hol-cycles", 0, "hol: measure in paired slices (-slice, -settle), this many cycles of alone, a second alone (the control) and mixed, each alone for one slice; 0: in -rounds")
 	flag.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile of the -profile-mode window to this file")
 	flag.StringVar(&cfg.memProfile, "memprofile", "", "write the allocs profile at the end of the -profile-mode window")
 	flag.StringVar(&cfg.mutexProfile, "mutexprofile", "", "write a mutex contention profile of the whole run to this file")
@@ -239,6 +241,9 @@ func validate(cfg config) error {
 	}
 	if cfg.settle < 0 || cfg.settle > time.Second {
 		errs = append(errs, fmt.Errorf("-settle %s: must be 0 to 1s", cfg.settle))
+	}
+	if cfg.holCycles != 0 && (cfg.holCycles < 6 || cfg.holCycles > 1000) {
+		errs = append(errs, fmt.Errorf("-hol-cycles %d: must be 0 or 6 to 1000 (fewer give no confidence interval)", cfg.holCycles))
 	}
 	if cfg.cycles < 6 || cfg.cycles > 1000 {
 		errs = append(errs, fmt.Errorf("-cycles %d: must be 6 to 1000 (fewer give no confidence interval)", cfg.cycles))

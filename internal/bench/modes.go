@@ -110,6 +110,10 @@ type load struct {
 	// (the paired scenario's pause); running counts the goroutines.
 	gate    atomic.Pointer[gate]
 	running atomic.Int32
+	// outstanding, if set, counts what the load issued that has yet to finish, for a
+	// load some of whose requests never arrive (the head-of-line scenario's hanging
+	// endpoints): the paired drain waits for it to reach 0 rather than for arrivals.
+	outstanding func() int
 }
 
 // gate is one pause of a load. Each pause has its own, so that a goroutine still

@@ -221,19 +221,30 @@ func (b *bench) slice(loads []*load, i int, d time.Duration) (sliceResult, error
 }
 
 // drain waits until every load's goroutines are parked and the receiver has answered
-// every sequence number issued that did not fail: then no request of one mode is still
-// in flight when the next starts.
+// every sequence number issued that did not fail (or, for loads that count what they
+// have outstanding, until none has any): then no request of one mode is still in
+// flight when the next starts.
 func (b *bench) drain(loads []*load) error {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		var issued, failed int64
-		held := true
+		var issued, failed, outstanding int64
+		held, counted := true, false
 		for _, l := range loads {
 			held = held && l.held()
 			issued += l.next.Load()
 			failed += l.errors.Load()
+			if l.outstanding != nil {
+				counted = true
+				outstanding += int64(l.outstanding())
+			}
 		}
-		if held {
+		switch {
+		case !held:
+		case counted:
+			if outstanding == 0 {
+				return nil
+			}
+		default:
 			ok, _, err := b.rcv.counts()
 			if err != nil {
 				return err

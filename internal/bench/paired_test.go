@@ -3,6 +3,7 @@ package main
 import (
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -123,4 +124,54 @@ func TestPairedTableShowsTheReceiversCPUWhenMeasured(t *testing.T) {
 	writePaired(&now, &PairedResult{Blocks: []PairedBlock{blk}}, true)
 	require.Contains(t, now.String(), "| CPU µs/dlv | receiver CPU µs/dlv | vs ceiling")
 	require.Contains(t, now.String(), "| 64 | ceiling | 30000 | 27.5 | 23.2 |  |  |")
+}
+
+// A head-of-line run in paired slices is decided by its interval, as the throughput
+// targets are; a run in rounds by its median round.
+func TestHOLTargetFollowsThePairedInterval(t *testing.T) {
+	hol := func(r *HOLResult) string {
+		var b strings.Builder
+		targets(&b, map[string]*report{"hol": {HOL: r}}, nil)
+		for line := range strings.Lines(b.String()) {
+			if strings.HasPrefix(line, "| HOL:") {
+				return line
+			}
+		}
+		t.Fatal("no HOL row")
+		return ""
+	}
+	rounds := &HOLResult{AlonePerSec: 1000, MixedPerSec: 850, Ratio: 0.85}
+	require.Contains(t, hol(rounds), "= 0.85x | yes |")
+	rounds.Paired = &HOLPaired{Comparisons: []Comparison{{Mode: modeHOLMixed, Baseline: modeHOLAlone,
+		Ratios: make([]float64, 40), Median: 0.85, Low: 0.78, High: 0.9}}}
+	require.Contains(t, hol(rounds), "median of 40 paired ratios 0.85x, 95% CI 0.78–0.90 | undecided")
+	rounds.Paired.Comparisons[0].Low = 0.81
+	require.Contains(t, hol(rounds), "| yes |")
+	rounds.Paired.Comparisons[0].Low, rounds.Paired.Comparisons[0].High = 0.6, 0.79
+	require.Contains(t, hol(rounds), "| no |")
+}
+
+// Loads that count what they have outstanding drain when none has any, without asking
+// the receiver (whose count never reaches what they issued: some requests hang), and
+// not while any has some.
+func TestDrainWaitsForOutstandingCounts(t *testing.T) {
+	var left, polls atomic.Int32
+	left.Store(3)
+	l := &load{outstanding: func() int { polls.Add(1); return int(left.Load()) }}
+	l.pause()
+	l.spawn(func() { l.pass() })
+	defer func() { l.resume(); l.wg.Wait() }()
+	waitFor(t, l.held)
+	l.next.Store(10) // issued, never to arrive
+	b := &bench{}    // no receiver: drain must not need one
+	done := make(chan error, 1)
+	go func() { done <- b.drain([]*load{l}) }()
+	waitFor(t, func() bool { return polls.Load() >= 3 }) // it looked three times, with 3 outstanding
+	select {
+	case err := <-done:
+		t.Fatalf("drained with 3 outstanding (err %v)", err)
+	default:
+	}
+	left.Store(0)
+	require.NoError(t, <-done)
 }

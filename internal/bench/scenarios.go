@@ -304,7 +304,31 @@ type HOLResult struct {
 	// Rounds holds every round's ratio (-rounds; each round runs alone, then mixed);
 	// the figures above are the median round's.
 	Rounds []float64 `json:"round_ratios,omitempty"`
+	// Paired is set when the scenario ran in paired slices (-hol-cycles): the figures
+	// above are then the median slices' and the median of the per-cycle ratios.
+	Paired *HOLPaired `json:"paired,omitempty"`
 }
+
+// HOLPaired is the head-of-line scenario measured in paired slices, as the paired
+// throughput scenario measures its modes: three Senders, the healthy endpoints alone,
+// the same again (the control) and all the endpoints, each fed by its own paused load
+// and run alone for one slice a cycle, in rotating order. The mixed Sender's hanging
+// attempts go on while it is paused, so its circuits and backlog stay as the warm-up
+// left them.
+type HOLPaired struct {
+	Slice       string       `json:"slice"`
+	Settle      string       `json:"settle"`
+	Cycles      int          `json:"cycles"`
+	Modes       []PairedMode `json:"modes"`
+	Comparisons []Comparison `json:"comparisons"` // mixed and alone-again, each vs alone
+}
+
+// The paired head-of-line scenario's modes.
+const (
+	modeHOLAlone      = "hol-alone"
+	modeHOLAloneAgain = "hol-alone-again"
+	modeHOLMixed      = "hol-mixed"
+)
 
 func (b *bench) hol() (*HOLResult, error) {
 	workers := b.cfg.workers[0]
@@ -325,32 +349,18 @@ func (b *bench) hol() (*HOLResult, error) {
 		healthy = append(healthy, u)
 		all = append(all, u)
 	}
-	// pgstore has no bound of its own: on it, as in the throughput modes, the healthy
-	// endpoints' unfinished deliveries are bounded by the feeders (feedWindow), or the
-	// feeders, sending as fast as they can, outrun the deliveries and take the machine's
-	// CPU from them, and the ratio measures how the CPU is shared rather than blocking.
-	// The hanging endpoints' deliveries are exempt: they never finish in the window.
+	if b.cfg.holCycles > 0 {
+		return res, b.holPaired(res, healthy, all, hanging)
+	}
 	runOne := func(mode string, urls []string) (perSec, hungPerSec float64, errs int64, err error) {
-		eps, types := b.benchEndpoints(urls)
-		exempt := map[string]bool{}
-		for i, u := range urls {
-			if hanging[u] {
-				exempt[types[i]] = true
-			}
-		}
-		w, wopts := b.feedWindow(b.queueCapacity(workers), exempt)
-		s, closeAll, err := b.newSender(b.cfg.store, 0, nil, append(wopts, webhook.WithEndpoints(eps...),
-			webhook.WithWorkers(workers), webhook.WithTimeout(b.cfg.holTimeout))...)
-		if err != nil {
-			return 0, 0, 0, err
-		}
 		if err := b.rcv.reset(); err != nil {
-			closeAll(0)
 			return 0, 0, 0, err
 		}
 		l := &load{}
-		ctx, cancel := context.WithCancel(context.Background())
-		l.feed(ctx, s, workers, w, types, b.payload)
+		stop, err := b.holStarter(workers, urls, hanging, false)(l)
+		if err != nil {
+			return 0, 0, 0, err
+		}
 		// The hanging endpoints take a timeout to fill the workers, and any protection
 		// (a circuit breaker) some failures to react: warm up past both.
 		time.Sleep(max(b.cfg.warmup, b.cfg.holWarmup))
@@ -361,10 +371,7 @@ func (b *bench) hol() (*HOLResult, error) {
 		b.stopProfile(prof)
 		ok1, hung1, err1 := b.rcv.counts()
 		secs := time.Since(t0).Seconds()
-		l.stopping.Store(true)
-		cancel()
-		l.wg.Wait()
-		closeAll(100 * time.Millisecond) // abort the hanging attempts
+		stop()
 		if err := cmpErr(err0, err1); err != nil {
 			return 0, 0, 0, err
 		}
@@ -392,6 +399,137 @@ func (b *bench) hol() (*HOLResult, error) {
 	res.AlonePerSec, res.MixedPerSec, res.Ratio = med.AlonePerSec, med.MixedPerSec, med.Ratio
 	res.HungPerSec, res.MixedSendError = med.HungPerSec, med.MixedSendError
 	return res, nil
+}
+
+// holStarter starts a head-of-line load on urls: a Sender of their endpoints, fed by
+// workers goroutines. pgstore has no bound of its own: on it, as in the throughput modes,
+// the healthy endpoints' unfinished deliveries are bounded by the feeders (feedWindow),
+// or the feeders, sending as fast as they can, outrun the deliveries and take the
+// machine's CPU from them, and the ratio measures how the CPU is shared rather than
+// blocking. counted bounds them so on every store, and has the load count them (for the
+// paired drain). The hanging endpoints' deliveries are exempt: they never finish in the
+// window. Stopping aborts the hanging attempts.
+func (b *bench) holStarter(workers int, urls []string, hanging map[string]bool, counted bool) starter {
+	return func(l *load) (func(), error) {
+		eps, types := b.benchEndpoints(urls)
+		exempt := map[string]bool{}
+		for i, u := range urls {
+			if hanging[u] {
+				exempt[types[i]] = true
+			}
+		}
+		w, wopts := b.feedWindow(b.queueCapacity(workers), exempt)
+		if counted && w == nil {
+			w = newWindow(b.queueCapacity(workers))
+			w.exempt, wopts = exempt, []webhook.Option{webhook.WithHooks(w.hooks())}
+		}
+		if counted {
+			l.outstanding = func() int { return len(w.slots) }
+		}
+		s, closeAll, err := b.newSender(b.cfg.store, 0, nil, append(wopts, webhook.WithEndpoints(eps...),
+			webhook.WithWorkers(workers), webhook.WithTimeout(b.cfg.holTimeout))...)
+		if err != nil {
+			return nil, err
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		l.feed(ctx, s, workers, w, types, b.payload)
+		return func() {
+			l.stopping.Store(true)
+			l.resume()
+			cancel()
+			l.wg.Wait()
+			closeAll(100 * time.Millisecond)
+		}, nil
+	}
+}
+
+// holPaired runs the head-of-line scenario in paired slices (see HOLPaired) and fills
+// res with the median slices and the mixed phase's median ratio to alone.
+func (b *bench) holPaired(res *HOLResult, healthy, all []string, hanging map[string]bool) error {
+	workers := res.Workers
+	modes := []string{modeHOLAlone, modeHOLAloneAgain, modeHOLMixed}
+	urls := map[string][]string{modeHOLAlone: healthy, modeHOLAloneAgain: healthy, modeHOLMixed: all}
+	if err := b.rcv.reset(); err != nil {
+		return err
+	}
+	var loads []*load
+	var stops []func()
+	defer func() {
+		for _, stop := range stops {
+			stop()
+		}
+	}()
+	for _, m := range modes {
+		l := &load{}
+		l.pause()
+		stop, err := b.holStarter(workers, urls[m], hanging, true)(l)
+		if err != nil {
+			return fmt.Errorf("%s: %w", m, err)
+		}
+		loads, stops = append(loads, l), append(stops, stop)
+	}
+	// The hanging endpoints take a timeout to fill the workers, and any protection (a
+	// circuit breaker) some failures to react: warm each up past both.
+	for i, m := range modes {
+		b.logf("hol: warming up %s...", m)
+		if _, err := b.slice(loads, i, max(b.cfg.warmup, b.cfg.holWarmup)); err != nil {
+			return fmt.Errorf("warming up %s: %w", m, err)
+		}
+	}
+	p := &HOLPaired{Slice: b.cfg.slice.String(), Settle: b.cfg.settle.String(), Cycles: b.cfg.holCycles}
+	perSec := make([][]float64, len(modes))
+	delivered := make([]int64, len(modes))
+	cpu, rcpu := make([]time.Duration, len(modes)), make([]time.Duration, len(modes))
+	hung0, _ := b.hungCount()
+	t0 := time.Now()
+	for c := range b.cfg.holCycles {
+		b.logf("hol: cycle %d/%d", c+1, b.cfg.holCycles)
+		for j := range modes {
+			i := (j + c) % len(modes)
+			s, err := b.slice(loads, i, b.cfg.slice)
+			if err != nil {
+				return fmt.Errorf("%s, cycle %d: %w", modes[i], c+1, err)
+			}
+			perSec[i] = append(perSec[i], s.perSec())
+			delivered[i] += s.delivered
+			cpu[i] += s.cpu
+			rcpu[i] += s.receiverCPU
+		}
+	}
+	hung1, err := b.hungCount()
+	if err != nil {
+		return err
+	}
+	for i, m := range modes {
+		pm := PairedMode{Mode: m, PerSec: perSec[i], MedianPerSec: medianValue(perSec[i])}
+		if delivered[i] > 0 {
+			pm.CPUMicrosPer = micros(cpu[i]) / float64(delivered[i])
+			pm.ReceiverCPUMicrosPer = micros(rcpu[i]) / float64(delivered[i])
+		}
+		p.Modes = append(p.Modes, pm)
+	}
+	for _, i := range []int{2, 1} { // mixed, then the control
+		rs := make([]float64, len(perSec[i]))
+		for c := range rs {
+			rs[c] = ratio(perSec[i][c], perSec[0][c])
+		}
+		med, lo, hi := medianCI(rs)
+		p.Comparisons = append(p.Comparisons, Comparison{Mode: modes[i], Baseline: modes[0], Ratios: rs, Median: med, Low: lo, High: hi})
+	}
+	res.Paired = p
+	res.AlonePerSec, res.MixedPerSec = p.Modes[0].MedianPerSec, p.Modes[2].MedianPerSec
+	res.Ratio = p.Comparisons[0].Median
+	// Hanging requests start whichever mode runs: the mixed Sender's attempts go on
+	// while it is paused.
+	res.HungPerSec = float64(hung1-hung0) / time.Since(t0).Seconds()
+	res.MixedSendError = loads[2].errors.Load()
+	return nil
+}
+
+// hungCount returns how many requests to hanging paths the receiver has seen.
+func (b *bench) hungCount() (int64, error) {
+	_, hung, err := b.rcv.counts()
+	return hung, err
 }
 
 func cmpErr(errs ...error) error {
