@@ -687,8 +687,10 @@ var jsonContentType = []string{"application/json"}
 // newRequestBody reads a request body from bytes. It must stay an io.NopCloser around a
 // *bytes.Reader: net/http recognises that as in memory and writes the headers and the
 // body in one syscall, where any other reader type makes it flush the headers first and
-// costs a second write (and a second segment for the receiver) per attempt. The
-// NopCloser itself does not allocate.
+// costs a second write (and a second segment for the receiver) per attempt. Reader and
+// NopCloser are an allocation each (40 and 16 bytes; the allocation profile of
+// BenchmarkDeliver counts one of each per attempt): net/http checks for io's own
+// NopCloser types, so no single type of this package can stand in for the pair.
 func newRequestBody(b []byte) io.ReadCloser { return io.NopCloser(bytes.NewReader(b)) }
 
 // readResponse reads up to drain bytes, so the connection can be reused, and returns a
