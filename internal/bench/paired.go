@@ -130,41 +130,12 @@ func (b *bench) pairedBlock(workers int) (PairedBlock, error) {
 			return blk, fmt.Errorf("warming up %s: %w", modes[i], err)
 		}
 	}
-	perSec := make([][]float64, len(modes))
-	delivered := make([]int64, len(modes))
-	cpu := make([]time.Duration, len(modes))
-	rcpu := make([]time.Duration, len(modes))
-	for c := range b.cfg.cycles {
-		b.logf("paired: %d workers, cycle %d/%d", workers, c+1, b.cfg.cycles)
-		for j := range modes {
-			i := (j + c) % len(modes)
-			s, err := b.slice(loads, i, b.cfg.slice)
-			if err != nil {
-				return blk, fmt.Errorf("%s, cycle %d: %w", modes[i], c+1, err)
-			}
-			perSec[i] = append(perSec[i], s.perSec())
-			delivered[i] += s.delivered
-			cpu[i] += s.cpu
-			rcpu[i] += s.receiverCPU
-		}
+	ms, err := b.cycles(loads, modes, b.cfg.cycles, fmt.Sprintf("paired: %d workers", workers))
+	if err != nil {
+		return blk, err
 	}
-	for i, m := range modes {
-		pm := PairedMode{Mode: m, PerSec: perSec[i], MedianPerSec: medianValue(perSec[i])}
-		if delivered[i] > 0 {
-			pm.CPUMicrosPer = micros(cpu[i]) / float64(delivered[i])
-			pm.ReceiverCPUMicrosPer = micros(rcpu[i]) / float64(delivered[i])
-		}
-		blk.Modes = append(blk.Modes, pm)
-	}
-	compare := func(i, base int) {
-		rs := make([]float64, len(perSec[i]))
-		for c := range rs {
-			rs[c] = ratio(perSec[i][c], perSec[base][c])
-		}
-		med, lo, hi := medianCI(rs)
-		blk.Comparisons = append(blk.Comparisons, Comparison{Mode: modes[i], Baseline: modes[base],
-			Ratios: rs, Median: med, Low: lo, High: hi})
-	}
+	blk.Modes = ms
+	compare := func(i, base int) { blk.Comparisons = append(blk.Comparisons, compareModes(ms, i, base)) }
 	naive := slices.Index(modes, modeNaive)
 	for i, m := range modes {
 		if m == modeCeiling {
@@ -176,6 +147,49 @@ func (b *bench) pairedBlock(workers int) (PairedBlock, error) {
 		}
 	}
 	return blk, nil
+}
+
+// cycles runs n cycles of loads, each cycle every load alone for one slice in an order
+// that rotates from cycle to cycle, and returns each mode's slices: deliveries/s per
+// cycle, and CPU per delivery (the measured process's and the receiver's) over them all.
+func (b *bench) cycles(loads []*load, modes []string, n int, label string) ([]PairedMode, error) {
+	perSec := make([][]float64, len(modes))
+	delivered := make([]int64, len(modes))
+	cpu, rcpu := make([]time.Duration, len(modes)), make([]time.Duration, len(modes))
+	for c := range n {
+		b.logf("%s, cycle %d/%d", label, c+1, n)
+		for j := range modes {
+			i := (j + c) % len(modes)
+			s, err := b.slice(loads, i, b.cfg.slice)
+			if err != nil {
+				return nil, fmt.Errorf("%s, cycle %d: %w", modes[i], c+1, err)
+			}
+			perSec[i] = append(perSec[i], s.perSec())
+			delivered[i] += s.delivered
+			cpu[i] += s.cpu
+			rcpu[i] += s.receiverCPU
+		}
+	}
+	out := make([]PairedMode, len(modes))
+	for i, m := range modes {
+		out[i] = PairedMode{Mode: m, PerSec: perSec[i], MedianPerSec: medianValue(perSec[i])}
+		if delivered[i] > 0 {
+			out[i].CPUMicrosPer = micros(cpu[i]) / float64(delivered[i])
+			out[i].ReceiverCPUMicrosPer = micros(rcpu[i]) / float64(delivered[i])
+		}
+	}
+	return out, nil
+}
+
+// compareModes compares ms[i] with ms[base] cycle by cycle: the median of the per-cycle
+// ratios of their deliveries/s, with its 95% interval.
+func compareModes(ms []PairedMode, i, base int) Comparison {
+	rs := make([]float64, len(ms[i].PerSec))
+	for c := range rs {
+		rs[c] = ratio(ms[i].PerSec[c], ms[base].PerSec[c])
+	}
+	med, lo, hi := medianCI(rs)
+	return Comparison{Mode: ms[i].Mode, Baseline: ms[base].Mode, Ratios: rs, Median: med, Low: lo, High: hi}
 }
 
 // sliceResult is one mode's measured slice.

@@ -384,11 +384,11 @@ func (b *bench) hol() (*HOLResult, error) {
 		r := &rounds[i]
 		var err error
 		b.logf("hol: round %d/%d: %d healthy endpoints alone...", i+1, len(rounds), len(healthy))
-		if r.AlonePerSec, _, _, err = runOne("hol-alone", healthy); err != nil {
+		if r.AlonePerSec, _, _, err = runOne(modeHOLAlone, healthy); err != nil {
 			return nil, err
 		}
 		b.logf("hol: round %d/%d: %d endpoints, %d hanging...", i+1, len(rounds), n, res.Hanging)
-		if r.MixedPerSec, r.HungPerSec, r.MixedSendError, err = runOne("hol-mixed", all); err != nil {
+		if r.MixedPerSec, r.HungPerSec, r.MixedSendError, err = runOne(modeHOLMixed, all); err != nil {
 			return nil, err
 		}
 		r.Ratio = ratio(r.MixedPerSec, r.AlonePerSec)
@@ -476,46 +476,21 @@ func (b *bench) holPaired(res *HOLResult, healthy, all []string, hanging map[str
 			return fmt.Errorf("warming up %s: %w", m, err)
 		}
 	}
-	p := &HOLPaired{Slice: b.cfg.slice.String(), Settle: b.cfg.settle.String(), Cycles: b.cfg.holCycles}
-	perSec := make([][]float64, len(modes))
-	delivered := make([]int64, len(modes))
-	cpu, rcpu := make([]time.Duration, len(modes)), make([]time.Duration, len(modes))
-	hung0, _ := b.hungCount()
-	t0 := time.Now()
-	for c := range b.cfg.holCycles {
-		b.logf("hol: cycle %d/%d", c+1, b.cfg.holCycles)
-		for j := range modes {
-			i := (j + c) % len(modes)
-			s, err := b.slice(loads, i, b.cfg.slice)
-			if err != nil {
-				return fmt.Errorf("%s, cycle %d: %w", modes[i], c+1, err)
-			}
-			perSec[i] = append(perSec[i], s.perSec())
-			delivered[i] += s.delivered
-			cpu[i] += s.cpu
-			rcpu[i] += s.receiverCPU
-		}
-	}
-	hung1, err := b.hungCount()
+	_, hung0, err := b.rcv.counts()
 	if err != nil {
 		return err
 	}
-	for i, m := range modes {
-		pm := PairedMode{Mode: m, PerSec: perSec[i], MedianPerSec: medianValue(perSec[i])}
-		if delivered[i] > 0 {
-			pm.CPUMicrosPer = micros(cpu[i]) / float64(delivered[i])
-			pm.ReceiverCPUMicrosPer = micros(rcpu[i]) / float64(delivered[i])
-		}
-		p.Modes = append(p.Modes, pm)
+	t0 := time.Now()
+	ms, err := b.cycles(loads, modes, b.cfg.holCycles, "hol")
+	if err != nil {
+		return err
 	}
-	for _, i := range []int{2, 1} { // mixed, then the control
-		rs := make([]float64, len(perSec[i]))
-		for c := range rs {
-			rs[c] = ratio(perSec[i][c], perSec[0][c])
-		}
-		med, lo, hi := medianCI(rs)
-		p.Comparisons = append(p.Comparisons, Comparison{Mode: modes[i], Baseline: modes[0], Ratios: rs, Median: med, Low: lo, High: hi})
+	_, hung1, err := b.rcv.counts()
+	if err != nil {
+		return err
 	}
+	p := &HOLPaired{Slice: b.cfg.slice.String(), Settle: b.cfg.settle.String(), Cycles: b.cfg.holCycles, Modes: ms,
+		Comparisons: []Comparison{compareModes(ms, 2, 0), compareModes(ms, 1, 0)}} // mixed, then the control
 	res.Paired = p
 	res.AlonePerSec, res.MixedPerSec = p.Modes[0].MedianPerSec, p.Modes[2].MedianPerSec
 	res.Ratio = p.Comparisons[0].Median
@@ -524,12 +499,6 @@ func (b *bench) holPaired(res *HOLResult, healthy, all []string, hanging map[str
 	res.HungPerSec = float64(hung1-hung0) / time.Since(t0).Seconds()
 	res.MixedSendError = loads[2].errors.Load()
 	return nil
-}
-
-// hungCount returns how many requests to hanging paths the receiver has seen.
-func (b *bench) hungCount() (int64, error) {
-	_, hung, err := b.rcv.counts()
-	return hung, err
 }
 
 func cmpErr(errs ...error) error {
