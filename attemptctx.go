@@ -23,6 +23,10 @@ type attemptClock struct {
 	mu      sync.Mutex
 	cur     *attemptCtx // the attempt under way, if any
 	aborted bool        // Close gave up waiting: every attempt from now on is done at once
+
+	// rec is the worker's attempt record, reused when the store copies it at once
+	// (see Sender.attemptRecord).
+	rec Attempt
 }
 
 // newAttemptClock returns a worker's attempt clock, aborted (for good) once base ends,

@@ -544,7 +544,7 @@ func (s *Sender) attempt(clock *attemptClock, d Delivery) {
 	if err == nil || !errors.As(err, new(*signError)) {
 		verdict = s.retry.Classify(a.StatusCode, err)
 	}
-	p := RecordParams{Attempt: &a}
+	p := RecordParams{Attempt: s.attemptRecord(clock, a)}
 	aborted := s.baseCtx.Err() != nil && a.StatusCode == 0
 	switch {
 	case aborted:
@@ -591,6 +591,20 @@ func (s *Sender) attempt(clock *attemptClock, d Delivery) {
 	case ch.disable != "":
 		s.disableEndpoint(e.ep.ID, ch.disable)
 	}
+}
+
+// attemptRecord returns a's record for RecordParams. With the memory store, finish
+// records it before it returns, and the store copies it: the worker's own record then
+// serves every attempt of the worker. Otherwise a recorder writes it later, and it gets
+// an allocation of its own. (&a would be moved to the heap on every attempt.)
+func (s *Sender) attemptRecord(clock *attemptClock, a Attempt) *Attempt {
+	if s.records == nil {
+		clock.rec = a
+		return &clock.rec
+	}
+	rec := new(Attempt)
+	*rec = a
+	return rec
 }
 
 // disableEndpoint disables an endpoint on the Sender's own initiative and says so.
