@@ -53,6 +53,11 @@ type Store struct {
 	enqueueSQL      string
 	// NextDue's statements: without exclusions, with them (windowed), and past a full window.
 	nextDueSQL, nextDueWindowSQL, nextDueBeyondSQL string
+	// stepUntil (Unix nanoseconds, wall clock) is when claims that exclude endpoints go
+	// back to reading the due window first; until then they step through the endpoints
+	// at once (see stepFor, which tests may change here).
+	stepUntil atomic.Int64
+	stepFor   time.Duration
 
 	records  *batcher[webhook.RecordParams]
 	enqueues *batcher[[]webhook.Delivery]
@@ -90,6 +95,7 @@ func New(ctx context.Context, pool *pgxpool.Pool, opts ...Option) (*Store, error
 	table := func(name string) string { return quote(cfg.schema) + "." + quote(cfg.prefix+name) }
 	s := &Store{
 		pool:            pool,
+		stepFor:         stepFor,
 		cfg:             cfg,
 		deliveries:      table("deliveries"),
 		attempts:        table("attempts"),
@@ -384,6 +390,25 @@ func (s *Store) Claim(ctx context.Context, p webhook.ClaimParams) ([]webhook.Del
 		}
 		return append(args, limit)
 	}
+	// stepArgs are the arguments of the statement that steps through the endpoints, after
+	// have was claimed: a capped claim's endpoints may give what is left of their cap.
+	stepArgs := func(have []claimedRow) []any {
+		per, taken, counts := p.Limit-len(have), []string{}, []int32{}
+		if shape.capped {
+			per = p.MaxPerEndpoint
+			taken, counts = takenPerEndpoint(have)
+		}
+		return claimArgs(claimShape{capped: true, taken: true, ordered: shape.ordered}, per, p.Limit-len(have), taken, counts)
+	}
+	if len(exclude) > 0 && time.Now().UnixNano() < s.stepUntil.Load() {
+		// A claim has just found the window all excluded backlog and work taken, having
+		// read it for nothing: step through the endpoints at once (see stepFor).
+		rows, _, err := s.runClaim(ctx, s.beyondSQL[boolIndex(shape.ordered)], stepArgs(nil))
+		if err != nil {
+			return nil, err
+		}
+		return deliveriesOf(rows), nil
+	}
 	out, full, err := s.runClaim(ctx, s.claimQuery(shape), claimArgs(shape, p.MaxPerEndpoint, p.Limit, nil, nil))
 	if err != nil {
 		return nil, err
@@ -407,15 +432,9 @@ func (s *Store) Claim(ctx context.Context, p webhook.ClaimParams) ([]webhook.Del
 	}
 	if full.window && len(out) < p.Limit {
 		// The window was all excluded endpoints' backlog and work already taken: look
-		// past it, endpoint by endpoint. A capped claim's endpoints may give what is left
-		// of their cap.
-		per, taken, counts := p.Limit-len(out), []string{}, []int32{}
-		if shape.capped {
-			per = p.MaxPerEndpoint
-			taken, counts = takenPerEndpoint(out)
-		}
-		args := claimArgs(claimShape{capped: true, taken: true, ordered: shape.ordered}, per, p.Limit-len(out), taken, counts)
-		rest, _, err := s.runClaim(ctx, s.beyondSQL[boolIndex(shape.ordered)], args)
+		// past it, endpoint by endpoint, and do so first for a while.
+		s.stepUntil.Store(time.Now().Add(s.stepFor).UnixNano())
+		rest, _, err := s.runClaim(ctx, s.beyondSQL[boolIndex(shape.ordered)], stepArgs(out))
 		if err != nil {
 			// What the first statement claimed is committed and leased: hand it out
 			// rather than leave it to wait for its lease to lapse.
@@ -533,6 +552,15 @@ type claimShape struct {
 // ("<> ALL"); beyond it, by hash (notExcluded), whose set-up costs a few tens of
 // microseconds a claim that a short list does not repay.
 const linearExcluded = 8
+
+// stepFor is how long, after a claim found the due window all excluded endpoints'
+// backlog and work already taken, claims that exclude endpoints step through the
+// endpoints (beyondWindowQuery) without reading the window first. An excluded endpoint's
+// backlog is at the front of the due order, and stays there while it is excluded: in the
+// head-of-line scenario on this store, reading the window took 8 ms a claim and stepping
+// 3.3 ms, which found the same work. The window is tried again after stepFor, since
+// excluded endpoints come back and the window is cheaper when its first rows suffice.
+const stepFor = time.Second
 
 // excludeWindow is how many of the earliest due pending deliveries a claim or NextDue
 // that excludes endpoints reads, at least: enough that the other endpoints' work is
@@ -660,8 +688,9 @@ func sentinelRow(k int, at, from string) string {
 // next_attempt_at) index (pendingEndpoints), takes each endpoint's earliest due time, and
 // claims from the endpoints due first. Each may give $5 rows less what the first
 // statement took from it ($6 and $7: endpoint IDs and counts); $8 is the ordered
-// endpoints if ordered; the limit, last, bounds the rows and the endpoints. Expired
-// leases were the first statement's. buildSQL calls it once for each variant.
+// endpoints if ordered; the limit, last, bounds the rows and the endpoints. It takes
+// expired leases first, as the first statement does, since it also runs in its stead
+// (see stepFor). buildSQL calls it once for each variant.
 func (s *Store) beyondWindowQuery(ordered bool) string {
 	limit, clause := "$8::int", ""
 	if ordered {
@@ -679,8 +708,12 @@ WITH RECURSIVE ` + s.pendingEndpoints() + `, firsts AS (
 		SELECT d.id, 1 AS k, d.next_attempt_at AS due FROM ` + s.deliveries + ` d
 		WHERE d.state = 'pending' AND ` + endpointDue("f.id", "$1") + clause + `
 		ORDER BY d.endpoint_id, d.next_attempt_at, d.id LIMIT f.room FOR UPDATE SKIP LOCKED) c
+), expired AS (
+	SELECT id, 0 AS k, lease_expires_at AS due FROM ` + s.deliveries + `
+	WHERE state = 'in_flight' AND lease_expires_at <= $1 AND ` + notExcluded("endpoint_id", "$2") + `
+	ORDER BY lease_expires_at LIMIT ` + limit + ` FOR UPDATE SKIP LOCKED
 ), picked AS (
-	SELECT id, k, due FROM pending ORDER BY due, id LIMIT ` + limit + `
+	SELECT id, k, due FROM (SELECT * FROM expired UNION ALL SELECT * FROM pending) c ORDER BY k, due, id LIMIT ` + limit + `
 )
 ` + s.claimReturning()
 }

@@ -298,3 +298,59 @@ func TestClaimPastAnExcludedBacklog(t *testing.T) {
 	require.NoError(t, err)
 	assert.Len(t, claimed, backlog)
 }
+
+// After a claim finds the due window all an excluded endpoint's backlog, claims that
+// exclude endpoints step through the endpoints for a while without reading the window.
+// Those claims still take expired leases first and the other endpoints' due work, and
+// claims without exclusions are unchanged.
+func TestClaimStepsPastAFullWindow(t *testing.T) {
+	ctx := t.Context()
+	pool := newPool(t, pgtest.URL(t))
+	s := newStore(t, pool, pgstore.WithSchema("claim_steps"))
+	pgstore.SetStepFor(s, time.Hour)
+	start := time.Now().Add(-time.Hour).Truncate(time.Microsecond)
+	var ds []webhook.Delivery
+	for i := range 2100 { // more than the window of a claim of 64
+		ds = append(ds, storetest.Delivery(fmt.Sprintf("down_%04d", i), "down", start.Add(time.Duration(i)*time.Millisecond)))
+	}
+	for i := range 10 {
+		ds = append(ds, storetest.Delivery(fmt.Sprintf("up_%02d", i), "up", start.Add(time.Minute+time.Duration(i)*time.Second)))
+	}
+	ds = append(ds, storetest.Delivery("lease_00", "other", start), storetest.Delivery("lease_01", "another", start))
+	require.NoError(t, s.Enqueue(ctx, ds))
+
+	t0 := time.Now()
+	// claim claims at t0+at, leasing for an hour (a limit of 1: a second, to expire),
+	// excluding exclude.
+	claim := func(at time.Duration, limit, per int, exclude ...string) []string {
+		t.Helper()
+		lease := time.Hour
+		if limit == 1 {
+			lease = time.Second
+		}
+		got, err := s.Claim(ctx, webhook.ClaimParams{Now: t0.Add(at), Limit: limit, Owner: "w",
+			LeaseUntil: t0.Add(at + lease), ExcludeEndpoints: exclude, MaxPerEndpoint: per})
+		require.NoError(t, err)
+		return storetest.IDs(got)
+	}
+	// A lease that will have expired: claimed by an owner that then goes away.
+	require.Equal(t, []string{"lease_00"}, claim(0, 1, 0, "down", "up", "another"))
+	require.False(t, pgstore.Stepping(s), "stepping before any claim found a full window")
+
+	// The expired lease first, then up's earliest, within the cap of 4.
+	assert.Equal(t, []string{"lease_00", "up_00", "up_01", "up_02", "up_03"}, claim(2*time.Second, 64, 4, "down", "another"),
+		"the claim that found the window full")
+	require.True(t, pgstore.Stepping(s), "a claim found the window all excluded backlog")
+
+	// Another lease to expire, claimed while stepping; then a claim while stepping.
+	require.Equal(t, []string{"lease_01"}, claim(3*time.Second, 1, 0, "down", "up"))
+	require.NoError(t, s.Enqueue(ctx, []webhook.Delivery{storetest.Delivery("other_00", "other", start.Add(2*time.Minute))}))
+	assert.Equal(t, []string{"lease_01", "up_04", "up_05", "up_06", "up_07", "other_00"}, claim(5*time.Second, 64, 4, "down"),
+		"a claim while stepping")
+	for _, id := range []string{"down_0000", "down_2099"} {
+		d, err := s.Get(ctx, id)
+		require.NoError(t, err)
+		assert.Equal(t, webhook.StatePending, d.State, "excluded %s", id)
+	}
+	assert.Equal(t, 2102, len(claim(5*time.Second, 3000, 0)), "without exclusions: down's backlog and up's last two")
+}
