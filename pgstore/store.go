@@ -689,7 +689,8 @@ func sentinelRow(k int, at, from string) string {
 // statement took from it ($6 and $7: endpoint IDs and counts); $8 is the ordered
 // endpoints if ordered; the limit, last, bounds the rows and the endpoints. It takes
 // expired leases first, as the first statement does, since it also runs in its stead
-// (see stepFor). buildSQL calls it once for each variant.
+// (see stepFor), and each endpoint's expired leases and pending deliveries together
+// stay within its $5. buildSQL calls it once for each variant.
 func (s *Store) beyondWindowQuery(ordered bool) string {
 	limit, clause := "$8::int", ""
 	if ordered {
@@ -703,15 +704,19 @@ WITH RECURSIVE ` + s.pendingEndpoints() + `, firsts AS (
 	ORDER BY e.at LIMIT ` + limit + `
 ), pending AS (
 	SELECT c.* FROM firsts f CROSS JOIN LATERAL (
-		SELECT d.id, 1 AS k, d.next_attempt_at AS due FROM ` + s.deliveries + ` d
+		SELECT d.id, d.endpoint_id, 1 AS k, d.next_attempt_at AS due FROM ` + s.deliveries + ` d
 		WHERE d.state = 'pending' AND ` + endpointDue("f.id", "$1") + clause + `
 		ORDER BY d.endpoint_id, d.next_attempt_at, d.id LIMIT f.room FOR UPDATE SKIP LOCKED) c
 ), expired AS (
-	SELECT id, 0 AS k, lease_expires_at AS due FROM ` + s.deliveries + `
+	SELECT id, endpoint_id, 0 AS k, lease_expires_at AS due FROM ` + s.deliveries + `
 	WHERE state = 'in_flight' AND lease_expires_at <= $1 AND ` + notExcluded("endpoint_id", "$2") + `
 	ORDER BY lease_expires_at LIMIT ` + limit + ` FOR UPDATE SKIP LOCKED
 ), picked AS (
-	SELECT id, k, due FROM (SELECT * FROM expired UNION ALL SELECT * FROM pending) c ORDER BY k, due, id LIMIT ` + limit + `
+	SELECT id, k, due FROM (
+		SELECT c.id, c.k, c.due, row_number() OVER (PARTITION BY c.endpoint_id ORDER BY c.k, c.due, c.id) + coalesce(t.n, 0) AS rn
+		FROM (SELECT * FROM expired UNION ALL SELECT * FROM pending) c
+		LEFT JOIN unnest($6::text[], $7::int[]) AS t(id, n) ON t.id = c.endpoint_id
+	) r WHERE rn <= $5::int ORDER BY k, due, id LIMIT ` + limit + `
 )
 ` + s.claimReturning()
 }

@@ -342,15 +342,24 @@ func TestClaimStepsPastAFullWindow(t *testing.T) {
 		"the claim that found the window full")
 	require.True(t, pgstore.Stepping(s), "a claim found the window all excluded backlog")
 
-	// Another lease to expire, claimed while stepping; then a claim while stepping.
+	// More leases to expire, claimed while stepping: one of another endpoint, five of
+	// one more than its cap of 4 allows. Then a claim while stepping.
 	require.Equal(t, []string{"lease_01"}, claim(3*time.Second, 1, 0, "down", "up"))
+	var many []webhook.Delivery
+	for i := range 5 {
+		many = append(many, storetest.Delivery(fmt.Sprintf("many_%d", i), "many", start.Add(time.Duration(i)*time.Millisecond)))
+	}
+	require.NoError(t, s.Enqueue(ctx, many))
+	for i := range 5 {
+		require.Equal(t, []string{fmt.Sprintf("many_%d", i)}, claim(3*time.Second, 1, 0, "down", "up", "another"))
+	}
 	require.NoError(t, s.Enqueue(ctx, []webhook.Delivery{storetest.Delivery("other_00", "other", start.Add(2*time.Minute))}))
-	assert.Equal(t, []string{"lease_01", "up_04", "up_05", "up_06", "up_07", "other_00"}, claim(5*time.Second, 64, 4, "down"),
-		"a claim while stepping")
+	assert.Equal(t, []string{"lease_01", "many_0", "many_1", "many_2", "many_3", "up_04", "up_05", "up_06", "up_07", "other_00"},
+		claim(5*time.Second, 64, 4, "down"), "a claim while stepping: expired leases within the cap, then due work")
 	for _, id := range []string{"down_0000", "down_2099"} {
 		d, err := s.Get(ctx, id)
 		require.NoError(t, err)
 		assert.Equal(t, webhook.StatePending, d.State, "excluded %s", id)
 	}
-	assert.Equal(t, 2102, len(claim(5*time.Second, 3000, 0)), "without exclusions: down's backlog and up's last two")
+	assert.Equal(t, 2103, len(claim(5*time.Second, 3000, 0)), "without exclusions: down's backlog, up's last two and many_4")
 }
