@@ -192,7 +192,9 @@ SELECT least(
 	(SELECT min(lease_expires_at) FROM ` + s.deliveries + ` WHERE state = 'in_flight' AND ` + notExcluded("endpoint_id", "$1") + `)),
 	EXISTS (SELECT 1 FROM bound)`
 	s.nextDueBeyondSQL = `WITH RECURSIVE ` + s.pendingEndpoints() + `
-SELECT min(e.at) FROM endpoints e WHERE ` + notExcluded("e.id", "$1")
+SELECT least(
+	(SELECT min(e.at) FROM endpoints e WHERE ` + notExcluded("e.id", "$1") + `),
+	(SELECT min(lease_expires_at) FROM ` + s.deliveries + ` WHERE state = 'in_flight' AND ` + notExcluded("endpoint_id", "$1") + `))`
 }
 
 // notExcluded is the condition that col's endpoint is not among the endpoint IDs in the
@@ -1049,7 +1051,14 @@ func (s *Store) NextDue(ctx context.Context, exclude []string) (time.Time, error
 	}
 	// As a claim does (see Claim), read only a window of the earliest pending deliveries:
 	// the first not excluded is the earliest. If the window holds none, step from
-	// endpoint to endpoint instead.
+	// endpoint to endpoint instead; and while claims step (stepFor), step at once. The
+	// stepping statement has the leases too.
+	if time.Now().UnixNano() < s.stepUntil.Load() {
+		if err := s.queryInIndexOrder(ctx, s.nextDueBeyondSQL, exclude, &next); err != nil {
+			return time.Time{}, wrap("next due", err)
+		}
+		return utcOrZero(next), nil
+	}
 	var full bool
 	if err := s.queryInIndexOrder(ctx, s.nextDueWindowSQL, exclude, &next, &full); err != nil {
 		return time.Time{}, wrap("next due", err)

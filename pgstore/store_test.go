@@ -356,6 +356,15 @@ func TestClaimStepsPastAFullWindow(t *testing.T) {
 	require.NoError(t, s.Enqueue(ctx, []webhook.Delivery{storetest.Delivery("other_00", "other", start.Add(2*time.Minute))}))
 	assert.Equal(t, []string{"lease_01", "many_0", "many_1", "many_2", "many_3", "up_04", "up_05", "up_06", "up_07", "other_00"},
 		claim(5*time.Second, 64, 4, "down"), "a claim while stepping: expired leases within the cap, then due work")
+	// NextDue while stepping: the earliest due of the endpoints not excluded, or, with
+	// none due, the earliest lease to expire (many_4's, leased at 3s for a second).
+	next, err := s.NextDue(ctx, []string{"down"})
+	require.NoError(t, err)
+	assert.True(t, next.Equal(start.Add(time.Minute+8*time.Second)), "NextDue excluding down: %s, want up_08's due time", next)
+	next, err = s.NextDue(ctx, []string{"down", "up"})
+	require.NoError(t, err)
+	assert.True(t, next.Equal(t0.Add(4*time.Second).Truncate(time.Microsecond)), "NextDue excluding down and up: %s, want many_4's lease", next)
+	require.True(t, pgstore.Stepping(s))
 	for _, id := range []string{"down_0000", "down_2099"} {
 		d, err := s.Get(ctx, id)
 		require.NoError(t, err)
