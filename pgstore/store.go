@@ -203,8 +203,9 @@ SELECT least(
 // excluded ID whenever PostgreSQL uses the statement's generic plan (a custom plan hashes
 // the array, a constant there), and a claim reads past every excluded endpoint's due
 // backlog: 1,264 rows behind 100 excluded endpoints took 1.3-1.7 ms that way, 0.5 ms
-// hashed. The claim keeps "<> ALL" for a short list (see linearExcluded); the statements
-// run only when a claim comes up short (NextDue, past the window) always hash.
+// hashed. The windowed claim keeps "<> ALL" for a short list (see linearExcluded); the
+// stepping statements, run past a full window and for stepFor after one (the claim's and
+// NextDue's), and NextDue's windowed one always hash.
 func notExcluded(col, param string) string {
 	return col + " NOT IN (SELECT unnest(" + param + "::text[]))"
 }
