@@ -506,24 +506,32 @@ func (b *bench) hooksmith(workers int, urls []string, full bool) starter {
 	return func(l *load) (func(), error) {
 		eps, types := b.benchEndpoints(urls)
 		capacity := b.queueCapacity(workers)
-		w, wopts := b.feedWindow(capacity, nil)
+		w, wopts := b.feedWindow(capacity, nil, false)
 		opts := append([]webhook.Option{webhook.WithEndpoints(eps...), webhook.WithWorkers(workers)}, wopts...)
 		if full {
 			opts = append(opts, webhook.WithEndpointConcurrency(workers))
 		}
-		s, closeAll, err := b.newSender(b.cfg.store, capacity, nil, opts...)
-		if err != nil {
-			return nil, err
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		l.feed(ctx, s, workers, w, types, b.payload)
-		return func() {
-			l.stopping.Store(true)
-			cancel()
-			l.wg.Wait()
-			closeAll(10 * time.Second)
-		}, nil
+		return b.feedSender(l, workers, w, types, capacity, 10*time.Second, opts...)
 	}
+}
+
+// feedSender starts a Sender on -store with opts (its queue bounded to capacity, 0 for
+// the store's default) and workers goroutines of l feeding it events of types, through
+// w if not nil. Stopping stops the feeders and closes the Sender, waiting grace for its
+// attempts.
+func (b *bench) feedSender(l *load, workers int, w *window, types []string, capacity int, grace time.Duration, opts ...webhook.Option) (func(), error) {
+	s, closeAll, err := b.newSender(b.cfg.store, capacity, nil, opts...)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	l.feed(ctx, s, workers, w, types, b.payload)
+	return func() {
+		l.stopping.Store(true)
+		cancel()
+		l.wg.Wait()
+		closeAll(grace)
+	}, nil
 }
 
 // starter returns the starter of a throughput mode.

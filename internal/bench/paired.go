@@ -102,35 +102,15 @@ func (b *bench) paired() (*PairedResult, error) {
 
 func (b *bench) pairedBlock(workers int) (PairedBlock, error) {
 	blk := PairedBlock{Workers: workers}
-	if err := b.rcv.reset(); err != nil {
-		return blk, err
-	}
 	modes := pairedModes(b.cfg.modes)
 	urls := b.urls(b.cfg.endpoints)
-	loads := make([]*load, 0, len(modes))
-	var stops []func()
-	defer func() {
-		for i, l := range loads {
-			l.resume()
-			stops[i]()
-		}
-	}()
-	for _, m := range modes {
-		l := &load{} // no send stamps: latency is the throughput scenario's
-		l.pause()    // its goroutines park before their first request
-		stop, err := b.starter(m, workers, urls)(l)
-		if err != nil {
-			return blk, fmt.Errorf("%s: %w", m, err)
-		}
-		loads, stops = append(loads, l), append(stops, stop)
+	label := fmt.Sprintf("paired: %d workers", workers)
+	loads, stop, err := b.startPaused(modes, func(m string) starter { return b.starter(m, workers, urls) }, b.cfg.warmup, label)
+	defer stop()
+	if err != nil {
+		return blk, err
 	}
-	b.logf("paired: %d workers, warming up %s...", workers, modes)
-	for i := range loads {
-		if _, err := b.slice(loads, i, b.cfg.warmup); err != nil {
-			return blk, fmt.Errorf("warming up %s: %w", modes[i], err)
-		}
-	}
-	ms, err := b.cycles(loads, modes, b.cfg.cycles, fmt.Sprintf("paired: %d workers", workers))
+	ms, err := b.cycles(loads, modes, b.cfg.cycles, label)
 	if err != nil {
 		return blk, err
 	}
@@ -147,6 +127,39 @@ func (b *bench) pairedBlock(workers int) (PairedBlock, error) {
 		}
 	}
 	return blk, nil
+}
+
+// startPaused resets the receiver, starts a load of each mode with start, paused (its
+// goroutines park before their first request; no send stamps, as latency is the
+// throughput scenario's), and warms each up alone for warmup. stop resumes and stops
+// the loads started, and is to be called whether or not err is nil.
+func (b *bench) startPaused(modes []string, start func(mode string) starter, warmup time.Duration, label string) (loads []*load, stop func(), err error) {
+	var stops []func()
+	stop = func() {
+		for i, l := range loads {
+			l.resume()
+			stops[i]()
+		}
+	}
+	if err := b.rcv.reset(); err != nil {
+		return nil, stop, err
+	}
+	for _, m := range modes {
+		l := &load{}
+		l.pause()
+		s, err := start(m)(l)
+		if err != nil {
+			return loads, stop, fmt.Errorf("%s: %w", m, err)
+		}
+		loads, stops = append(loads, l), append(stops, s)
+	}
+	b.logf("%s, warming up %s...", label, modes)
+	for i := range loads {
+		if _, err := b.slice(loads, i, warmup); err != nil {
+			return loads, stop, fmt.Errorf("warming up %s: %w", modes[i], err)
+		}
+	}
+	return loads, stop, nil
 }
 
 // cycles runs n cycles of loads, each cycle every load alone for one slice in an order

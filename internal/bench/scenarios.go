@@ -418,28 +418,12 @@ func (b *bench) holStarter(workers int, urls []string, hanging map[string]bool, 
 				exempt[types[i]] = true
 			}
 		}
-		w, wopts := b.feedWindow(b.queueCapacity(workers), exempt)
-		if counted && w == nil {
-			w = newWindow(b.queueCapacity(workers))
-			w.exempt, wopts = exempt, []webhook.Option{webhook.WithHooks(w.hooks())}
-		}
+		w, wopts := b.feedWindow(b.queueCapacity(workers), exempt, counted)
 		if counted {
 			l.outstanding = func() int { return len(w.slots) }
 		}
-		s, closeAll, err := b.newSender(b.cfg.store, 0, nil, append(wopts, webhook.WithEndpoints(eps...),
+		return b.feedSender(l, workers, w, types, 0, 100*time.Millisecond, append(wopts, webhook.WithEndpoints(eps...),
 			webhook.WithWorkers(workers), webhook.WithTimeout(b.cfg.holTimeout))...)
-		if err != nil {
-			return nil, err
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		l.feed(ctx, s, workers, w, types, b.payload)
-		return func() {
-			l.stopping.Store(true)
-			l.resume()
-			cancel()
-			l.wg.Wait()
-			closeAll(100 * time.Millisecond)
-		}, nil
 	}
 }
 
@@ -449,32 +433,13 @@ func (b *bench) holPaired(res *HOLResult, healthy, all []string, hanging map[str
 	workers := res.Workers
 	modes := []string{modeHOLAlone, modeHOLAloneAgain, modeHOLMixed}
 	urls := map[string][]string{modeHOLAlone: healthy, modeHOLAloneAgain: healthy, modeHOLMixed: all}
-	if err := b.rcv.reset(); err != nil {
-		return err
-	}
-	var loads []*load
-	var stops []func()
-	defer func() {
-		for _, stop := range stops {
-			stop()
-		}
-	}()
-	for _, m := range modes {
-		l := &load{}
-		l.pause()
-		stop, err := b.holStarter(workers, urls[m], hanging, true)(l)
-		if err != nil {
-			return fmt.Errorf("%s: %w", m, err)
-		}
-		loads, stops = append(loads, l), append(stops, stop)
-	}
 	// The hanging endpoints take a timeout to fill the workers, and any protection (a
 	// circuit breaker) some failures to react: warm each up past both.
-	for i, m := range modes {
-		b.logf("hol: warming up %s...", m)
-		if _, err := b.slice(loads, i, max(b.cfg.warmup, b.cfg.holWarmup)); err != nil {
-			return fmt.Errorf("warming up %s: %w", m, err)
-		}
+	loads, stop, err := b.startPaused(modes, func(m string) starter { return b.holStarter(workers, urls[m], hanging, true) },
+		max(b.cfg.warmup, b.cfg.holWarmup), "hol")
+	defer stop()
+	if err != nil {
+		return err
 	}
 	_, hung0, err := b.rcv.counts()
 	if err != nil {

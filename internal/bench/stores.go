@@ -265,10 +265,11 @@ func newWindow(n int) *window { return &window{slots: make(chan struct{}, n)} }
 
 // feedWindow returns the window that bounds a throughput mode's or a scenario's feeders
 // to capacity unfinished deliveries, with the Sender options that give its slots back,
-// on a store without a bound of its own (pgstore); elsewhere nil, and no options, since
-// the store's capacity bounds Send. Events of the exempt types take no slot.
-func (b *bench) feedWindow(capacity int, exempt map[string]bool) (*window, []webhook.Option) {
-	if b.cfg.store != storePostgres {
+// on a store without a bound of its own (pgstore), or on any store with always set;
+// otherwise nil, and no options, since the store's capacity bounds Send. Events of the
+// exempt types take no slot.
+func (b *bench) feedWindow(capacity int, exempt map[string]bool, always bool) (*window, []webhook.Option) {
+	if b.cfg.store != storePostgres && !always {
 		return nil, nil
 	}
 	w := newWindow(capacity)
