@@ -402,7 +402,7 @@ func (s *Store) Claim(ctx context.Context, p webhook.ClaimParams) ([]webhook.Del
 		}
 		return claimArgs(claimShape{capped: true, taken: true, ordered: shape.ordered}, per, p.Limit-len(have), taken, counts)
 	}
-	if len(exclude) > 0 && time.Now().UnixNano() < s.stepUntil.Load() {
+	if len(exclude) > 0 && s.stepping() {
 		// A claim has just found the window all excluded backlog and work taken, having
 		// read it for nothing: step through the endpoints at once (see stepFor).
 		rows, _, err := s.runClaim(ctx, s.beyondSQL[boolIndex(shape.ordered)], stepArgs(nil))
@@ -564,6 +564,10 @@ const linearExcluded = 8
 // excluded endpoints come back and the window is cheaper when its first rows suffice.
 const stepFor = time.Second
 
+// stepping reports whether claims and NextDue that exclude endpoints step through the
+// endpoints without reading the due window first (see stepFor).
+func (s *Store) stepping() bool { return time.Now().UnixNano() < s.stepUntil.Load() }
+
 // excludeWindow is how many of the earliest due pending deliveries a claim or NextDue
 // that excludes endpoints reads, at least: enough that the other endpoints' work is
 // almost always among them, few enough that reading them all is cheap.
@@ -622,15 +626,7 @@ func (s *Store) claimQuery(shape claimShape) string {
 	picked := `SELECT id, k, due FROM (SELECT * FROM expired UNION ALL SELECT * FROM pending) c
 	ORDER BY k, due, id LIMIT ` + limit
 	if shape.capped {
-		rank, taken := "row_number() OVER (PARTITION BY c.endpoint_id ORDER BY c.k, c.due, c.id)", ""
-		if shape.taken {
-			rank += " + coalesce(t.n, 0)"
-			taken = "\n\t\tLEFT JOIN unnest(" + takenParam + "::text[], " + countsParam + "::int[]) AS t(id, n) ON t.id = c.endpoint_id"
-		}
-		picked = `SELECT id, k, due FROM (
-		SELECT c.id, c.k, c.due, ` + rank + ` AS rn
-		FROM (SELECT * FROM expired UNION ALL SELECT * FROM pending) c` + taken + `
-	) r WHERE rn <= ` + capParam + `::int ORDER BY k, due, id LIMIT ` + limit
+		picked = cappedPick(capParam, takenParam, countsParam, limit)
 	}
 	ordered := ""
 	if shape.ordered {
@@ -661,11 +657,7 @@ func (s *Store) claimQuery(shape claimShape) string {
 		}
 	}
 	q := `
-WITH ` + window + `expired AS (
-	SELECT id, endpoint_id, 0 AS k, lease_expires_at AS due FROM ` + s.deliveries + `
-	WHERE state = 'in_flight' AND lease_expires_at <= $1 AND ` + notExcl + `
-	ORDER BY lease_expires_at LIMIT ` + cand + ` FOR UPDATE SKIP LOCKED
-), pending AS (
+WITH ` + window + s.expiredLeases(notExcl, cand) + `, pending AS (
 	SELECT id, endpoint_id, 1 AS k, next_attempt_at AS due FROM ` + s.deliveries + ` d
 	WHERE state = 'pending' AND next_attempt_at <= $1 AND ` + notExcl + bound + ordered + `
 	ORDER BY next_attempt_at, id LIMIT ` + cand + ` FOR UPDATE SKIP LOCKED
@@ -675,6 +667,33 @@ WITH ` + window + `expired AS (
 ` + tail
 	s.claimSQL.Store(shape, q)
 	return q
+}
+
+// cappedPick is the "picked" CTE of a capped claim statement: the expired and pending
+// candidates, each endpoint's first ones in claim order up to the cap in parameter
+// capParam (less what it took already, endpoints and counts in takenParam and
+// countsParam, if those are not ""), then up to limit of them in claim order.
+func cappedPick(capParam, takenParam, countsParam, limit string) string {
+	rank, taken := "row_number() OVER (PARTITION BY c.endpoint_id ORDER BY c.k, c.due, c.id)", ""
+	if takenParam != "" {
+		rank += " + coalesce(t.n, 0)"
+		taken = "\n\t\tLEFT JOIN unnest(" + takenParam + "::text[], " + countsParam + "::int[]) AS t(id, n) ON t.id = c.endpoint_id"
+	}
+	return `SELECT id, k, due FROM (
+		SELECT c.id, c.k, c.due, ` + rank + ` AS rn
+		FROM (SELECT * FROM expired UNION ALL SELECT * FROM pending) c` + taken + `
+	) r WHERE rn <= ` + capParam + `::int ORDER BY k, due, id LIMIT ` + limit
+}
+
+// expiredLeases is the "expired" CTE of a claim statement: up to limit in-flight
+// deliveries whose lease has expired by $1, of the endpoints notExcl lets through, in the
+// order their leases expired.
+func (s *Store) expiredLeases(notExcl, limit string) string {
+	return `expired AS (
+	SELECT id, endpoint_id, 0 AS k, lease_expires_at AS due FROM ` + s.deliveries + `
+	WHERE state = 'in_flight' AND lease_expires_at <= $1 AND ` + notExcl + `
+	ORDER BY lease_expires_at LIMIT ` + limit + ` FOR UPDATE SKIP LOCKED
+)`
 }
 
 // sentinelRow returns a claim statement's row of kind k (windowFull or candidatesFull)
@@ -710,16 +729,8 @@ WITH RECURSIVE ` + s.pendingEndpoints() + `, firsts AS (
 		SELECT d.id, d.endpoint_id, 1 AS k, d.next_attempt_at AS due FROM ` + s.deliveries + ` d
 		WHERE d.state = 'pending' AND ` + endpointDue("f.id", "$1") + clause + `
 		ORDER BY d.endpoint_id, d.next_attempt_at, d.id LIMIT f.room FOR UPDATE SKIP LOCKED) c
-), expired AS (
-	SELECT id, endpoint_id, 0 AS k, lease_expires_at AS due FROM ` + s.deliveries + `
-	WHERE state = 'in_flight' AND lease_expires_at <= $1 AND ` + notExcluded("endpoint_id", "$2") + `
-	ORDER BY lease_expires_at LIMIT ` + limit + ` FOR UPDATE SKIP LOCKED
-), picked AS (
-	SELECT id, k, due FROM (
-		SELECT c.id, c.k, c.due, row_number() OVER (PARTITION BY c.endpoint_id ORDER BY c.k, c.due, c.id) + coalesce(t.n, 0) AS rn
-		FROM (SELECT * FROM expired UNION ALL SELECT * FROM pending) c
-		LEFT JOIN unnest($6::text[], $7::int[]) AS t(id, n) ON t.id = c.endpoint_id
-	) r WHERE rn <= $5::int ORDER BY k, due, id LIMIT ` + limit + `
+), ` + s.expiredLeases(notExcluded("endpoint_id", "$2"), limit) + `, picked AS (
+	` + cappedPick("$5", "$6", "$7", limit) + `
 )
 ` + s.claimReturning()
 }
@@ -1054,7 +1065,7 @@ func (s *Store) NextDue(ctx context.Context, exclude []string) (time.Time, error
 	// the first not excluded is the earliest. If the window holds none, step from
 	// endpoint to endpoint instead; and while claims step (stepFor), step at once. The
 	// stepping statement has the leases too.
-	if time.Now().UnixNano() < s.stepUntil.Load() {
+	if s.stepping() {
 		if err := s.queryInIndexOrder(ctx, s.nextDueBeyondSQL, exclude, &next); err != nil {
 			return time.Time{}, wrap("next due", err)
 		}
