@@ -914,15 +914,16 @@ func (m *MemoryStore) Enqueue(ctx context.Context, ds []Delivery) error {
 	return m.enqueue(ctx, ds, true)
 }
 
-// enqueue is Enqueue, and with check false enqueueFresh.
-func (m *MemoryStore) enqueue(ctx context.Context, ds []Delivery, check bool) error {
+// enqueue is Enqueue, reserving each ID in the index first and refusing duplicates, and
+// with reserve false enqueueFresh, whose IDs are freshly generated.
+func (m *MemoryStore) enqueue(ctx context.Context, ds []Delivery, reserve bool) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	if len(ds) == 0 {
 		return nil
 	}
-	if check && m.freshInIntake.Load() > 0 {
+	if reserve && m.freshInIntake.Load() > 0 {
 		// Index what Sends put in intake first, so that the duplicate check sees every
 		// ID already handed out.
 		m.mu.Lock()
@@ -933,7 +934,7 @@ func (m *MemoryStore) enqueue(ctx context.Context, ds []Delivery, check bool) er
 	if !m.takeRoom(n) {
 		return errMemoryFull
 	}
-	if check {
+	if reserve {
 		// A refused ID undoes the batch's earlier reservations, so it is stored whole
 		// or not at all.
 		for i := range ds {
@@ -946,7 +947,7 @@ func (m *MemoryStore) enqueue(ctx context.Context, ds []Delivery, check bool) er
 			}
 		}
 	}
-	m.toIntake(ds, check)
+	m.toIntake(ds, reserve)
 	return nil
 }
 
