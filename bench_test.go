@@ -250,7 +250,8 @@ func (t *countingTransport) run(b *testing.B, n int, do func() error) {
 // BenchmarkDeliver is the Sender's own cost per delivery, without a network: 64 callers
 // Send b.N events of 200 bytes to one endpoint, and 64 workers deliver them through a
 // transport that answers 204 at once (countingTransport); the clock stops when the
-// transport has seen them all. ns/op and allocs/op are per delivery and include Send.
+// transport has seen them all. ns/op and allocs/op are per delivery and include Send;
+// room-waits/op counts the times a Send found the queue full and waited.
 // The request sub-benchmark is the baseline: 64 goroutines build the same POST with the
 // same body and hand it to the same transport, with no signing, queue or store.
 //
@@ -267,11 +268,14 @@ func BenchmarkDeliver(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer func() { _ = s.Close(context.Background()) }()
+		var waits atomic.Int64 // Sends that found the queue full and waited for room
+		s.SetRoomWaitHook(func(bool) { waits.Add(1) })
 		ev := webhook.Event{Type: "order.created", Data: data}
 		rt.run(b, workers, func() error {
 			_, err := s.Send(context.Background(), ev)
 			return err
 		})
+		b.ReportMetric(float64(waits.Load())/float64(b.N), "room-waits/op")
 	})
 	b.Run("request", func(b *testing.B) {
 		rt := &countingTransport{target: int64(b.N), done: make(chan struct{})}
