@@ -1271,6 +1271,67 @@ func TestALoneEnabledEndpointMayUseEveryWorker(t *testing.T) {
 
 // Room made by another process sharing the store reaches a Send waiting for it at the
 // poll, though the waiter that polled for all of them gave up: it hands the poll on.
+// Many callers contend for a small queue, and some give up while they wait: every Send
+// that returned IDs is delivered, and every caller returns, with no help from the room
+// poll (the Sender's clock never moves, so it never fires). A wake-up for room lost
+// while others wait, or a baton left with a caller that gave up, would hang a caller.
+func TestSendsContendingForRoomAllGetInWithoutThePoll(t *testing.T) {
+	ctx := testCtx(t)
+	var delivered atomic.Int64
+	progress := make(chan struct{}, 1)
+	s := newSender(t, webhook.WithStore(webhook.NewMemoryStore(4)), webhook.WithWorkers(4),
+		webhook.WithClock(webhooktest.NewClock(time.Now())), webhook.WithPollInterval(time.Hour),
+		webhook.WithTransport(webhooktest.NewTransport()),
+		webhook.WithEndpoints(endpoint("ep", "https://r.test/", webhook.NewSecret())),
+		webhook.WithHooks(webhook.Hooks{OnAttempt: func(a webhook.AttemptReport) {
+			if a.Final {
+				delivered.Add(1)
+				select {
+				case progress <- struct{}{}:
+				default:
+				}
+			}
+		}}))
+	const callers, each = 32, 40
+	var accepted, gaveUp atomic.Int64
+	var wg sync.WaitGroup
+	for c := range callers {
+		wg.Go(func() {
+			for i := range each {
+				sctx, cancel := context.WithCancel(ctx)
+				if (c+i)%5 == 0 {
+					// Given up on at some point while it runs, from another goroutine.
+					go cancel()
+				}
+				_, err := s.Send(sctx, webhook.Event{Type: "a.b"})
+				cancel()
+				switch {
+				case err == nil:
+					accepted.Add(1)
+				case errors.Is(err, context.Canceled):
+					// Before it waited (the store checks the context), or while it
+					// waited (wrapped in ErrQueueFull).
+					gaveUp.Add(1)
+				default:
+					t.Errorf("Send: %v", err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	require.Equal(t, int64(callers*each), accepted.Load()+gaveUp.Load())
+	assert.Greater(t, accepted.Load(), int64(callers*each/2))
+	for delivered.Load() < accepted.Load() {
+		select {
+		case <-progress:
+		case <-ctx.Done():
+			t.Fatalf("%d of %d accepted deliveries were delivered", delivered.Load(), accepted.Load())
+		}
+	}
+	assert.Equal(t, accepted.Load(), delivered.Load())
+}
+
 func TestSendsWaitingForRoomMadeElsewhereGetInAtThePoll(t *testing.T) {
 	ctx := testCtx(t)
 	start := time.Now()
