@@ -444,10 +444,14 @@ func (s *Sender) withRoom(ctx context.Context, try func() error) error {
 }
 
 // passRoomLeft passes the baton on after a waiter got in, unless the store is known to
-// be full again: at full speed each finished delivery admits one waiter, and passing
-// on regardless woke a second one per delivery only to find no room and wait again.
+// be full again and a waiter holds the poll: at full speed each finished delivery
+// admits one waiter, and passing on regardless woke a second one per delivery only to
+// find no room and wait again. With no poller, it passes on all the same, so that
+// a waiter takes the poll: the one that got in may have been woken to take it over
+// from a poller that gave up, and the rest would then wait for room made elsewhere
+// with nobody polling.
 func (s *Sender) passRoomLeft() {
-	if m := s.mem; m != nil && m.capacity > 0 && m.Len() >= m.capacity {
+	if m := s.mem; m != nil && m.capacity > 0 && m.Len() >= m.capacity && s.roomPoller.Load() {
 		return
 	}
 	s.passRoom()

@@ -1332,6 +1332,88 @@ func TestSendsContendingForRoomAllGetInWithoutThePoll(t *testing.T) {
 	assert.Equal(t, accepted.Load(), delivered.Load())
 }
 
+// heldTransport holds every request until release is closed or the request's context
+// ends, then answers 204.
+type heldTransport struct{ release chan struct{} }
+
+func (h heldTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	select {
+	case <-h.release:
+	case <-req.Context().Done():
+		return nil, req.Context().Err()
+	}
+	return &http.Response{StatusCode: http.StatusNoContent, Body: http.NoBody, Request: req}, nil
+}
+
+// A waiter handed the poll that gets in instead, the store full again behind it, hands
+// the poll on: otherwise the waiters left have no poller, and room made elsewhere goes
+// unseen until one of this Sender's own deliveries finishes, which here none does.
+func TestAWaiterHandedThePollThatGetsInHandsItOn(t *testing.T) {
+	ctx := testCtx(t)
+	start := time.Now()
+	clk := webhooktest.NewClock(start)
+	store := webhook.NewMemoryStore(2)
+	held := heldTransport{release: make(chan struct{})}
+	s := newSender(t, webhook.WithStore(store), webhook.WithClock(clk), webhook.WithTransport(held),
+		webhook.WithPollInterval(time.Minute), webhook.WithEndpoints(endpoint("ep", "https://r.test/", webhook.NewSecret())))
+	t.Cleanup(func() { close(held.release) }) // before the Sender's Close, which waits for it
+	waits := make(chan bool, 16)
+	s.SetRoomWaitHook(func(poller bool) { waits <- poller })
+	nextWait := func(want bool, what string) {
+		t.Helper()
+		select {
+		case got := <-waits:
+			require.Equal(t, want, got, what)
+		case <-ctx.Done():
+			t.Fatalf("%s: no Send came to wait", what)
+		}
+	}
+
+	// Another process holds the whole capacity (see the test above).
+	due := start.Add(time.Hour)
+	require.NoError(t, store.Enqueue(ctx, []webhook.Delivery{storetest.Delivery("dlv_elsewhere_0", "elsewhere", due),
+		storetest.Delivery("dlv_elsewhere_1", "elsewhere", due)}))
+	claimed, err := store.Claim(ctx, webhook.ClaimParams{Now: due, Limit: 2, Owner: "other", LeaseUntil: due.Add(1000 * time.Hour)})
+	require.NoError(t, err)
+	require.Len(t, claimed, 2)
+	finishElsewhere := func(d webhook.Delivery) {
+		t.Helper()
+		require.NoError(t, store.Record(ctx, webhook.RecordParams{DeliveryID: d.ID, Owner: "other", Now: due,
+			Attempt: &webhook.Attempt{StartedAt: due, StatusCode: 204}, State: webhook.StateSucceeded}))
+	}
+
+	send := func(ctx context.Context) <-chan error {
+		done := make(chan error, 1)
+		go func() { _, err := s.Send(ctx, webhook.Event{Type: "a.b"}); done <- err }()
+		return done
+	}
+	ctxA, cancelA := context.WithCancel(ctx)
+	a := send(ctxA)
+	nextWait(true, "the first waiter polls")
+	b := send(ctx)
+	nextWait(false, "the second waits on the baton")
+	c := send(ctx)
+	nextWait(false, "the third waits on the baton")
+
+	// Room for one, which nobody has polled for yet; then the poller gives up and hands
+	// the poll to the second, which finds the room and gets in (its delivery is held in
+	// flight, so this Sender finishes nothing).
+	finishElsewhere(claimed[0])
+	cancelA()
+	assert.ErrorIs(t, <-a, context.Canceled)
+	require.NoError(t, <-b)
+	nextWait(true, "the third waiter took the poll over")
+
+	finishElsewhere(claimed[1])
+	clk.Advance(time.Minute)
+	select {
+	case err := <-c:
+		require.NoError(t, err)
+	case <-ctx.Done():
+		t.Fatal("the last Send waiting for room was never let in")
+	}
+}
+
 func TestSendsWaitingForRoomMadeElsewhereGetInAtThePoll(t *testing.T) {
 	ctx := testCtx(t)
 	start := time.Now()
