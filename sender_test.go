@@ -1269,8 +1269,6 @@ func TestALoneEnabledEndpointMayUseEveryWorker(t *testing.T) {
 	assert.ErrorIs(t, closeSoon(), context.DeadlineExceeded)
 }
 
-// Room made by another process sharing the store reaches a Send waiting for it at the
-// poll, though the waiter that polled for all of them gave up: it hands the poll on.
 // Many callers contend for a small queue, and some give up while they wait: every Send
 // that returned IDs is delivered, and every caller returns, with no help from the room
 // poll (the Sender's clock never moves, so it never fires). A wake-up for room lost
@@ -1345,116 +1343,116 @@ func (h heldTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return &http.Response{StatusCode: http.StatusNoContent, Body: http.NoBody, Request: req}, nil
 }
 
+// roomElsewhere is a Sender, on a fake clock with a poll of a minute, whose memory store
+// of capacity 2 another process holds whole: two deliveries due in an hour (so this
+// Sender's dispatcher leaves them), which it has claimed, leased for longer than the
+// test runs on the fake clock. Each Send about to wait for room reports on waits whether
+// it holds the poll.
+type roomElsewhere struct {
+	t       *testing.T
+	ctx     context.Context
+	clk     *webhooktest.Clock
+	store   *webhook.MemoryStore
+	s       *webhook.Sender
+	due     time.Time
+	claimed []webhook.Delivery
+	waits   chan bool
+}
+
+func newRoomElsewhere(t *testing.T, tr http.RoundTripper) *roomElsewhere {
+	t.Helper()
+	start := time.Now()
+	r := &roomElsewhere{t: t, ctx: testCtx(t), clk: webhooktest.NewClock(start), store: webhook.NewMemoryStore(2),
+		due: start.Add(time.Hour), waits: make(chan bool, 16)}
+	r.s = newSender(t, webhook.WithStore(r.store), webhook.WithClock(r.clk), webhook.WithTransport(tr),
+		webhook.WithPollInterval(time.Minute), webhook.WithEndpoints(endpoint("ep", "https://r.test/", webhook.NewSecret())))
+	r.s.SetRoomWaitHook(func(poller bool) { r.waits <- poller })
+	require.NoError(t, r.store.Enqueue(r.ctx, []webhook.Delivery{storetest.Delivery("dlv_elsewhere_0", "elsewhere", r.due),
+		storetest.Delivery("dlv_elsewhere_1", "elsewhere", r.due)}))
+	claimed, err := r.store.Claim(r.ctx, webhook.ClaimParams{Now: r.due, Limit: 2, Owner: "other", LeaseUntil: r.due.Add(1000 * time.Hour)})
+	require.NoError(t, err)
+	require.Len(t, claimed, 2)
+	r.claimed = claimed
+	return r
+}
+
+// nextWait takes the next Send's report that it is about to wait.
+func (r *roomElsewhere) nextWait(want bool, what string) {
+	r.t.Helper()
+	select {
+	case got := <-r.waits:
+		require.Equal(r.t, want, got, what)
+	case <-r.ctx.Done():
+		r.t.Fatalf("%s: no Send came to wait", what)
+	}
+}
+
+// send Sends in a goroutine of its own and returns where its error will come.
+func (r *roomElsewhere) send(ctx context.Context) <-chan error {
+	done := make(chan error, 1)
+	go func() { _, err := r.s.Send(ctx, webhook.Event{Type: "a.b"}); done <- err }()
+	return done
+}
+
+// finishElsewhere has the other process finish its i'th delivery, making room.
+func (r *roomElsewhere) finishElsewhere(i int) {
+	r.t.Helper()
+	require.NoError(r.t, r.store.Record(r.ctx, webhook.RecordParams{DeliveryID: r.claimed[i].ID, Owner: "other", Now: r.due,
+		Attempt: &webhook.Attempt{StartedAt: r.due, StatusCode: 204}, State: webhook.StateSucceeded}))
+}
+
+// admitted waits for the Send whose error comes on done to get in.
+func (r *roomElsewhere) admitted(done <-chan error, what string) {
+	r.t.Helper()
+	select {
+	case err := <-done:
+		require.NoError(r.t, err)
+	case <-r.ctx.Done():
+		r.t.Fatalf("%s was never let in", what)
+	}
+}
+
 // A waiter handed the poll that gets in instead, the store full again behind it, hands
 // the poll on: otherwise the waiters left have no poller, and room made elsewhere goes
 // unseen until one of this Sender's own deliveries finishes, which here none does.
 func TestAWaiterHandedThePollThatGetsInHandsItOn(t *testing.T) {
-	ctx := testCtx(t)
-	start := time.Now()
-	clk := webhooktest.NewClock(start)
-	store := webhook.NewMemoryStore(2)
 	held := heldTransport{release: make(chan struct{})}
-	s := newSender(t, webhook.WithStore(store), webhook.WithClock(clk), webhook.WithTransport(held),
-		webhook.WithPollInterval(time.Minute), webhook.WithEndpoints(endpoint("ep", "https://r.test/", webhook.NewSecret())))
+	r := newRoomElsewhere(t, held)
 	t.Cleanup(func() { close(held.release) }) // before the Sender's Close, which waits for it
-	waits := make(chan bool, 16)
-	s.SetRoomWaitHook(func(poller bool) { waits <- poller })
-	nextWait := func(want bool, what string) {
-		t.Helper()
-		select {
-		case got := <-waits:
-			require.Equal(t, want, got, what)
-		case <-ctx.Done():
-			t.Fatalf("%s: no Send came to wait", what)
-		}
-	}
 
-	// Another process holds the whole capacity (see the test above).
-	due := start.Add(time.Hour)
-	require.NoError(t, store.Enqueue(ctx, []webhook.Delivery{storetest.Delivery("dlv_elsewhere_0", "elsewhere", due),
-		storetest.Delivery("dlv_elsewhere_1", "elsewhere", due)}))
-	claimed, err := store.Claim(ctx, webhook.ClaimParams{Now: due, Limit: 2, Owner: "other", LeaseUntil: due.Add(1000 * time.Hour)})
-	require.NoError(t, err)
-	require.Len(t, claimed, 2)
-	finishElsewhere := func(d webhook.Delivery) {
-		t.Helper()
-		require.NoError(t, store.Record(ctx, webhook.RecordParams{DeliveryID: d.ID, Owner: "other", Now: due,
-			Attempt: &webhook.Attempt{StartedAt: due, StatusCode: 204}, State: webhook.StateSucceeded}))
-	}
-
-	send := func(ctx context.Context) <-chan error {
-		done := make(chan error, 1)
-		go func() { _, err := s.Send(ctx, webhook.Event{Type: "a.b"}); done <- err }()
-		return done
-	}
-	ctxA, cancelA := context.WithCancel(ctx)
-	a := send(ctxA)
-	nextWait(true, "the first waiter polls")
-	b := send(ctx)
-	nextWait(false, "the second waits on the baton")
-	c := send(ctx)
-	nextWait(false, "the third waits on the baton")
+	ctxA, cancelA := context.WithCancel(r.ctx)
+	a := r.send(ctxA)
+	r.nextWait(true, "the first waiter polls")
+	b := r.send(r.ctx)
+	r.nextWait(false, "the second waits on the baton")
+	c := r.send(r.ctx)
+	r.nextWait(false, "the third waits on the baton")
 
 	// Room for one, which nobody has polled for yet; then the poller gives up and hands
 	// the poll to the second, which finds the room and gets in (its delivery is held in
 	// flight, so this Sender finishes nothing).
-	finishElsewhere(claimed[0])
+	r.finishElsewhere(0)
 	cancelA()
 	assert.ErrorIs(t, <-a, context.Canceled)
 	require.NoError(t, <-b)
-	nextWait(true, "the third waiter took the poll over")
+	r.nextWait(true, "the third waiter took the poll over")
 
-	finishElsewhere(claimed[1])
-	clk.Advance(time.Minute)
-	select {
-	case err := <-c:
-		require.NoError(t, err)
-	case <-ctx.Done():
-		t.Fatal("the last Send waiting for room was never let in")
-	}
+	r.finishElsewhere(1)
+	r.clk.Advance(time.Minute)
+	r.admitted(c, "the last Send waiting for room")
 }
 
+// Room made by another process sharing the store reaches a Send waiting for it at the
+// poll, though the waiter that polled for all of them gave up: it hands the poll on.
 func TestSendsWaitingForRoomMadeElsewhereGetInAtThePoll(t *testing.T) {
-	ctx := testCtx(t)
-	start := time.Now()
-	clk := webhooktest.NewClock(start)
-	store := webhook.NewMemoryStore(2)
-	s := newSender(t, webhook.WithStore(store), webhook.WithClock(clk), webhook.WithTransport(webhooktest.NewTransport()),
-		webhook.WithPollInterval(time.Minute), webhook.WithEndpoints(endpoint("ep", "https://r.test/", webhook.NewSecret())))
-	waits := make(chan bool, 16) // each waiting Send's turn: whether it holds the poll
-	s.SetRoomWaitHook(func(poller bool) { waits <- poller })
-	nextWait := func(want bool, what string) {
-		t.Helper()
-		select {
-		case got := <-waits:
-			require.Equal(t, want, got, what)
-		case <-ctx.Done():
-			t.Fatalf("%s: no Send came to wait", what)
-		}
-	}
+	r := newRoomElsewhere(t, webhooktest.NewTransport())
 
-	// Another process holds the whole capacity: two deliveries due later (so this
-	// Sender's dispatcher leaves them), which it has claimed, leased for longer than
-	// the test runs on the fake clock.
-	due := start.Add(time.Hour)
-	held := []webhook.Delivery{storetest.Delivery("dlv_elsewhere_0", "elsewhere", due),
-		storetest.Delivery("dlv_elsewhere_1", "elsewhere", due)}
-	require.NoError(t, store.Enqueue(ctx, held))
-	claimed, err := store.Claim(ctx, webhook.ClaimParams{Now: due, Limit: 2, Owner: "other", LeaseUntil: due.Add(1000 * time.Hour)})
-	require.NoError(t, err)
-	require.Len(t, claimed, 2)
-
-	send := func(ctx context.Context) <-chan error {
-		done := make(chan error, 1)
-		go func() { _, err := s.Send(ctx, webhook.Event{Type: "a.b"}); done <- err }()
-		return done
-	}
 	// The first waiter takes the poll; a second waits on the baton alone.
-	ctxA, cancelA := context.WithCancel(ctx)
-	a := send(ctxA)
-	nextWait(true, "the first waiter polls")
-	b := send(ctx)
-	nextWait(false, "the second waiter leaves the poll to the first")
+	ctxA, cancelA := context.WithCancel(r.ctx)
+	a := r.send(ctxA)
+	r.nextWait(true, "the first waiter polls")
+	b := r.send(r.ctx)
+	r.nextWait(false, "the second waiter leaves the poll to the first")
 
 	// The poller gives up: the other waiter must take the poll over, or nothing
 	// below lets it in (this Sender finishes no delivery that would pass it the baton).
@@ -1462,16 +1460,10 @@ func TestSendsWaitingForRoomMadeElsewhereGetInAtThePoll(t *testing.T) {
 	errA := <-a
 	assert.ErrorIs(t, errA, webhook.ErrQueueFull)
 	assert.ErrorIs(t, errA, context.Canceled)
-	nextWait(true, "the second waiter took the poll over")
+	r.nextWait(true, "the second waiter took the poll over")
 
 	// The other process finishes one; the poll finds the room.
-	require.NoError(t, store.Record(ctx, webhook.RecordParams{DeliveryID: claimed[0].ID, Owner: "other", Now: due,
-		Attempt: &webhook.Attempt{StartedAt: due, StatusCode: 204}, State: webhook.StateSucceeded}))
-	clk.Advance(time.Minute)
-	select {
-	case err := <-b:
-		require.NoError(t, err)
-	case <-ctx.Done():
-		t.Fatal("the Send waiting for room was never let in")
-	}
+	r.finishElsewhere(0)
+	r.clk.Advance(time.Minute)
+	r.admitted(b, "the Send waiting for room")
 }
