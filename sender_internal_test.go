@@ -1,9 +1,11 @@
 package webhook
 
 import (
+	"context"
 	"errors"
 	"runtime"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -17,13 +19,23 @@ func TestFinishingDeliveriesWakeOneRoomWaiterAtATime(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	s, err := NewSender(WithQueueCapacity(1))
 	require.NoError(t, err)
-	ctx := t.Context()
-	defer func() { _ = s.Close(ctx) }()
+	// Bounded, so a waiter that never arrives fails the test rather than hanging it.
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	defer func() { _ = s.Close(t.Context()) }()
 
 	const waiters = 8
+	arrived := make(chan struct{}, waiters)
+	arrival := func(what string) {
+		t.Helper()
+		select {
+		case <-arrived:
+		case <-ctx.Done():
+			t.Fatal(what)
+		}
+	}
 	parked := make(chan struct{}, 2*waiters)
 	s.testHookRoomWait = func(bool) { parked <- struct{}{} }
-	arrived := make(chan struct{}, waiters)
 	release := make(chan struct{})
 	errReleased := errors.New("released")
 	for range waiters {
@@ -42,14 +54,18 @@ func TestFinishingDeliveriesWakeOneRoomWaiterAtATime(t *testing.T) {
 		}()
 	}
 	for range waiters {
-		<-parked
+		select {
+		case <-parked:
+		case <-ctx.Done():
+			t.Fatal("the waiters did not all come to wait")
+		}
 	}
 	defer close(release)
 
 	for range waiters {
-		s.passRoom() // as waiters deliveries finishing one after another
+		s.passRoom() // as deliveries finishing one after another do
 	}
-	<-arrived
+	arrival("no waiter was woken")
 	for range 100 {
 		runtime.Gosched() // any other waiter woken runs now
 	}
@@ -57,9 +73,5 @@ func TestFinishingDeliveriesWakeOneRoomWaiterAtATime(t *testing.T) {
 
 	// Once the woken waiter took the baton, the next finish wakes the next waiter.
 	s.passRoom()
-	select {
-	case <-arrived:
-	case <-ctx.Done():
-		t.Fatal("the finish after the baton was taken woke no waiter")
-	}
+	arrival("the finish after the baton was taken woke no waiter")
 }
