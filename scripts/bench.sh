@@ -2,7 +2,7 @@
 # Regenerates BENCHMARKS.md: the internal/bench program (throughput against the ceiling,
 # ceiling-headers and naive modes, the same modes paired slice by slice, then the backlog,
 # hol, send-latency and stores scenarios, each its own process) and the root package's
-# go test micro-benchmarks. About 15 minutes on 2 cores.
+# go test micro-benchmarks. About 35 minutes on 2 cores, half of it the paired step.
 #
 #   scripts/bench.sh                      # defaults below
 #   ROUNDS=5 ROUND_DURATION=3s WORKERS=64 scripts/bench.sh
@@ -25,7 +25,8 @@ DURATION="${DURATION:-3s}"            # each scenario's measured window
 ROUND_DURATION="${ROUND_DURATION:-1s}" # each throughput mode's window, per round
 ROUNDS="${ROUNDS:-7}" # rounds of the throughput step: single rounds swing ±20% here
 BACKLOG_ROUNDS="${BACKLOG_ROUNDS:-3}" # a backlog round is about a minute (the whole drain); one swings by half
-CYCLES="${CYCLES:-60}" # paired cycles per worker count, about 1.3 s each
+CYCLES="${CYCLES:-200}" # paired cycles per worker count, about 1.6 s each: at 60, the intervals
+                       # of ratios near their bar (0.85x, 1x) were ±0.05 and decided none of them
 HOL_CYCLES="${HOL_CYCLES:-40}" # the hol step's paired cycles, about 0.8 s each
 WORKERS="${WORKERS:-8,16,64}"
 PAYLOAD="${PAYLOAD:-200}"
@@ -60,7 +61,7 @@ step() { # step NAME COMMAND...: runs COMMAND with stdout to $OUT/NAME
 common=(-json -payload "$PAYLOAD")
 step throughput.json "$OUT/bench" "${common[@]}" -duration "$ROUND_DURATION" -rounds "$ROUNDS" -workers "$WORKERS"
 step paired.json "$OUT/bench" "${common[@]}" -scenario paired -cycles "$CYCLES" -workers "$WORKERS" \
-	-modes ceiling,naive,hooksmith,hooksmith-full
+	-modes ceiling,ceiling-headers,naive,hooksmith,hooksmith-full
 common+=(-duration "$DURATION")
 step backlog.json "$OUT/bench" "${common[@]}" -workers 64 -scenario backlog -rounds "$BACKLOG_ROUNDS"
 step hol.json "$OUT/bench" "${common[@]}" -workers 64 -scenario hol -hol-cycles "$HOL_CYCLES"

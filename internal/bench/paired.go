@@ -116,14 +116,23 @@ func (b *bench) pairedBlock(workers int) (PairedBlock, error) {
 	}
 	blk.Modes = ms
 	compare := func(i, base int) { blk.Comparisons = append(blk.Comparisons, compareModes(ms, i, base)) }
+	// The hooksmith modes are compared with naive, and with ceiling-headers (the same
+	// request bytes without the Sender), which splits their gap to the ceiling into
+	// what the request's headers cost and what the Sender does.
 	naive := slices.Index(modes, modeNaive)
+	headers := slices.Index(modes, modeCeilingHeader)
 	for i, m := range modes {
 		if m == modeCeiling {
 			continue
 		}
 		compare(i, 0)
-		if naive >= 0 && (m == modeHooksmith || m == modeHooksmithFull) {
-			compare(i, naive)
+		if m != modeHooksmith && m != modeHooksmithFull {
+			continue
+		}
+		for _, base := range []int{headers, naive} {
+			if base >= 0 {
+				compare(i, base)
+			}
 		}
 	}
 	return blk, nil

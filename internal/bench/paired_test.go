@@ -126,6 +126,28 @@ func TestPairedTableShowsTheReceiversCPUWhenMeasured(t *testing.T) {
 	require.Contains(t, now.String(), "| 64 | ceiling | 30000 | 27.5 | 23.2 |  |  |")
 }
 
+// A paired run with ceiling-headers compares the hooksmith modes with it too: a column of
+// the table, and a figure beside the 64-worker target that does not change its verdict.
+func TestPairedComparisonWithCeilingHeaders(t *testing.T) {
+	blk := PairedBlock{Workers: 64,
+		Modes: []PairedMode{{Mode: modeCeiling, MedianPerSec: 30000}, {Mode: modeHooksmith, MedianPerSec: 25000}},
+		Comparisons: []Comparison{
+			{Mode: modeHooksmith, Baseline: modeCeiling, Median: 0.83, Low: 0.8, High: 0.84},
+			{Mode: modeHooksmith, Baseline: modeCeilingHeader, Median: 0.91, Low: 0.87, High: 0.94},
+		}}
+	var table strings.Builder
+	writePaired(&table, &PairedResult{Blocks: []PairedBlock{blk}}, true)
+	require.Contains(t, table.String(), "| vs ceiling (95% CI) | vs ceiling-headers (95% CI) | vs naive (95% CI) |")
+	require.Contains(t, table.String(), "| 64 | hooksmith | 25000 | 0.0 | 0.83x (0.80–0.84) | 0.91x (0.87–0.94) |  |")
+
+	figs, verdicts := map[string]string{}, map[string]string{}
+	throughputTargets(map[string]*report{"paired": {Settings: Settings{Payload: 200}, Paired: &PairedResult{Blocks: []PairedBlock{blk}}}},
+		func(name, fig, v string) { figs[name], verdicts[name] = fig, v })
+	row := "hooksmith ≥ 85% of ceiling deliveries/s (200 B, 64 workers)"
+	require.Contains(t, figs[row], "against ceiling-headers, the same request bytes: median 0.91x, 0.87–0.94")
+	require.Equal(t, "no", verdicts[row], "decided by the ceiling's interval alone")
+}
+
 // A head-of-line run in paired slices is decided by its interval, as the throughput
 // targets are; a run in rounds by its median round.
 func TestHOLTargetFollowsThePairedInterval(t *testing.T) {
