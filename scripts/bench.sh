@@ -2,7 +2,7 @@
 # Regenerates BENCHMARKS.md: the internal/bench program (throughput against the ceiling,
 # ceiling-headers and naive modes, the same modes paired slice by slice, then the backlog,
 # hol, send-latency and stores scenarios, each its own process) and the root package's
-# go test micro-benchmarks. About 35 minutes on 2 cores, half of it the paired step.
+# go test micro-benchmarks. About 25 minutes on 2 cores, more than half of it the paired step.
 #
 #   scripts/bench.sh                      # defaults below
 #   ROUNDS=5 ROUND_DURATION=3s WORKERS=64 scripts/bench.sh
@@ -25,7 +25,7 @@ DURATION="${DURATION:-3s}"            # each scenario's measured window
 ROUND_DURATION="${ROUND_DURATION:-1s}" # each throughput mode's window, per round
 ROUNDS="${ROUNDS:-7}" # rounds of the throughput step: single rounds swing ±20% here
 BACKLOG_ROUNDS="${BACKLOG_ROUNDS:-3}" # a backlog round is about a minute (the whole drain); one swings by half
-CYCLES="${CYCLES:-200}" # paired cycles per worker count, about 1.6 s each: at 60, the intervals
+CYCLES="${CYCLES:-200}" # paired cycles per worker count, about 1.5 s each: at 60, the intervals
                        # of ratios near their bar (0.85x, 1x) were ±0.05 and decided none of them
 HOL_CYCLES="${HOL_CYCLES:-40}" # the hol step's paired cycles, about 0.8 s each
 WORKERS="${WORKERS:-8,16,64}"
