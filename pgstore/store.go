@@ -1065,17 +1065,13 @@ func (s *Store) NextDue(ctx context.Context, exclude []string) (time.Time, error
 	// the first not excluded is the earliest. If the window holds none, step from
 	// endpoint to endpoint instead; and while claims step (stepFor), step at once. The
 	// stepping statement has the leases too.
-	if s.stepping() {
-		if err := s.queryInIndexOrder(ctx, s.nextDueBeyondSQL, exclude, &next); err != nil {
+	step := s.stepping()
+	if !step {
+		if err := s.queryInIndexOrder(ctx, s.nextDueWindowSQL, exclude, &next, &step); err != nil {
 			return time.Time{}, wrap("next due", err)
 		}
-		return utcOrZero(next), nil
 	}
-	var full bool
-	if err := s.queryInIndexOrder(ctx, s.nextDueWindowSQL, exclude, &next, &full); err != nil {
-		return time.Time{}, wrap("next due", err)
-	}
-	if full {
+	if step {
 		var beyond *time.Time
 		if err := s.queryInIndexOrder(ctx, s.nextDueBeyondSQL, exclude, &beyond); err != nil {
 			return time.Time{}, wrap("next due", err)
