@@ -631,7 +631,7 @@ func (s *Sender) post(clock *attemptClock, e *endpointEntry, d Delivery, now tim
 		start = time.Now() // the deadline and duration are real time, whatever the clock
 	}
 	ctx := clock.begin(start.Add(s.cfg.timeout))
-	defer clock.end(ctx) // after the response body is read and closed
+	defer clock.end() // after the response body is read and closed
 	// The request is built by hand around the endpoint's parsed URL: parsing it again
 	// for every attempt is measurable on the hot path. Header slices shared between
 	// requests are never written by net/http.

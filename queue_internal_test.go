@@ -31,14 +31,19 @@ func isDone(ctx context.Context) bool {
 	}
 }
 
-func TestAttemptClockTimesOutEachAttemptAndEndsItsContext(t *testing.T) {
+func TestAttemptClockTimesOutAnAttemptAndGivesTheNextAFreshContext(t *testing.T) {
 	c, release := newAttemptClock(context.Background())
 	defer release()
 
 	a := c.begin(time.Now().Add(5 * time.Millisecond))
+	derived, cancelDerived := context.WithCancel(a) // as net/http derives one per request
+	defer cancelDerived()
 	waitDone(t, a)
 	assert.ErrorIs(t, a.Err(), context.DeadlineExceeded)
-	c.end(a)
+	waitDone(t, derived)
+	assert.ErrorIs(t, context.Cause(derived), context.DeadlineExceeded,
+		"net/http reports the cause of its derived context's end")
+	c.end()
 	assert.ErrorIs(t, a.Err(), context.DeadlineExceeded, "a context, once done, stays as it was")
 
 	b := c.begin(time.Now().Add(time.Hour))
@@ -47,23 +52,54 @@ func TestAttemptClockTimesOutEachAttemptAndEndsItsContext(t *testing.T) {
 	dl, ok := b.Deadline()
 	assert.True(t, ok)
 	assert.WithinDuration(t, time.Now().Add(time.Hour), dl, time.Minute)
-	c.end(b)
-	assert.True(t, isDone(b), "an attempt's context is done once it ends, as a cancelled one is")
-	assert.ErrorIs(t, b.Err(), context.Canceled)
+	c.end()
 	assert.ErrorIs(t, a.Err(), context.DeadlineExceeded)
 }
 
-func TestAttemptClockIgnoresALateTimerFromAnEarlierAttempt(t *testing.T) {
+func TestAttemptClockSharesOneContextUntilATimeout(t *testing.T) {
 	c, release := newAttemptClock(context.Background())
 	defer release()
-	// The timer of an attempt that ended just as it fired runs expire late, while the
-	// next attempt is under way, or after it: neither may end anything.
+
 	a := c.begin(time.Now().Add(time.Hour))
+	c.end()
+	b := c.begin(time.Now().Add(time.Hour))
+	assert.Equal(t, a.Done(), b.Done(), "attempts that end in time share the worker's context")
+	assert.False(t, isDone(a), "an attempt that ended in time does not end the context")
+	c.end()
+}
+
+func TestAttemptClockKeepsItsTimerArmedAcrossAttempts(t *testing.T) {
+	c, release := newAttemptClock(context.Background())
+	defer release()
+	armedAt := func() time.Time {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.armedAt
+	}
+
+	first := time.Now().Add(time.Hour)
+	c.begin(first)
+	c.end()
+	second := first.Add(time.Second)
+	b := c.begin(second)
+	assert.Equal(t, first, armedAt(), "a later deadline leaves the timer as it is")
+	// The timer fires at the first attempt's deadline, in the second attempt: it re-arms
+	// for the second's deadline, and ends nothing.
 	c.expire()
-	assert.False(t, isDone(a), "an attempt before its deadline is not expired")
-	c.end(a)
+	assert.False(t, isDone(b), "an attempt before its deadline is not expired")
+	assert.Equal(t, second, armedAt())
+	c.end()
 	c.expire()
-	assert.ErrorIs(t, a.Err(), context.Canceled, "no attempt under way: nothing to expire")
+	assert.True(t, armedAt().IsZero(), "between attempts the timer is left unarmed")
+	assert.False(t, isDone(b), "no attempt under way: nothing to expire")
+
+	// An earlier deadline than the armed one re-arms the timer, and is kept.
+	c.begin(time.Now().Add(time.Hour))
+	c.end()
+	early := c.begin(time.Now().Add(5 * time.Millisecond))
+	waitDone(t, early)
+	assert.ErrorIs(t, early.Err(), context.DeadlineExceeded)
+	c.end()
 }
 
 func TestAttemptClockAbortsTheCurrentAndEveryLaterAttempt(t *testing.T) {
@@ -75,49 +111,23 @@ func TestAttemptClockAbortsTheCurrentAndEveryLaterAttempt(t *testing.T) {
 	cancel()
 	waitDone(t, a)
 	assert.ErrorIs(t, a.Err(), context.Canceled)
-	c.end(a)
+	c.end()
 
 	b := c.begin(time.Now().Add(time.Hour))
 	assert.True(t, isDone(b), "once aborted, an attempt is done as it begins")
 	assert.ErrorIs(t, b.Err(), context.Canceled)
-	c.end(b)
-}
+	c.end()
 
-func TestAttemptCtxCancelsDerivedContextsAndForgetsThem(t *testing.T) {
-	c, release := newAttemptClock(context.Background())
-	defer release()
-
-	// A derived context that ends first deregisters from the attempt.
-	a := c.begin(time.Now().Add(time.Hour))
-	child, cancelChild := context.WithCancel(a)
-	a.mu.Lock()
-	registered := len(a.afters)
-	a.mu.Unlock()
-	require.Equal(t, 1, registered, "derived contexts register by AfterFunc, not by a goroutine")
-	cancelChild()
-	a.mu.Lock()
-	assert.Empty(t, a.afters, "a cancelled derived context is forgotten")
-	a.mu.Unlock()
-	assert.ErrorIs(t, child.Err(), context.Canceled)
-	c.end(a)
-
-	// One still open when the attempt times out is cancelled with it.
-	a = c.begin(time.Now().Add(5 * time.Millisecond))
-	child, cancelChild = context.WithTimeout(a, time.Hour)
-	defer cancelChild()
-	waitDone(t, child)
-	assert.ErrorIs(t, child.Err(), context.DeadlineExceeded)
-
-	// One derived from an attempt that is over, even while the next is under way, is
-	// cancelled at once: an old attempt's context stays done.
-	c.end(a)
-	next := c.begin(time.Now().Add(time.Hour))
-	late, cancelLate := context.WithCancel(a)
-	defer cancelLate()
-	waitDone(t, late)
-	assert.ErrorIs(t, late.Err(), context.DeadlineExceeded)
-	assert.False(t, isDone(next))
-	c.end(next)
+	// So is one whose clock had to replace its context after a timeout.
+	c2, release2 := newAttemptClock(base)
+	defer release2()
+	c2.mu.Lock()
+	c2.spent = true
+	c2.mu.Unlock()
+	d := c2.begin(time.Now().Add(time.Hour))
+	assert.True(t, isDone(d))
+	assert.ErrorIs(t, d.Err(), context.Canceled)
+	c2.end()
 }
 
 func TestDeliveryFIFOKeepsOrderAcrossReuse(t *testing.T) {
