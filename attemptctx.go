@@ -15,10 +15,13 @@ import (
 // is a context package cancelCtx, that registration is a map insert and delete under
 // the parent's lock; for any other context type it is two closures, a wrapper and a
 // callback list. A context.WithTimeout per attempt adds a timer, a done channel and a
-// children map each time. So all of a worker's attempts share one cancellable context
-// (ctx), and each attempt gets only a small wrapper (attemptCtx) that adds its
-// deadline. Only a timeout spends the shared context: expire cancels it, with
-// context.DeadlineExceeded as the cause, and the next attempt gets a new one.
+// children map each time. So a worker's attempts share one cancellable context (ctx),
+// and each attempt gets only a small wrapper (attemptCtx) that adds its deadline. A
+// timeout spends the shared context: expire cancels it, with context.DeadlineExceeded
+// as the cause, and the next attempt gets a new one. So does every
+// attemptsPerContext-th attempt, so that what a RoundTripper leaves registered with
+// the context (a derived context it never cancels, an AfterFunc it never stops) is
+// let go of, as it would be when a per-attempt context ended.
 //
 // The timer is not reset for every attempt either. While attempts follow one another
 // it stays armed for an earlier attempt's deadline, which is never later than the
@@ -27,13 +30,15 @@ import (
 // Against a context and a timer per attempt, this took the Sender from 0.83x to 0.85x
 // of raw net/http's deliveries/s at 64 workers, both run in the same paired bench.
 type attemptClock struct {
-	base  context.Context
 	timer *time.Timer // runs expire
 
-	mu     sync.Mutex
-	ctx    context.Context // the context attempts share until one times out
-	cancel context.CancelCauseFunc
-	spent  bool // ctx was cancelled by a timeout: the next attempt needs a new one
+	mu sync.Mutex
+	// ctx is the context attempts share; not derived from the base context, so that a
+	// replaced one is simply dropped. abort cancels it.
+	ctx     context.Context
+	cancel  context.CancelCauseFunc
+	uses    int  // attempts begun under ctx; at attemptsPerContext the next gets a new one
+	aborted bool // Close gave up waiting: every attempt from now on is done at once
 	// deadline is the deadline of the attempt under way, zero between attempts.
 	deadline time.Time
 	// armedAt is when the timer fires, zero when it is not armed.
@@ -44,29 +49,39 @@ type attemptClock struct {
 	rec Attempt
 }
 
+// attemptsPerContext is how many attempts share one context at most (see attemptClock).
+const attemptsPerContext = 1024
+
 // newAttemptClock returns a worker's attempt clock, whose attempts are aborted (for
 // good) once base ends, and a function that releases it when the worker exits.
 func newAttemptClock(base context.Context) (*attemptClock, func()) {
-	c := &attemptClock{base: base}
-	c.ctx, c.cancel = context.WithCancelCause(base)
+	c := &attemptClock{}
+	c.renew()
 	c.timer = time.AfterFunc(time.Hour, c.expire)
 	c.timer.Stop()
-	return c, func() {
-		c.timer.Stop()
-		c.mu.Lock()
+	stopAbort := context.AfterFunc(base, c.abort)
+	return c, func() { stopAbort(); c.timer.Stop() }
+}
+
+// renew gives the attempts from now on a new context, done at once if Close aborted
+// them; c.mu is held. The old one is dropped, not cancelled: an attempt that ended
+// under it has no more use for it, and cancelling it could reach net/http before it
+// has put the attempt's connection back for reuse.
+func (c *attemptClock) renew() {
+	c.ctx, c.cancel = context.WithCancelCause(context.Background())
+	c.uses = 0
+	if c.aborted {
 		c.cancel(context.Canceled)
-		c.mu.Unlock()
 	}
 }
 
-// begin returns the context of an attempt ending at deadline. Once base has ended it
-// is done at once.
+// begin returns the context of an attempt ending at deadline.
 func (c *attemptClock) begin(deadline time.Time) *attemptCtx {
 	c.mu.Lock()
-	if c.spent {
-		c.ctx, c.cancel = context.WithCancelCause(c.base)
-		c.spent = false
+	if c.uses >= attemptsPerContext {
+		c.renew()
 	}
+	c.uses++
 	c.deadline = deadline
 	if c.armedAt.IsZero() || deadline.Before(c.armedAt) {
 		c.armAt(deadline)
@@ -103,12 +118,21 @@ func (c *attemptClock) expire() {
 	case time.Now().Before(c.deadline):
 		c.armAt(c.deadline)
 	default:
-		cancel, c.spent = c.cancel, true
+		cancel, c.uses = c.cancel, attemptsPerContext // the next attempt gets a new one
 	}
 	c.mu.Unlock()
 	if cancel != nil {
 		cancel(context.DeadlineExceeded)
 	}
+}
+
+// abort ends the attempt under way, if any, and every later one.
+func (c *attemptClock) abort() {
+	c.mu.Lock()
+	c.aborted = true
+	cancel := c.cancel
+	c.mu.Unlock()
+	cancel(context.Canceled)
 }
 
 // attemptCtx is the context of one attempt: the worker's shared context with the

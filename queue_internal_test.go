@@ -56,15 +56,25 @@ func TestAttemptClockTimesOutAnAttemptAndGivesTheNextAFreshContext(t *testing.T)
 	assert.ErrorIs(t, a.Err(), context.DeadlineExceeded)
 }
 
-func TestAttemptClockSharesOneContextUntilATimeout(t *testing.T) {
+func TestAttemptClockSharesOneContextUntilATimeoutOrItsLastUse(t *testing.T) {
 	c, release := newAttemptClock(context.Background())
 	defer release()
 
-	a := c.begin(time.Now().Add(time.Hour))
+	first := c.begin(time.Now().Add(time.Hour))
 	c.end()
-	b := c.begin(time.Now().Add(time.Hour))
-	assert.Equal(t, a.Done(), b.Done(), "attempts that end in time share the worker's context")
-	assert.False(t, isDone(a), "an attempt that ended in time does not end the context")
+	for range attemptsPerContext - 2 {
+		c.begin(time.Now().Add(time.Hour))
+		c.end()
+	}
+	last := c.begin(time.Now().Add(time.Hour))
+	assert.Equal(t, first.Done(), last.Done(), "attempts that end in time share the worker's context")
+	c.end()
+	assert.False(t, isDone(first), "an attempt that ended in time does not end the context")
+
+	renewed := c.begin(time.Now().Add(time.Hour))
+	assert.NotEqual(t, first.Done(), renewed.Done(), "after attemptsPerContext attempts, a new context")
+	assert.False(t, isDone(first), "the old context is dropped, not cancelled")
+	assert.False(t, isDone(renewed))
 	c.end()
 }
 
@@ -118,16 +128,15 @@ func TestAttemptClockAbortsTheCurrentAndEveryLaterAttempt(t *testing.T) {
 	assert.ErrorIs(t, b.Err(), context.Canceled)
 	c.end()
 
-	// So is one whose clock had to replace its context after a timeout.
-	c2, release2 := newAttemptClock(base)
-	defer release2()
-	c2.mu.Lock()
-	c2.spent = true
-	c2.mu.Unlock()
-	d := c2.begin(time.Now().Add(time.Hour))
+	// So is one that gets a new context after a timeout.
+	c.mu.Lock()
+	c.uses = attemptsPerContext
+	c.mu.Unlock()
+	d := c.begin(time.Now().Add(time.Hour))
+	assert.NotEqual(t, a.Done(), d.Done())
 	assert.True(t, isDone(d))
 	assert.ErrorIs(t, d.Err(), context.Canceled)
-	c2.end()
+	c.end()
 }
 
 func TestDeliveryFIFOKeepsOrderAcrossReuse(t *testing.T) {
