@@ -241,3 +241,57 @@ func localOnlyResolverTransport() http.RoundTripper {
 	tr.DialContext = (&net.Dialer{Resolver: resolver}).DialContext
 	return tr
 }
+
+// TestAWorkerRecoversFromATimeout runs a timed-out attempt and then two more on the same
+// worker, over HTTP/1.1 (the Sender's own transport) and HTTP/2: the timeout cancels
+// the request it bounds and no other, whichever protocol carries it (a worker's attempts
+// share a context until one times out).
+func TestAWorkerRecoversFromATimeout(t *testing.T) {
+	for _, proto := range []int{1, 2} {
+		t.Run(fmt.Sprintf("HTTP/%d", proto), func(t *testing.T) {
+			var n atomic.Int32
+			protos := make(chan int, 4)
+			srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				_, _ = io.Copy(io.Discard, r.Body)
+				protos <- r.ProtoMajor
+				if n.Add(1) == 1 {
+					<-r.Context().Done() // held until the client gives up
+					return
+				}
+				w.WriteHeader(http.StatusNoContent)
+			}))
+			srv.Config.ErrorLog = nullLogger()
+			opts := []webhook.Option{loopback}
+			if proto == 2 {
+				srv.EnableHTTP2 = true
+				srv.StartTLS()
+				opts = append(opts, webhook.WithTransport(srv.Client().Transport))
+			} else {
+				srv.Start()
+			}
+			t.Cleanup(srv.Close)
+			rep := newReports()
+			s := newSender(t, append(opts, rep.hooks(), webhook.WithWorkers(1),
+				webhook.WithTimeout(200*time.Millisecond), webhook.WithLeaseDuration(10*time.Second),
+				webhook.WithEndpoints(webhook.Endpoint{ID: "ep", URL: srv.URL, Secret: webhook.NewSecret()}),
+				webhook.WithRetryPolicy(webhook.RetryPolicy{Schedule: webhook.FixedSchedule{0}, MaxAttempts: 2}))...)
+			ctx := testCtx(t)
+			_, err := s.Send(ctx, webhook.Event{Type: "a.b"})
+			require.NoError(t, err)
+
+			a := rep.next(t)
+			assert.Equal(t, webhook.Retry, a.Verdict)
+			assert.Contains(t, a.Attempt.Error, "deadline exceeded")
+			a = rep.next(t)
+			assert.Equal(t, webhook.StateSucceeded, a.Delivery.State, a.Attempt.Error)
+			_, err = s.Send(ctx, webhook.Event{Type: "a.b"})
+			require.NoError(t, err)
+			a = rep.next(t)
+			assert.Equal(t, webhook.StateSucceeded, a.Delivery.State, a.Attempt.Error)
+			require.Len(t, protos, 3, "each attempt reached the receiver")
+			for range 3 {
+				assert.Equal(t, proto, <-protos)
+			}
+		})
+	}
+}
