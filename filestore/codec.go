@@ -2,7 +2,6 @@ package filestore
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"time"
 
@@ -23,8 +22,6 @@ type storedDelivery struct {
 	webhook.Delivery
 	logged int
 }
-
-var errCorrupt = errors.New("filestore: corrupt record")
 
 func stateCode(s webhook.State) byte {
 	switch s {
@@ -73,7 +70,7 @@ func decodeDelivery(id []byte, b []byte, withBody bool) (storedDelivery, error) 
 	var d storedDelivery
 	r := reader{b: b}
 	if r.byte() != deliveryFormat {
-		return d, fmt.Errorf("%w: delivery %q has an unknown format; was the file written by a newer version?", errCorrupt, id)
+		return d, fmt.Errorf("%w: delivery %q has an unknown format; was the file written by a newer version?", ErrCorrupt, id)
 	}
 	code := r.byte()
 	if int(code) >= len(stateByCode) || stateByCode[code] == "" {
@@ -100,7 +97,7 @@ func decodeDelivery(id []byte, b []byte, withBody bool) (storedDelivery, error) 
 		d.Body = r.bytes()
 	}
 	if r.bad {
-		return d, fmt.Errorf("%w: delivery %q", errCorrupt, id)
+		return d, fmt.Errorf("%w: the record of delivery %q cannot be decoded", ErrCorrupt, id)
 	}
 	return d, nil
 }
@@ -128,7 +125,7 @@ func decodeAttempt(deliveryID string, number int, b []byte) (webhook.Attempt, er
 	a.Error = r.string()
 	a.ResponseBody = r.bytes()
 	if r.bad {
-		return a, fmt.Errorf("%w: attempt %d of delivery %q", errCorrupt, number, deliveryID)
+		return a, fmt.Errorf("%w: attempt %d of delivery %q", ErrCorrupt, number, deliveryID)
 	}
 	return a, nil
 }

@@ -35,6 +35,15 @@
 // attempts them again. An attempt that reached the receiver but whose result was not yet
 // recorded is therefore repeated: receivers deduplicate on the webhook-id header.
 //
+// # Damaged files
+//
+// A file damaged otherwise (cut short by a full disk or a bad copy, pages overwritten)
+// is refused: Open walks every page in use, with bounds checks, before bbolt maps the
+// file, and returns an error wrapping ErrCorrupt instead of letting bbolt crash the
+// process. A single delivery record that cannot be decoded does not stop the others: the
+// claim that meets it fails that delivery with the reason and keeps its bytes
+// (Store.Quarantined).
+//
 // # Layout
 //
 // Deliveries are kept in ID order, which is creation order, so List pages through them

@@ -14,6 +14,9 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if path := os.Getenv(damagedFileEnv); path != "" {
+		os.Exit(useDamagedFile(path))
+	}
 	if os.Getenv(crashChildEnv) != "" {
 		// A crash-test child is killed, not finished: leak checks have nothing to say.
 		os.Exit(m.Run())

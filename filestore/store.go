@@ -37,6 +37,7 @@ var (
 	bucketHeads      = []byte("heads")      // time, endpoint → each endpoint's earliest due
 	bucketLeases     = []byte("leases")     // time, id → endpoint (in flight)
 	bucketMeta       = []byte("meta")
+	bucketQuarantine = []byte("quarantine") // id → the bytes of a record that could not be decoded
 
 	keyFormat     = []byte("format")
 	keyUnfinished = []byte("unfinished")
@@ -77,7 +78,7 @@ func Open(path string, opts ...Option) (*Store, error) {
 	if timeout <= 0 {
 		timeout = time.Nanosecond // bbolt waits forever on zero; this tries once
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{
+	db, err := openChecked(path, timeout, &bolt.Options{
 		Timeout: timeout,
 		NoSync:  cfg.noSync,
 		// The free list is rebuilt by a scan on open instead of written on every commit:
@@ -85,8 +86,11 @@ func Open(path string, opts ...Option) (*Store, error) {
 		NoFreelistSync: true,
 		FreelistType:   bolt.FreelistMapType,
 	})
-	if errors.Is(err, berrors.ErrTimeout) {
+	if errors.Is(err, errLockBusy) || errors.Is(err, berrors.ErrTimeout) {
 		return nil, fmt.Errorf("%w: %s is held by another process or another Open in this one (waited %s); stop the other holder, use a different path, or share one *filestore.Store between Senders", ErrLocked, path, cfg.lockTimeout)
+	}
+	if errors.Is(err, ErrCorrupt) {
+		return nil, fmt.Errorf("%w; restore %s from a backup, or move it aside to start a new store", err, path)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("filestore: opening %s: %w", path, err)
@@ -95,7 +99,7 @@ func Open(path string, opts ...Option) (*Store, error) {
 		if tx.Bucket(bucketMeta) == nil && tx.ForEach(func([]byte, *bolt.Bucket) error { return errRollback }) != nil {
 			return fmt.Errorf("%s is a bbolt file of another program; give the store a file of its own", path)
 		}
-		for _, name := range [][]byte{bucketDeliveries, bucketAttempts, bucketDue, bucketHeads, bucketLeases, bucketMeta} {
+		for _, name := range [][]byte{bucketDeliveries, bucketAttempts, bucketDue, bucketHeads, bucketLeases, bucketMeta, bucketQuarantine} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}
@@ -139,7 +143,7 @@ func (s *Store) Len() (int, error) {
 // wrap gives bbolt's errors the package's prefix, and ErrClosed its meaning.
 func (s *Store) wrap(err error) error {
 	switch {
-	case err == nil, errors.Is(err, ErrClosed):
+	case err == nil, errors.Is(err, ErrClosed), errors.Is(err, ErrCorrupt):
 		return err
 	case errors.Is(err, berrors.ErrDatabaseNotOpen):
 		return fmt.Errorf("%w: %w", ErrClosed, err)
@@ -148,7 +152,7 @@ func (s *Store) wrap(err error) error {
 }
 
 type buckets struct {
-	deliveries, attempts, due, heads, leases, meta *bolt.Bucket
+	deliveries, attempts, due, heads, leases, meta, quarantine *bolt.Bucket
 }
 
 func bucketsOf(tx *bolt.Tx) buckets {
@@ -159,11 +163,14 @@ func bucketsOf(tx *bolt.Tx) buckets {
 		heads:      tx.Bucket(bucketHeads),
 		leases:     tx.Bucket(bucketLeases),
 		meta:       tx.Bucket(bucketMeta),
+		quarantine: tx.Bucket(bucketQuarantine),
 	}
 }
 
-func unfinished(tx *bolt.Tx) int {
-	v := tx.Bucket(bucketMeta).Get(keyUnfinished)
+func unfinished(tx *bolt.Tx) int { return unfinishedIn(tx.Bucket(bucketMeta)) }
+
+func unfinishedIn(meta *bolt.Bucket) int {
+	v := meta.Get(keyUnfinished)
 	if len(v) != 8 {
 		return 0
 	}
@@ -248,6 +255,23 @@ func (b buckets) getDelivery(id string, withBody bool) (storedDelivery, bool, er
 	}
 	d, err := decodeDelivery([]byte(id), v, withBody)
 	return d, true, err
+}
+
+// quarantineRecord fails a delivery whose record cannot be decoded, found by a claim at now:
+// its bytes move to the quarantine bucket, for inspection, and a record of what is known
+// (its ID and endpoint, from the index that led here) takes their place, failed with
+// the reason, so that everything else keeps flowing.
+func (b buckets) quarantineRecord(id, endpointID string, now time.Time, cause error) error {
+	if err := b.quarantine.Put([]byte(id), slices.Clone(b.deliveries.Get([]byte(id)))); err != nil {
+		return err
+	}
+	d := storedDelivery{Delivery: webhook.Delivery{ID: id, EndpointID: endpointID, State: webhook.StateFailed,
+		CreatedAt: now, QueuedAt: now, NextAttemptAt: now, UpdatedAt: now,
+		LastError: cause.Error() + "; nothing was sent, and its bytes are kept (filestore.Store.Quarantined)"}}
+	if err := b.putDelivery(&d); err != nil {
+		return err
+	}
+	return b.setUnfinished(unfinishedIn(b.meta) - 1)
 }
 
 func checkID(what, id string) error {
@@ -387,13 +411,14 @@ func (s *Store) Claim(ctx context.Context, p webhook.ClaimParams) ([]webhook.Del
 		// its earliest due time, so an endpoint's queue is opened only when its head comes
 		// up, and an excluded endpoint costs one key however long its queue.
 		var queues queueHeap
+		var staleHeads [][]byte
 		var leased map[string][]byte // ordered endpoints' lowest in-flight IDs, read once when needed
 		hc, dc := b.heads.Cursor(), b.due.Cursor()
 		hk, _ := hc.First()
 		for len(picks) < p.Limit {
 			if hk != nil && bytes.Compare(hk[:timeKeyLen], now) <= 0 &&
 				(len(queues) == 0 || bytes.Compare(hk[:timeKeyLen], queues[0].at()) <= 0) {
-				ep := string(hk[timeKeyLen:])
+				ep, head := string(hk[timeKeyLen:]), hk
 				hk, _ = hc.Next()
 				if excluded(ep) || full(ep) {
 					continue
@@ -401,7 +426,9 @@ func (s *Store) Claim(ctx context.Context, p webhook.ClaimParams) ([]webhook.Del
 				prefix := appendLen16(nil, ep)
 				k, _ := dc.Seek(prefix)
 				if k == nil || !bytes.HasPrefix(k, prefix) {
-					return fmt.Errorf("%w: endpoint %q is listed as due but has no pending delivery; the index is damaged", errCorrupt, ep)
+					// A head without a queue (a damaged index): drop it, claim the rest.
+					staleHeads = append(staleHeads, slices.Clone(head))
+					continue
 				}
 				if ordered(ep) {
 					if leased == nil {
@@ -436,6 +463,11 @@ func (s *Store) Claim(ctx context.Context, p webhook.ClaimParams) ([]webhook.Del
 		}
 
 		// Cursors are done; now the writes.
+		for _, k := range staleHeads {
+			if err := b.heads.Delete(k); err != nil {
+				return err
+			}
+		}
 		for _, pk := range picks {
 			var err error
 			if pk.lease != nil {
@@ -450,11 +482,17 @@ func (s *Store) Claim(ctx context.Context, p webhook.ClaimParams) ([]webhook.Del
 		out = make([]webhook.Delivery, 0, len(picks))
 		for _, pk := range picks {
 			d, ok, err := b.getDelivery(pk.id, true)
+			if errors.Is(err, ErrCorrupt) {
+				if err := b.quarantineRecord(pk.id, pk.endpointID, p.Now, err); err != nil {
+					return err
+				}
+				continue
+			}
 			if err != nil {
 				return err
 			}
 			if !ok {
-				return fmt.Errorf("%w: delivery %q is indexed but missing", errCorrupt, pk.id)
+				continue // indexed but gone (a damaged index); the index entry is gone now too
 			}
 			d.State = webhook.StateInFlight
 			d.LeaseOwner = p.Owner
@@ -634,7 +672,7 @@ func (s *Store) List(ctx context.Context, p webhook.ListParams) (webhook.ListRes
 		for ; k != nil; k, v = c.Next() {
 			d, err := decodeDelivery(k, v, false)
 			if err != nil {
-				return err
+				continue // undecodable: quarantined when claimed, see Quarantined
 			}
 			if !webhook.ListMatches(p, &d.Delivery) {
 				continue
@@ -644,7 +682,7 @@ func (s *Store) List(ctx context.Context, p webhook.ListParams) (webhook.ListRes
 				return nil
 			}
 			if d, err = decodeDelivery(k, v, true); err != nil {
-				return err
+				continue
 			}
 			res.Deliveries = append(res.Deliveries, d.Delivery)
 		}
@@ -654,6 +692,28 @@ func (s *Store) List(ctx context.Context, p webhook.ListParams) (webhook.ListRes
 		return webhook.ListResult{}, s.wrap(err)
 	}
 	return res, nil
+}
+
+// Quarantined returns the bytes of every delivery record that could not be decoded, by
+// delivery ID. A claim that meets such a record fails the delivery with the reason (Get
+// and List show it, failed) and keeps its bytes here, so one damaged record never stops
+// the others; it cannot be requeued. Listing, RetryFailed and Prune skip records they
+// cannot decode.
+func (s *Store) Quarantined(ctx context.Context) (map[string][]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	out := map[string][]byte{}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketQuarantine).ForEach(func(k, v []byte) error {
+			out[string(k)] = slices.Clone(v)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, s.wrap(err)
+	}
+	return out, nil
 }
 
 // Attempts implements webhook.Store.
@@ -713,6 +773,9 @@ func (s *Store) Requeue(ctx context.Context, p webhook.RequeueParams) (int, erro
 				case !ok:
 					res = fmt.Errorf("%w: %s", webhook.ErrNotFound, id)
 					return errRollback
+				case b.quarantine.Get([]byte(id)) != nil:
+					res = fmt.Errorf("%w: %s: its record was damaged and cannot be sent again (its bytes are kept: Store.Quarantined)", webhook.ErrInvalidState, id)
+					return errRollback
 				case !d.State.Finished():
 					res = fmt.Errorf("%w: %s is %s; only succeeded or failed deliveries can be requeued", webhook.ErrInvalidState, id, d.State)
 					return errRollback
@@ -723,8 +786,8 @@ func (s *Store) Requeue(ctx context.Context, p webhook.RequeueParams) (int, erro
 			c := b.deliveries.Cursor()
 			for k, v := c.First(); k != nil; k, v = c.Next() {
 				d, err := decodeDelivery(k, v, false)
-				if err != nil {
-					return err
+				if err != nil || b.quarantine.Get(k) != nil {
+					continue // nothing to send again
 				}
 				if d.State == webhook.StateFailed && d.EndpointID == p.EndpointID && !d.CreatedAt.Before(p.Since) {
 					ids = append(ids, d.ID)
@@ -806,7 +869,7 @@ func (s *Store) Prune(ctx context.Context, p webhook.PruneParams) (int, error) {
 		for k, v := c.First(); k != nil; k, v = c.Next() {
 			d, err := decodeDelivery(k, v, false)
 			if err != nil {
-				return err
+				continue // kept for inspection
 			}
 			if webhook.PruneMatches(p, &d.Delivery) {
 				doomed = append(doomed, d)
