@@ -22,6 +22,15 @@
 //	_, err = sender.SendTx(ctx, tx, webhook.Event{Type: "order.created", Data: order})
 //	err = tx.Commit(ctx) // the deliveries become claimable, and Senders are woken, now
 //
+// # Durability
+//
+// The store's own transactions (Enqueue, Record, Requeue) commit only once their WAL is on
+// disk, whatever the server's or the role's synchronous_commit: they raise "off" to "on"
+// for themselves, and keep any stricter setting. Claims commit without waiting (a lease
+// lost in a crash only makes the delivery claimable again). SendTx commits as the caller's
+// transaction does: if synchronous_commit is off for it, a server crash can lose the
+// event with the rest of that transaction.
+//
 // # Wake-ups
 //
 // Enqueue, EnqueueTx, Requeue and scheduled retries call pg_notify in the transaction

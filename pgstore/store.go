@@ -293,11 +293,12 @@ func (s *Store) writeEnqueues(reqs []*request[[]webhook.Delivery]) {
 	}
 }
 
-// insert writes ds and the wake-up in one implicit transaction and one round trip.
+// insert writes ds and the wake-up in one implicit transaction and one round trip,
+// durably (durableCommit).
 func (s *Store) insert(ctx context.Context, ds []webhook.Delivery) error {
 	b := &pgx.Batch{}
 	b.Queue(s.enqueueSQL, enqueueArgs(ds)...)
-	b.Queue("SELECT pg_notify($1, '')", s.cfg.channel)
+	b.Queue("SELECT pg_notify($1, ''), "+durableCommit, s.cfg.channel)
 	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
 		return enqueueError(err)
 	}
@@ -506,21 +507,37 @@ func (s *Store) runClaim(ctx context.Context, query string, args []any) ([]claim
 	b.Queue("SELECT set_config('synchronous_commit', 'off', true), " + readInIndexOrder)
 	b.Queue(query, args...)
 	br := s.pool.SendBatch(ctx, b)
-	defer br.Close()
-	if _, err := br.Exec(); err != nil {
-		return nil, claimFull{}, wrap("claim", err)
+	out, full, err := readClaim(br)
+	// The batch is one transaction, committed when it closes: rows read from a claim
+	// whose commit failed were never leased, and must not be used.
+	if cerr := br.Close(); err == nil {
+		err = cerr
 	}
-	rows, err := br.Query()
 	if err != nil {
 		return nil, claimFull{}, wrap("claim", err)
 	}
+	slices.SortFunc(out, func(a, b claimedRow) int {
+		return cmp.Or(cmp.Compare(a.k, b.k), a.due.Compare(b.due), cmp.Compare(a.d.ID, b.d.ID))
+	})
+	return out, full, nil
+}
+
+// readClaim reads a claim batch's results.
+func readClaim(br pgx.BatchResults) ([]claimedRow, claimFull, error) {
+	if _, err := br.Exec(); err != nil {
+		return nil, claimFull{}, err
+	}
+	rows, err := br.Query()
+	if err != nil {
+		return nil, claimFull{}, err
+	}
+	defer rows.Close()
 	var out []claimedRow
 	var full claimFull
 	for rows.Next() {
 		var c claimedRow
 		if err := scanDelivery(rows, &c.d, &c.k, &c.due); err != nil {
-			rows.Close()
-			return nil, claimFull{}, wrap("claim", err)
+			return nil, claimFull{}, err
 		}
 		switch c.k {
 		case windowFull:
@@ -531,14 +548,15 @@ func (s *Store) runClaim(ctx context.Context, query string, args []any) ([]claim
 			out = append(out, c)
 		}
 	}
-	if err := rows.Err(); err != nil {
-		return nil, claimFull{}, wrap("claim", err)
-	}
-	slices.SortFunc(out, func(a, b claimedRow) int {
-		return cmp.Or(cmp.Compare(a.k, b.k), a.due.Compare(b.due), cmp.Compare(a.d.ID, b.d.ID))
-	})
-	return out, full, nil
+	return out, full, rows.Err()
 }
+
+// durableCommit is a select list item that makes the transaction's commit wait for its
+// WAL to reach disk whatever the server's or the role's default: with synchronous_commit
+// off, a server crash can lose a commit the client was told of, and an accepted event
+// with it. A stricter setting (remote_write, remote_apply) is kept. It is evaluated at
+// commit, so it goes in whichever statement of the transaction is convenient.
+const durableCommit = `set_config('synchronous_commit', CASE current_setting('synchronous_commit') WHEN 'off' THEN 'on' ELSE current_setting('synchronous_commit') END, true)`
 
 // claimShape selects a variant of the claim statement.
 type claimShape struct {
@@ -806,7 +824,7 @@ func (s *Store) writeRecords(reqs []*request[webhook.RecordParams]) {
 	// scan, which a plan made while the table was small would keep using as it grows.
 	// For this transaction only (the batch is one implicit transaction; the settings end
 	// with it).
-	b.Queue("SELECT set_config('enable_nestloop', 'off', true), set_config('enable_seqscan', 'off', true)")
+	b.Queue("SELECT set_config('enable_nestloop', 'off', true), set_config('enable_seqscan', 'off', true), " + durableCommit)
 	for _, round := range rounds {
 		b.Queue(s.recordSQL, recordArgs(round)...)
 	}
@@ -1001,8 +1019,8 @@ func (s *Store) Requeue(ctx context.Context, p webhook.RequeueParams) (int, erro
 		var n int
 		err := s.pool.QueryRow(ctx, `WITH upd AS (
 			UPDATE `+s.deliveries+set+`WHERE state = 'failed' AND endpoint_id = $2 AND created_at >= $3 RETURNING 1
-		) SELECT (SELECT count(*) FROM upd), (SELECT pg_notify($4, '') WHERE EXISTS (SELECT 1 FROM upd)) IS NULL`,
-			p.Now, p.EndpointID, p.Since, s.cfg.channel).Scan(&n, nil)
+		) SELECT (SELECT count(*) FROM upd), (SELECT pg_notify($4, '') WHERE EXISTS (SELECT 1 FROM upd)) IS NULL, `+durableCommit,
+			p.Now, p.EndpointID, p.Since, s.cfg.channel).Scan(&n, nil, nil)
 		if err != nil {
 			return 0, wrap("requeue", err)
 		}
@@ -1030,7 +1048,7 @@ func (s *Store) Requeue(ctx context.Context, p webhook.RequeueParams) (int, erro
 		}
 		b := &pgx.Batch{}
 		b.Queue("UPDATE "+s.deliveries+set+"WHERE id = ANY($2)", p.Now, p.IDs)
-		b.Queue("SELECT pg_notify($1, '')", s.cfg.channel)
+		b.Queue("SELECT pg_notify($1, ''), "+durableCommit, s.cfg.channel)
 		if err := tx.SendBatch(ctx, b).Close(); err != nil {
 			return err
 		}

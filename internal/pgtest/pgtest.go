@@ -170,6 +170,7 @@ type localCluster struct {
 	cmd  *exec.Cmd
 	done chan struct{}
 	url  string
+	port int
 }
 
 func startCluster(bin string) (*localCluster, error) {
@@ -192,7 +193,7 @@ func startCluster(bin string) (*localCluster, error) {
 	}
 	var lastErr error
 	for range 3 { // the free port may be taken between finding and binding it
-		c, err := startServer(bin, dir, data, cred)
+		c, err := startServer(bin, dir, data, cred, 0, fastSettings)
 		if err == nil {
 			return c, nil
 		}
@@ -226,27 +227,32 @@ func credential(dir string) (*syscall.Credential, error) {
 	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
 }
 
-func startServer(bin, dir, data string, cred *syscall.Credential) (*localCluster, error) {
-	port, err := freePort()
-	if err != nil {
-		return nil, err
+// fastSettings are the shared cluster's: durability off, for speed.
+var fastSettings = []string{"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
+	"-c", "max_connections=300", "-c", "shared_buffers=128MB"}
+
+// startServer starts postgres on data, on port (a free one if 0), with settings.
+func startServer(bin, dir, data string, cred *syscall.Credential, port int, settings []string) (*localCluster, error) {
+	if port == 0 {
+		var err error
+		if port, err = freePort(); err != nil {
+			return nil, err
+		}
 	}
-	logFile, err := os.Create(filepath.Join(dir, "postgres.log"))
+	logFile, err := os.OpenFile(filepath.Join(dir, "postgres.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
 		return nil, err
 	}
 	defer logFile.Close()
-	cmd := exec.Command(filepath.Join(bin, "postgres"), "-D", data,
-		"-p", strconv.Itoa(port), "-k", dir, "-c", "listen_addresses=127.0.0.1",
-		"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
-		"-c", "max_connections=300", "-c", "shared_buffers=128MB")
+	args := append([]string{"-D", data, "-p", strconv.Itoa(port), "-k", dir, "-c", "listen_addresses=127.0.0.1"}, settings...)
+	cmd := exec.Command(filepath.Join(bin, "postgres"), args...)
 	// Pdeathsig stops the server even if the test binary is killed.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Pdeathsig: syscall.SIGTERM, Setpgid: true}
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	c := &localCluster{dir: dir, cmd: cmd, done: make(chan struct{}),
+	c := &localCluster{dir: dir, cmd: cmd, done: make(chan struct{}), port: port,
 		url: fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port)}
 	go func() { cmd.Wait(); close(c.done) }()
 
@@ -286,6 +292,83 @@ func (c *localCluster) stop() {
 func (c *localCluster) kill() {
 	c.cmd.Process.Kill()
 	<-c.done
+}
+
+// Cluster is a PostgreSQL server of one test's own, durable unless its settings say
+// otherwise, that the test can kill and start again on the same files.
+type Cluster struct {
+	t        testing.TB
+	bin, dir string
+	cred     *syscall.Credential
+	settings []string
+	cur      *localCluster
+}
+
+// Dedicated starts a cluster for t alone from this machine's binaries, with fsync,
+// full_page_writes and synchronous_commit on and then settings ("-c", "name=value"
+// pairs) applied, and removes it when t ends. It skips t without binaries (fails it
+// under CI=true).
+func Dedicated(t testing.TB, settings ...string) *Cluster {
+	t.Helper()
+	bin, err := findBinaries()
+	if err != nil {
+		if os.Getenv("CI") != "true" {
+			t.Skipf("pgtest: PostgreSQL binaries are not installed, so this test is skipped: %v", err)
+		}
+		t.Fatalf("pgtest: no PostgreSQL binaries for a dedicated cluster: %v", err)
+	}
+	dir, err := os.MkdirTemp("", "hooksmith-pg-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cred, err := credential(dir)
+	if err != nil {
+		os.RemoveAll(dir)
+		t.Fatal(err)
+	}
+	initdb := exec.Command(filepath.Join(bin, "initdb"), "-D", filepath.Join(dir, "data"), "-U", "postgres",
+		"--auth=trust", "--encoding=UTF8", "--locale=C", "--no-sync")
+	initdb.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	if out, err := initdb.CombinedOutput(); err != nil {
+		os.RemoveAll(dir)
+		t.Fatalf("pgtest: initdb: %v\n%s", err, out)
+	}
+	c := &Cluster{t: t, bin: bin, dir: dir, cred: cred,
+		settings: append([]string{"-c", "fsync=on", "-c", "full_page_writes=on", "-c", "synchronous_commit=on",
+			"-c", "max_connections=50"}, settings...)}
+	t.Cleanup(func() {
+		if c.cur != nil {
+			c.cur.kill()
+		}
+		os.RemoveAll(dir)
+	})
+	c.Start()
+	return c
+}
+
+// URL is the cluster's postgres database.
+func (c *Cluster) URL() string { return c.cur.url }
+
+// Start starts the server again after Kill, on the same files and port, and waits until
+// it accepts connections (after its crash recovery).
+func (c *Cluster) Start() {
+	c.t.Helper()
+	port := 0
+	if c.cur != nil {
+		port = c.cur.port
+	}
+	cur, err := startServer(c.bin, c.dir, filepath.Join(c.dir, "data"), c.cred, port, c.settings)
+	if err != nil {
+		c.t.Fatalf("pgtest: starting the dedicated cluster: %v", err)
+	}
+	c.cur = cur
+}
+
+// Kill sends SIGKILL to the server and every one of its processes at once, as a
+// machine losing power would stop them: nothing is flushed on the way out.
+func (c *Cluster) Kill() {
+	syscall.Kill(-c.cur.cmd.Process.Pid, syscall.SIGKILL)
+	<-c.cur.done
 }
 
 func freePort() (int, error) {
