@@ -3,15 +3,18 @@
 #
 #   bash .ci/postgres.sh install        # install the Debian postgresql package if initdb is missing
 #   eval "$(bash .ci/postgres.sh start)" # start a throwaway cluster; exports HOOKSMITH_TEST_DATABASE_URL
-#   bash .ci/postgres.sh stop           # stop it and delete its files
+#                                        # and HOOKSMITH_PG_DIR, the cluster's own directory
+#   bash .ci/postgres.sh stop           # stop the cluster in $HOOKSMITH_PG_DIR and delete its files
+#   bash .ci/postgres.sh stop DIR       # stop the cluster in DIR
+#
+# Each start's state lives in its own directory, so any number of clusters can run at
+# once and each stop stops the one it names.
 #
 # CI only needs "install": the tests' harness (internal/pgtest) starts its own throwaway
 # cluster from these binaries when HOOKSMITH_TEST_DATABASE_URL is unset, and fails (never
 # skips) under CI=true when it cannot. "start" is for running the tests against one shared
 # server, or for poking at it with psql. Extra server settings: PG_OPTS="-c work_mem=64MB".
 set -euo pipefail
-
-state_file="${TMPDIR:-/tmp}/hooksmith-postgres.state"
 
 bindir() {
 	if command -v initdb >/dev/null 2>&1; then
@@ -56,21 +59,26 @@ start() {
 	"${run[@]}" "$bin/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 start \
 		-o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300 ${PG_OPTS:-}" >&2 ||
 		{ cat "$dir/postgres.log" >&2; exit 1; }
-	printf '%s\n%s\n' "$dir" "$bin" >"$state_file"
+	printf '%s\n' "$bin" >"$dir/bindir"
 	echo "export HOOKSMITH_TEST_DATABASE_URL='postgres://postgres@127.0.0.1:$port/postgres?sslmode=disable'"
+	echo "export HOOKSMITH_PG_DIR='$dir'"
 }
 
 stop() {
-	[ -f "$state_file" ] || { echo "postgresql: nothing to stop" >&2; return; }
-	local dir bin run=()
-	{ read -r dir; read -r bin; } <"$state_file"
+	local dir="${1:-${HOOKSMITH_PG_DIR:-}}" bin run=()
+	if [ -z "$dir" ] || [ ! -f "$dir/bindir" ]; then
+		echo "postgresql: nothing to stop (name the directory start printed as HOOKSMITH_PG_DIR)" >&2
+		return
+	fi
+	read -r bin <"$dir/bindir"
 	[ "$(id -u)" -eq 0 ] && run=(runuser -u "$(stat -c %U "$dir")" --)
 	"${run[@]}" "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >&2 || true
-	rm -rf "$dir" "$state_file"
+	rm -rf "$dir"
 }
 
 case "${1:-}" in
-install | start | stop) "$1" ;;
+install | start) "$1" ;;
+stop) stop "${2:-}" ;;
 *)
 	echo "usage: $0 install|start|stop" >&2
 	exit 2
