@@ -358,7 +358,7 @@ func ExampleFixedSchedule() {
 }
 
 func ExampleDefaultClassifier() {
-	for _, status := range []int{200, 204, 301, 400, 408, 410, 429, 500, 501, 503} {
+	for _, status := range []int{200, 204, 301, 401, 404, 410, 429, 500, 503} {
 		fmt.Println(status, webhook.DefaultClassifier(status, nil))
 	}
 	fmt.Println("timeout", webhook.DefaultClassifier(0, context.DeadlineExceeded))
@@ -366,13 +366,12 @@ func ExampleDefaultClassifier() {
 	// Output:
 	// 200 delivered
 	// 204 delivered
-	// 301 permanent
-	// 400 permanent
-	// 408 retry
+	// 301 retry
+	// 401 retry
+	// 404 retry
 	// 410 gone
 	// 429 retry
 	// 500 retry
-	// 501 permanent
 	// 503 retry
 	// timeout retry
 	// refused by policy permanent

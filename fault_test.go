@@ -66,7 +66,7 @@ func TestFaultMatrix(t *testing.T) {
 		verdict webhook.Verdict
 		state   webhook.State
 		errHas  string
-		delay   time.Duration // expected NextAttemptAt - now for retries, when not the schedule
+		pause   time.Duration // the Retry-After pause expected, if any
 	}
 	cases := []struct {
 		name  string
@@ -123,7 +123,7 @@ func TestFaultMatrix(t *testing.T) {
 			return httpServer(t, func(w http.ResponseWriter, r *http.Request) {
 				http.Redirect(w, r, "http://169.254.169.254/", http.StatusTemporaryRedirect)
 			})
-		}, nil, outcome{webhook.Permanent, webhook.StateFailed, "HTTP 307", 0}},
+		}, nil, outcome{webhook.Retry, webhook.StatePending, "HTTP 307", 0}},
 		{"410 gone", func(t *testing.T) string {
 			return httpServer(t, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(410) })
 		}, nil, outcome{webhook.Gone, webhook.StateFailed, "HTTP 410", 0}},
@@ -188,13 +188,17 @@ func TestFaultMatrix(t *testing.T) {
 			assert.False(t, a.Delivery.UpdatedAt.Before(a.Attempt.StartedAt.Add(a.Attempt.Duration)),
 				"recorded at %v, before the attempt's end (%v + %v)", a.Delivery.UpdatedAt, a.Attempt.StartedAt, a.Attempt.Duration)
 			assert.LessOrEqual(t, len(a.Attempt.ResponseBody), webhook.DefaultResponseRecordBytes)
-			if tc.want.state == webhook.StatePending {
-				want := tc.want.delay
-				if want == 0 {
-					want = time.Hour
-				}
+			h, err := s.EndpointHealth("ep")
+			require.NoError(t, err)
+			switch {
+			case tc.want.pause > 0:
+				// The endpoint is paused; the delivery keeps its place in line.
+				assert.InDelta(t, tc.want.pause.Seconds(), h.PausedUntil.Sub(a.Delivery.UpdatedAt).Seconds(), 2, "pause")
+				assert.Equal(t, a.Delivery.CreatedAt, a.Delivery.NextAttemptAt)
+			case tc.want.state == webhook.StatePending:
+				assert.Zero(t, h.PausedUntil)
 				got := a.Delivery.NextAttemptAt.Sub(a.Delivery.UpdatedAt)
-				assert.InDelta(t, want.Seconds(), got.Seconds(), 2, "retry delay")
+				assert.InDelta(t, time.Hour.Seconds(), got.Seconds(), 2, "retry delay")
 			}
 			// Nothing lost: the delivery is in the store in the state reported.
 			d, err := s.Delivery(ctx, ids[0])

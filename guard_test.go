@@ -64,7 +64,7 @@ func TestRedirectToMetadataIsNotFollowed(t *testing.T) {
 	require.NoError(t, err)
 	a := rep.next(t)
 	assert.Equal(t, http.StatusFound, a.Attempt.StatusCode)
-	assert.Equal(t, webhook.StateFailed, a.Delivery.State, "3xx fails permanently, never followed")
+	assert.Equal(t, webhook.StatePending, a.Delivery.State, "3xx is retried, never followed")
 	assert.Zero(t, metadataHits)
 }
 

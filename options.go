@@ -366,7 +366,10 @@ type Hooks struct {
 	// 410 Gone answer, or failing continuously for WithAutoDisable's time), with the
 	// reason.
 	OnEndpointDisabled func(endpointID, reason string)
-	// OnCircuitChange is called when an endpoint's circuit breaker opens or closes.
+	// OnCircuitChange is called when an endpoint's circuit breaker opens (after the
+	// threshold's failures, or again after a failed probe, with the new OpenUntil) or
+	// closes (a successful probe, or a reset: EnableEndpoint, a new URL, a manual retry,
+	// ResetEndpointHealth).
 	OnCircuitChange func(endpointID string, h EndpointHealth)
 }
 
@@ -421,7 +424,9 @@ func WithProxy(proxy func(*http.Request) (*url.URL, error)) Option {
 // WithCircuitBreaker configures the per-endpoint circuit breaker: after threshold
 // consecutive failed attempts an endpoint gets no attempts for cooldown, then one probe;
 // each failed probe doubles the cool-down up to maxCooldown, a successful one closes the
-// circuit. Deliveries wait meanwhile without using up attempts. Defaults
+// circuit. Deliveries wait meanwhile without using up attempts, and the results of
+// attempts already in flight when it opened count for nothing. A 429 pauses the endpoint
+// and a 410 disables it; neither counts as a failure here. Defaults
 // DefaultBreakerThreshold, DefaultBreakerCooldown, DefaultBreakerMaxCooldown; a threshold
 // of -1 disables the breaker.
 func WithCircuitBreaker(threshold int, cooldown, maxCooldown time.Duration) Option {

@@ -84,13 +84,11 @@ func (s *Sender) dispatch() {
 		collect()
 		now := s.clock.Now()
 		free := s.cfg.workers + s.prefetch - inflight
-		// Claim in batches: while the buffer, with the deliveries a bursting endpoint set
-		// aside, holds enough to keep the workers busy, wait until it runs lower (the
-		// worker that takes it below half, or that finishes an attempt, says so)
-		// and make one larger claim, rather than one or two claims per finished attempt;
-		// claims are most of the dispatcher's cost per delivery. The set-aside deliveries
-		// keep only their own endpoint's workers busy, so a claim for the others (and
-		// the reserve worker) is never put off for longer than claimBatchWait.
+		// Claim in batches: while the buffer holds enough to keep the workers busy, wait
+		// until it runs lower (the worker that takes it below half, or that finishes an
+		// attempt with it low, says so) and make one larger claim, rather than one or two
+		// claims per finished attempt; claims are most of the dispatcher's cost per
+		// delivery. A claim is never put off for longer than claimBatchWait.
 		batching := false
 		if free > 0 && !s.bufferLow() {
 			if wait := time.Until(lastClaim.Add(claimBatchWait)); wait > 0 {
@@ -100,11 +98,11 @@ func (s *Sender) dispatch() {
 		}
 		var dueAt time.Time // when to look again; zero: only when something happens
 		if free > 0 {
-			snap := s.reg.load()
-			ex := s.exclusions(snap, perEndpoint, now, false)
+			view := s.reg.claimView()
+			ex := s.exclusions(view, perEndpoint, now, false)
 			exclude, reopen := ex.exclude, ex.reopen
 			params := ClaimParams{Now: now, Limit: free, Owner: s.id, LeaseUntil: now.Add(s.cfg.lease),
-				ExcludeEndpoints: exclude, MaxPerEndpoint: ex.capPer, Ordered: snap.fifo}
+				ExcludeEndpoints: exclude, MaxPerEndpoint: ex.capPer, Ordered: view.fifo}
 			if len(ex.failing) > 0 {
 				// Healthy endpoints first; then the failing ones, within their share.
 				params.ExcludeEndpoints = append(exclude[:len(exclude):len(exclude)], ex.failing...)
@@ -119,8 +117,8 @@ func (s *Sender) dispatch() {
 				for _, d := range ds {
 					inflight++
 					perEndpoint[d.EndpointID]++
-					if len(snap.limited) > 0 {
-						if e, ok := snap.byID[d.EndpointID]; ok && e.limiter != nil {
+					if len(view.limited) > 0 {
+						if e, ok := s.reg.get(d.EndpointID); ok && e.limiter != nil {
 							e.limiter.AllowN(now, 1) // spend the token the exclusions counted
 						}
 					}
@@ -131,11 +129,11 @@ func (s *Sender) dispatch() {
 			if err == nil && ex.atFairShare && len(ds) < free {
 				// Nothing else could use the rest: endpoints at their fair share may burst
 				// beyond it (WithEndpointConcurrency's default), healthy ones only.
-				bx := s.exclusions(snap, perEndpoint, now, true)
+				bx := s.exclusions(view, perEndpoint, now, true)
 				before := len(ds)
 				ds, err = s.claim(ClaimParams{Now: now, Limit: free - len(ds), Owner: s.id,
 					LeaseUntil: params.LeaseUntil, ExcludeEndpoints: append(bx.exclude, bx.failing...),
-					MaxPerEndpoint: bx.capPer, Ordered: snap.fifo}, ds)
+					MaxPerEndpoint: bx.capPer, Ordered: view.fifo}, ds)
 				take(ds[before:])
 			}
 			clear(ds) // the bodies are the workers' now; the slice is reused
@@ -236,17 +234,17 @@ type claimLimits struct {
 
 // exclusions computes the limits of a claim at now. With burst, an endpoint without a
 // limit of its own may hold up to the burst limit instead of its fair share.
-func (s *Sender) exclusions(snap *regSnapshot, perEndpoint map[string]int, now time.Time, burst bool) claimLimits {
-	out := append(make([]string, 0, len(snap.disabled)+4), snap.disabled...)
+func (s *Sender) exclusions(view claimView, perEndpoint map[string]int, now time.Time, burst bool) claimLimits {
+	out := append(make([]string, 0, len(view.disabled)+4), view.disabled...)
 	fair := s.claimLimit(s.cfg.endpointLimit)
-	burstClaims, _ := s.burstLimits(snap)
-	if burst || (burstClaims > 0 && snap.enabled <= 1) {
+	burstClaims, _ := s.burstLimits(view.enabled)
+	if burst || (burstClaims > 0 && view.enabled <= 1) {
 		// A lone endpoint bursts at once: no other endpoint's claim to yield to first.
 		fair = burstClaims
 	}
 	capPer := fair
-	if snap.minMaxInFlight > 0 {
-		capPer = min(capPer, s.claimLimit(snap.minMaxInFlight))
+	if view.minMaxInFlight > 0 {
+		capPer = min(capPer, s.claimLimit(view.minMaxInFlight))
 	}
 	var halfOpen, failing []string
 	out, reopen := s.health.blocked(now, out, func(id string) { halfOpen = append(halfOpen, id) },
@@ -262,7 +260,7 @@ func (s *Sender) exclusions(snap *regSnapshot, perEndpoint map[string]int, now t
 	}
 	for id := range perEndpoint {
 		limit, own := fair, false
-		if e, ok := snap.byID[id]; ok && e.ep.Ordered {
+		if e, ok := s.reg.get(id); ok && e.ep.Ordered {
 			limit, own = 1, true
 		} else if ok && e.ep.MaxInFlight > 0 {
 			limit, own = s.claimLimit(e.ep.MaxInFlight), true
@@ -274,7 +272,7 @@ func (s *Sender) exclusions(snap *regSnapshot, perEndpoint map[string]int, now t
 	for _, id := range halfOpen {
 		room(id, 1) // one probe at a time
 	}
-	for _, e := range snap.limited {
+	for _, e := range view.limited {
 		tokens := e.limiter.TokensAt(now)
 		if tokens >= 1 {
 			capPer = min(capPer, int(tokens))
@@ -307,11 +305,11 @@ func (s *Sender) exclusions(snap *regSnapshot, perEndpoint map[string]int, now t
 // bursting, WithEndpointConcurrency was set). The reserve those leave is for other
 // endpoints' work; with at most one endpoint enabled there is none to keep it for, and
 // the lone endpoint may use every worker and the whole claim-ahead buffer.
-func (s *Sender) burstLimits(snap *regSnapshot) (claims, run int) {
+func (s *Sender) burstLimits(enabled int) (claims, run int) {
 	if s.burstRun == 0 {
 		return 0, 0
 	}
-	if snap.enabled <= 1 {
+	if enabled <= 1 {
 		return s.cfg.workers + s.prefetch, s.cfg.workers
 	}
 	return s.burstClaims, s.burstRun
@@ -329,12 +327,10 @@ func (s *Sender) claimLimit(inFlight int) int {
 	return inFlight
 }
 
-// prune deletes finished deliveries past their retention, every DefaultPruneInterval.
+// prune deletes finished deliveries past their retention, every DefaultPruneInterval,
+// and has the health table forget what no attempt in flight can still refer to.
 func (s *Sender) prune() {
 	defer s.loopsDone.Done()
-	if s.cfg.retention < 0 && s.cfg.failedRetention < 0 {
-		return
-	}
 	for {
 		t := s.clock.NewTimerAt(s.clock.Now().Add(DefaultPruneInterval))
 		select {
@@ -344,6 +340,10 @@ func (s *Sender) prune() {
 		case <-t.C():
 		}
 		now := s.clock.Now()
+		s.health.sweep(now)
+		if s.cfg.retention < 0 && s.cfg.failedRetention < 0 {
+			continue
+		}
 		var p PruneParams
 		if s.cfg.retention > 0 {
 			p.SucceededBefore = now.Add(-s.cfg.retention)
@@ -389,11 +389,10 @@ func (s *Sender) start(d Delivery) (ok, counted bool) {
 	if s.burstRun == 0 {
 		return true, false
 	}
-	snap := s.reg.load()
-	if e, ok := snap.byID[d.EndpointID]; ok && (e.ep.MaxInFlight > 0 || e.ep.Ordered) {
+	if e, ok := s.reg.get(d.EndpointID); ok && (e.ep.MaxInFlight > 0 || e.ep.Ordered) {
 		return true, false // its own limit caps its claims, and so its attempts
 	}
-	_, run := s.burstLimits(snap)
+	_, run := s.burstLimits(s.reg.enabledCount())
 	if run >= s.cfg.workers {
 		// A lone endpoint may run on every worker: nothing to count. Should another
 		// endpoint be enabled meanwhile, these attempts go uncounted, and the reserve
@@ -412,7 +411,6 @@ func (s *Sender) start(d Delivery) (ok, counted bool) {
 			s.deferred[d.EndpointID] = q
 		}
 		q.push(d)
-		s.deferredN.Add(1)
 		return false, false
 	}
 	s.running[d.EndpointID]++
@@ -430,7 +428,6 @@ func (s *Sender) done(endpointID string, counted bool) (Delivery, bool) {
 	if n := s.running[endpointID]; counted {
 		if q := s.deferred[endpointID]; q != nil {
 			next, ok = q.pop(), true
-			s.deferredN.Add(-1)
 			if q.len() == 0 {
 				delete(s.deferred, endpointID)
 				s.spareDeferred = q // most often the same endpoint bursts again
@@ -450,11 +447,12 @@ func (s *Sender) done(endpointID string, counted bool) (Delivery, bool) {
 	return next, ok
 }
 
-// bufferLow reports whether the claim-ahead buffer, with the deliveries bursting
-// endpoints set aside, holds less than half the buffer's size: time for the dispatcher
-// to claim.
+// bufferLow reports whether the claim-ahead buffer holds less than half its size: time
+// for the dispatcher to claim. The deliveries a bursting endpoint set aside do not
+// count: only that endpoint's own finishing attempts can run them, so they keep no other
+// endpoint's work going.
 func (s *Sender) bufferLow() bool {
-	return len(s.work)+int(s.deferredN.Load()) < max(1, s.prefetch/2)
+	return len(s.work) < max(1, s.prefetch/2)
 }
 
 // deliveryFIFO is a queue of deliveries that keeps its array from one use to the next:
@@ -495,15 +493,16 @@ func (s *Sender) signalFreed() {
 	}
 }
 
-// attempt makes one attempt of d and records its result.
+// attempt makes one attempt of d and records its result. A delivery that may not be
+// attempted now (Close has begun, its lease could lapse mid-attempt, its endpoint was
+// disabled, paused or its circuit opened since the claim) is handed back untouched.
 func (s *Sender) attempt(clock *attemptClock, d Delivery) {
 	e, ok := s.reg.get(d.EndpointID)
 	now := s.clock.Now()
 	select {
 	case <-s.stop:
-		// Claimed ahead but not started when Close began: hand it back untouched, so
-		// Close does not wait for it and the next Sender takes it at once.
-		s.finish(d, nil, RecordParams{State: StatePending, NextAttemptAt: now}, 0)
+		// Claimed ahead but not started when Close began: the next Sender takes it.
+		s.handBack(d)
 		return
 	default:
 	}
@@ -513,7 +512,7 @@ func (s *Sender) attempt(clock *attemptClock, d Delivery) {
 		// mid-attempt: hand it back instead, to be claimed afresh.
 		s.log.Debug("webhook: handing back a claimed delivery whose lease would lapse mid-attempt",
 			zap.String("delivery_id", d.ID), zap.Time("lease_expires_at", d.LeaseExpiresAt))
-		s.finish(d, nil, RecordParams{State: StatePending, NextAttemptAt: now}, 0)
+		s.handBack(d)
 		return
 	}
 	if !ok {
@@ -521,21 +520,21 @@ func (s *Sender) attempt(clock *attemptClock, d Delivery) {
 			Reason: fmt.Sprintf("endpoint %q was removed; no request was sent", d.EndpointID)}, Permanent)
 		return
 	}
-	if e.ep.Disabled { // disabled after the claim: hand it back untouched
-		s.finish(d, nil, RecordParams{State: StatePending, NextAttemptAt: now}, 0)
+	if e.ep.Disabled {
+		s.handBack(d)
 		return
 	}
-	if until := s.health.pausedUntil(d.EndpointID); until.After(now) {
-		// Paused (Retry-After) after the claim's exclusions were worked out: hand it
-		// back untouched, due when the pause ends, rather than send what the receiver
-		// asked not to get yet.
-		s.finish(d, nil, RecordParams{State: StatePending, NextAttemptAt: until}, 0)
+	tk, admitted := s.health.admit(d.EndpointID, now)
+	if !admitted {
+		// Paused (Retry-After) or its circuit open since the claim: the delivery waits
+		// in the store, its attempts unspent, and keeps its place.
+		s.handBack(d)
 		return
 	}
 	a, retryAfter, err := s.post(clock, e, d, now)
 	// The attempt's end, for its retry, health and record. With the system clock it is
-	// its start plus the duration post measured from it on the monotonic clock: clock
-	// reads were a twentieth of the Sender's own CPU per delivery.
+	// its start plus the duration post measured from it on the monotonic clock, which
+	// spares a clock read per attempt.
 	end := now.Add(a.Duration)
 	if !s.systemClock {
 		end = s.clock.Now()
@@ -544,31 +543,33 @@ func (s *Sender) attempt(clock *attemptClock, d Delivery) {
 	if err == nil || !errors.As(err, new(*signError)) {
 		verdict = s.retry.Classify(a.StatusCode, err)
 	}
-	p := RecordParams{Attempt: s.attemptRecord(clock, a)}
+	p := RecordParams{Attempt: s.attemptRecord(clock, a), Now: end}
 	aborted := s.baseCtx.Err() != nil && a.StatusCode == 0
+	ev := classifyHealth(a.StatusCode, err, verdict)
 	switch {
 	case aborted:
 		// Close aborted the attempt: try again as soon as a Sender runs.
-		p.State, p.NextAttemptAt, verdict = StatePending, end, Retry
+		p.State, p.NextAttemptAt, verdict, ev = StatePending, end, Retry, healthNone
 	case verdict == Delivered:
 		p.State = StateSucceeded
 	case verdict == Retry:
 		if at, ok := s.retry.next(end, d.QueuedAt, d.Attempts+1, retryAfter); ok {
 			p.State, p.NextAttemptAt = StatePending, at
+			if retryAfter > 0 {
+				// The receiver paused the endpoint (below) rather than failed this
+				// delivery: it keeps its place in the endpoint's line and goes first
+				// when the pause ends, not behind every delivery due meanwhile.
+				p.NextAttemptAt = d.NextAttemptAt
+			}
 		} else {
 			p.State = StateFailed
 		}
 	default:
 		p.State = StateFailed
 	}
-	p.Now = end
-	if aborted {
-		s.finish(d, e, p, verdict)
-		return
-	}
 	// Health first, so that whoever the attempt hook tells already sees it.
 	var pauseUntil time.Time
-	if retryAfter > 0 {
+	if retryAfter > 0 && !aborted {
 		pauseUntil = end.Add(min(retryAfter, s.retry.MaxRetryAfter))
 	}
 	if e.ep.Ordered && p.State == StatePending && p.NextAttemptAt.After(pauseUntil) {
@@ -576,20 +577,31 @@ func (s *Sender) attempt(clock *attemptClock, d Delivery) {
 		// before its retry, so do not look.
 		pauseUntil = p.NextAttemptAt
 	}
-	ch := s.health.record(e.ep.ID, end, verdict == Delivered, pauseUntil)
+	ch := s.health.record(e.ep.ID, tk, end, ev, pauseUntil)
 	s.finish(d, e, p, verdict)
-	if ch.circuitChanged {
-		s.log.Info("webhook: endpoint circuit "+ch.health.Circuit.String(), zap.String("endpoint_id", e.ep.ID),
-			zap.Int("consecutive_failures", ch.health.ConsecutiveFailures), zap.Time("open_until", ch.health.OpenUntil))
-		if s.cfg.hooks.OnCircuitChange != nil {
-			s.cfg.hooks.OnCircuitChange(e.ep.ID, ch.health)
-		}
+	if ch.transition != noTransition {
+		s.circuitChanged(e.ep.ID, ch.health)
 	}
 	switch {
-	case verdict == Gone:
-		s.disableEndpoint(e.ep.ID, "the endpoint answered 410 Gone")
+	case ev == healthGone:
+		s.disableEndpoint(e, "the endpoint answered 410 Gone")
 	case ch.disable != "":
-		s.disableEndpoint(e.ep.ID, ch.disable)
+		s.disableEndpoint(e, ch.disable)
+	}
+}
+
+// handBack returns a claimed delivery to the store as it was, no attempt made: pending,
+// due when it was due.
+func (s *Sender) handBack(d Delivery) {
+	s.finish(d, nil, RecordParams{State: StatePending, NextAttemptAt: d.NextAttemptAt}, 0)
+}
+
+// circuitChanged logs an endpoint's circuit opening or closing and tells the hook.
+func (s *Sender) circuitChanged(id string, h EndpointHealth) {
+	s.log.Info("webhook: endpoint circuit "+h.Circuit.String(), zap.String("endpoint_id", id),
+		zap.Int("consecutive_failures", h.ConsecutiveFailures), zap.Time("open_until", h.OpenUntil))
+	if s.cfg.hooks.OnCircuitChange != nil {
+		s.cfg.hooks.OnCircuitChange(id, h)
 	}
 }
 
@@ -607,12 +619,14 @@ func (s *Sender) attemptRecord(clock *attemptClock, a Attempt) *Attempt {
 	return rec
 }
 
-// disableEndpoint disables an endpoint on the Sender's own initiative and says so.
-func (s *Sender) disableEndpoint(id, reason string) {
-	if changed, _ := s.reg.setDisabled(id, true); changed {
-		s.log.Warn("webhook: endpoint disabled", zap.String("endpoint_id", id), zap.String("reason", reason))
+// disableEndpoint disables an endpoint on the Sender's own initiative and says so, unless
+// it changed since e, the entry the attempt that led here was made with, was current:
+// it was enabled again meanwhile, or pointed at a new target.
+func (s *Sender) disableEndpoint(e *endpointEntry, reason string) {
+	if changed, _ := s.reg.setDisabled(e.ep.ID, true, e.epoch); changed {
+		s.log.Warn("webhook: endpoint disabled", zap.String("endpoint_id", e.ep.ID), zap.String("reason", reason))
 		if s.cfg.hooks.OnEndpointDisabled != nil {
-			s.cfg.hooks.OnEndpointDisabled(id, reason)
+			s.cfg.hooks.OnEndpointDisabled(e.ep.ID, reason)
 		}
 	}
 }

@@ -298,7 +298,8 @@ func (c *countingRoundTripper) RoundTrip(*http.Request) (*http.Response, error) 
 
 // A claim works out which endpoints are paused before it takes deliveries, so one made
 // as a Retry-After arrives can take a delivery for the endpoint just paused. The attempt
-// checks again and hands it back, due when the pause ends, without a request.
+// checks again and hands it back as it was (keeping its place in line), without a
+// request.
 func TestAnAttemptWaitsOutAPauseThatBeganAfterItsClaim(t *testing.T) {
 	rt := &countingRoundTripper{}
 	m := NewMemoryStore(0)
@@ -317,7 +318,7 @@ func TestAnAttemptWaitsOutAPauseThatBeganAfterItsClaim(t *testing.T) {
 	require.Len(t, claimed, 1)
 
 	pause := s.clock.Now().Add(time.Minute)
-	s.health.record("ep", s.clock.Now(), false, pause) // a 429 with Retry-After: 60
+	s.health.record("ep", ticket{}, s.clock.Now(), healthRateLimited, pause) // a 429 with Retry-After: 60
 	clock, release := newAttemptClock(s.baseCtx)
 	defer release()
 	s.attempt(clock, claimed[0])
@@ -327,6 +328,6 @@ func TestAnAttemptWaitsOutAPauseThatBeganAfterItsClaim(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, StatePending, got.State)
 	assert.Zero(t, got.Attempts)
-	assert.True(t, got.NextAttemptAt.Equal(pause), "due at the pause's end: %v, want %v", got.NextAttemptAt, pause)
+	assert.True(t, got.NextAttemptAt.Equal(later), "due as it was: %v, want %v", got.NextAttemptAt, later)
 	assert.Empty(t, got.LeaseOwner)
 }

@@ -151,10 +151,15 @@ func (v Verdict) String() string {
 // response). It must be safe for concurrent use.
 type Classifier func(status int, err error) Verdict
 
-// DefaultClassifier is the status table of the README: 2xx delivered; 408, 425, 429 and
-// 5xx except 501 retried; 410 gone; every other status (3xx, which is never followed,
-// other 4xx, 501) permanent; network errors and timeouts retried, except a destination
-// the guard refused (ErrDestinationBlocked) and a *PermanentError, which are permanent.
+// DefaultClassifier follows the Standard Webhooks guidance, as the README's status table
+// shows: 2xx is delivered; 410 Gone is gone (the delivery fails and the endpoint is
+// disabled); every other answer (3xx, which is never followed, 4xx, 5xx) is retried on
+// the schedule, so that a 401 just after a secret rotation or a 404 during a receiver's
+// deploy does not dead-letter the delivery. Network errors and timeouts are retried; a
+// destination the guard refused (ErrDestinationBlocked) and a *PermanentError are
+// permanent. 429 and 503 with a Retry-After header are retried when the receiver asked
+// (see RetryPolicy.MaxRetryAfter). A Classifier of your own can make chosen statuses
+// permanent.
 func DefaultClassifier(status int, err error) Verdict {
 	if err != nil {
 		var perm *PermanentError
@@ -168,13 +173,8 @@ func DefaultClassifier(status int, err error) Verdict {
 		return Delivered
 	case status == http.StatusGone:
 		return Gone
-	case status == http.StatusRequestTimeout, status == http.StatusTooEarly,
-		status == http.StatusTooManyRequests:
-		return Retry
-	case status >= 500 && status != http.StatusNotImplemented:
-		return Retry
 	}
-	return Permanent
+	return Retry
 }
 
 // PermanentError marks an attempt error that retrying cannot fix (for example a

@@ -2,6 +2,7 @@ package webhook_test
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"net/http"
 	"testing"
@@ -59,10 +60,11 @@ func TestDefaultClassifier(t *testing.T) {
 	}{
 		{200, nil, webhook.Delivered}, {299, nil, webhook.Delivered},
 		{0, errors.New("reset"), webhook.Retry}, {0, perm, webhook.Permanent},
-		{300, nil, webhook.Permanent}, {400, nil, webhook.Permanent}, {403, nil, webhook.Permanent},
-		{408, nil, webhook.Retry}, {410, nil, webhook.Gone}, {425, nil, webhook.Retry},
-		{429, nil, webhook.Retry}, {500, nil, webhook.Retry}, {501, nil, webhook.Permanent},
-		{599, nil, webhook.Retry}, {100, nil, webhook.Permanent},
+		{0, fmt.Errorf("dial: %w", webhook.ErrDestinationBlocked), webhook.Permanent},
+		{300, nil, webhook.Retry}, {400, nil, webhook.Retry}, {401, nil, webhook.Retry}, {403, nil, webhook.Retry},
+		{404, nil, webhook.Retry}, {408, nil, webhook.Retry}, {410, nil, webhook.Gone}, {425, nil, webhook.Retry},
+		{429, nil, webhook.Retry}, {500, nil, webhook.Retry}, {501, nil, webhook.Retry},
+		{599, nil, webhook.Retry}, {100, nil, webhook.Retry},
 	}
 	for _, tc := range cases {
 		assert.Equal(t, tc.want, webhook.DefaultClassifier(tc.status, tc.err), "status %d err %v", tc.status, tc.err)

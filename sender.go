@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -71,7 +72,6 @@ type Sender struct {
 	running               map[string]int           // attempts running per bursting endpoint; under finMu
 	deferred              map[string]*deliveryFIFO // under finMu
 	spareDeferred         *deliveryFIFO            // an emptied queue, for reuse; under finMu
-	deferredN             atomic.Int32             // deliveries in deferred, for the dispatcher
 	// finished lists the endpoint IDs of attempts done since the dispatcher last looked;
 	// freed (cap 1) tells it there are some. One signal covers many finishes, so a busy
 	// dispatcher is woken once per claim round, not once per attempt.
@@ -110,7 +110,7 @@ func NewSender(opts ...Option) (*Sender, error) {
 	if cfg.store != nil && cfg.queueCapacity != 0 {
 		cfg.fail("WithQueueCapacity applies to the default memory store only; bound the store given to WithStore instead")
 	}
-	reg := newRegistry(cfg.versionHeader, cfg.httpsOnly)
+	reg := newRegistry(cfg.versionHeader, cfg.version, cfg.httpsOnly)
 	if len(cfg.errs) == 0 {
 		if err := reg.add(cfg.endpoints, false); err != nil {
 			cfg.errs = append(cfg.errs, err)
@@ -148,8 +148,8 @@ func NewSender(opts ...Option) (*Sender, error) {
 		ownTransport:   ownTransport,
 		userAgent:      []string{cfg.userAgent},
 		defaultVersion: []string{cfg.version},
-		health: &healthTable{m: map[string]*EndpointHealth{}, threshold: cfg.breakerAt,
-			cooldown: cfg.breaker[0], maxCooldown: cfg.breaker[1], disableAfter: cfg.disableAfter},
+		health: newHealthTable(breakerPolicy{threshold: cfg.breakerAt, cooldown: cfg.breaker[0],
+			maxCooldown: cfg.breaker[1], disableAfter: cfg.disableAfter}, cfg.lease),
 		wake:        make(chan struct{}, 1),
 		room:        make(chan struct{}, 1),
 		stop:        make(chan struct{}),
@@ -346,11 +346,13 @@ func (s *Sender) sendWith(ctx context.Context, ev Event, only []string, tx any) 
 
 // targets returns the endpoints ev goes to.
 func (s *Sender) targets(ev Event, only []string) ([]*endpointEntry, error) {
-	snap := s.reg.load()
 	var out []*endpointEntry
 	if only != nil {
-		for _, id := range only {
-			e, ok := snap.byID[id]
+		for i, id := range only {
+			if slices.Contains(only[:i], id) {
+				continue // named twice: still one delivery
+			}
+			e, ok := s.reg.get(id)
 			switch {
 			case !ok:
 				return nil, fmt.Errorf("%w: %q", ErrEndpointNotFound, id)
@@ -360,7 +362,7 @@ func (s *Sender) targets(ev Event, only []string) ([]*endpointEntry, error) {
 			out = append(out, e)
 		}
 	} else {
-		out = snap.route(ev.Type, ev.Version, s.cfg.version)
+		out = s.reg.route(ev.Type, ev.Version)
 	}
 	if len(out) > s.cfg.maxFanout {
 		return nil, &ValidationError{Kind: ErrInvalidEvent, ID: ev.ID, Field: "Type",
@@ -525,20 +527,37 @@ func (s *Sender) Close(ctx context.Context) error {
 }
 
 // AddEndpoint registers endpoints, all or none. It fails with ErrEndpointExists for an
-// ID already registered, or a *ValidationError. Safe for concurrent use.
+// ID already registered, or a *ValidationError. Each starts in good health. Safe for
+// concurrent use.
 func (s *Sender) AddEndpoint(eps ...Endpoint) error {
 	if err := s.reg.add(eps, false); err != nil {
 		return err
+	}
+	for _, ep := range eps {
+		s.resetHealth(ep.ID)
 	}
 	s.poke()
 	return nil
 }
 
 // UpdateEndpoint replaces registered endpoints (matched by ID), all or none. Pending
-// deliveries use the new URL, secrets and headers on their next attempt.
+// deliveries use the new URL, secrets and headers on their next attempt. An endpoint
+// given a new URL, secret or headers starts in good health again: what was learnt of the
+// old target does not hold for the new one.
 func (s *Sender) UpdateEndpoint(eps ...Endpoint) error {
+	before := make(map[string]uint64, len(eps))
+	for _, ep := range eps {
+		if e, ok := s.reg.get(ep.ID); ok {
+			before[ep.ID] = e.epoch
+		}
+	}
 	if err := s.reg.add(eps, true); err != nil {
 		return err
+	}
+	for _, ep := range eps {
+		if e, ok := s.reg.get(ep.ID); ok && e.epoch != before[ep.ID] {
+			s.resetHealth(ep.ID)
+		}
 	}
 	s.poke()
 	return nil
@@ -546,19 +565,55 @@ func (s *Sender) UpdateEndpoint(eps ...Endpoint) error {
 
 // RemoveEndpoint unregisters an endpoint. Its pending deliveries fail (dead-letter) when
 // next due, with the reason recorded; add the endpoint again and Retry them to deliver.
-func (s *Sender) RemoveEndpoint(id string) error { return s.reg.remove(id) }
+func (s *Sender) RemoveEndpoint(id string) error {
+	if err := s.reg.remove(id); err != nil {
+		return err
+	}
+	s.resetHealth(id)
+	return nil
+}
 
 // DisableEndpoint stops new deliveries to an endpoint and holds its pending ones.
 func (s *Sender) DisableEndpoint(id string) error {
-	_, err := s.reg.setDisabled(id, true)
+	_, err := s.reg.setDisabled(id, true, 0)
 	return err
 }
 
-// EnableEndpoint resumes an endpoint; its held deliveries are attempted as they fall due.
+// EnableEndpoint resumes an endpoint in good health (its circuit closed, any pause
+// lifted); its held deliveries are attempted as they fall due. A 410 answered to an
+// attempt made before the call does not disable it again.
 func (s *Sender) EnableEndpoint(id string) error {
-	_, err := s.reg.setDisabled(id, false)
+	changed, err := s.reg.setDisabled(id, false, 0)
+	if err != nil {
+		return err
+	}
+	if changed {
+		s.resetHealth(id)
+	}
 	s.poke()
-	return err
+	return nil
+}
+
+// ResetEndpointHealth returns an endpoint to good health, for when its owner says it
+// works again: its circuit closes, its failure count and any Retry-After pause are
+// cleared, and the results of attempts already in flight no longer count against it.
+// Its pending deliveries are attempted as they fall due. EnableEndpoint, a change of
+// its URL, secret or headers, and a manual Retry or RetryFailed do the same.
+func (s *Sender) ResetEndpointHealth(id string) error {
+	if _, ok := s.reg.get(id); !ok {
+		return fmt.Errorf("%w: %q", ErrEndpointNotFound, id)
+	}
+	s.resetHealth(id)
+	s.poke()
+	return nil
+}
+
+// resetHealth resets an endpoint's health, reporting a circuit it closes.
+func (s *Sender) resetHealth(id string) {
+	now := s.clock.Now()
+	if s.health.reset(id, now) {
+		s.circuitChanged(id, EndpointHealth{})
+	}
 }
 
 // Endpoint returns a registered endpoint, or ErrEndpointNotFound.
@@ -572,9 +627,9 @@ func (s *Sender) Endpoint(id string) (Endpoint, error) {
 
 // Endpoints returns every registered endpoint in ID order.
 func (s *Sender) Endpoints() []Endpoint {
-	snap := s.reg.load()
-	out := make([]Endpoint, len(snap.ordered))
-	for i, e := range snap.ordered {
+	all := s.reg.all()
+	out := make([]Endpoint, len(all))
+	for i, e := range all {
 		out[i] = e.ep
 	}
 	return out
@@ -586,7 +641,7 @@ func (s *Sender) EndpointHealth(id string) (EndpointHealth, error) {
 	if _, ok := s.reg.get(id); !ok {
 		return EndpointHealth{}, fmt.Errorf("%w: %q", ErrEndpointNotFound, id)
 	}
-	return s.health.get(id), nil
+	return s.health.get(id, s.clock.Now()), nil
 }
 
 // Delivery returns one delivery from the store, or an error wrapping ErrNotFound.
@@ -606,19 +661,33 @@ func (s *Sender) Attempts(ctx context.Context, deliveryID string) ([]Attempt, er
 }
 
 // Retry requeues finished deliveries by ID (a manual retry), all or none, with a fresh
-// retry budget, due now.
+// retry budget, due now. A manual retry says the receiver works again: the endpoints of
+// the deliveries requeued start in good health (see ResetEndpointHealth).
 func (s *Sender) Retry(ctx context.Context, deliveryIDs ...string) (int, error) {
 	if len(deliveryIDs) == 0 {
 		return 0, nil
 	}
 	n, err := s.store.Requeue(ctx, RequeueParams{Now: s.clock.Now(), IDs: deliveryIDs})
+	if err == nil {
+		reset := map[string]bool{}
+		for _, id := range deliveryIDs {
+			if d, gerr := s.store.Get(ctx, id); gerr == nil && !reset[d.EndpointID] {
+				reset[d.EndpointID] = true
+				s.resetHealth(d.EndpointID)
+			}
+		}
+	}
 	s.poke()
 	return n, err
 }
 
-// RetryFailed requeues every failed delivery of an endpoint created at or after since.
+// RetryFailed requeues every failed delivery of an endpoint created at or after since,
+// and starts the endpoint in good health (see ResetEndpointHealth).
 func (s *Sender) RetryFailed(ctx context.Context, endpointID string, since time.Time) (int, error) {
 	n, err := s.store.Requeue(ctx, RequeueParams{Now: s.clock.Now(), EndpointID: endpointID, Since: since})
+	if err == nil {
+		s.resetHealth(endpointID)
+	}
 	s.poke()
 	return n, err
 }

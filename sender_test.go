@@ -216,18 +216,19 @@ func TestStatusClassification(t *testing.T) {
 	}{
 		{200, webhook.Delivered, webhook.StateSucceeded},
 		{204, webhook.Delivered, webhook.StateSucceeded},
-		{301, webhook.Permanent, webhook.StateFailed},
-		{302, webhook.Permanent, webhook.StateFailed},
-		{400, webhook.Permanent, webhook.StateFailed},
-		{401, webhook.Permanent, webhook.StateFailed},
-		{404, webhook.Permanent, webhook.StateFailed},
+		{301, webhook.Retry, webhook.StatePending},
+		{302, webhook.Retry, webhook.StatePending},
+		{400, webhook.Retry, webhook.StatePending},
+		{401, webhook.Retry, webhook.StatePending},
+		{403, webhook.Retry, webhook.StatePending},
+		{404, webhook.Retry, webhook.StatePending},
 		{408, webhook.Retry, webhook.StatePending},
 		{410, webhook.Gone, webhook.StateFailed},
-		{422, webhook.Permanent, webhook.StateFailed},
+		{422, webhook.Retry, webhook.StatePending},
 		{425, webhook.Retry, webhook.StatePending},
 		{429, webhook.Retry, webhook.StatePending},
 		{500, webhook.Retry, webhook.StatePending},
-		{501, webhook.Permanent, webhook.StateFailed},
+		{501, webhook.Retry, webhook.StatePending},
 		{502, webhook.Retry, webhook.StatePending},
 		{503, webhook.Retry, webhook.StatePending},
 	}
@@ -252,14 +253,24 @@ func TestStatusClassification(t *testing.T) {
 	}
 }
 
-func TestPermanent4xxIsNotRetried(t *testing.T) {
+// permanent400 is a Classifier that dead-letters a 400 at once and is otherwise the
+// default.
+func permanent400(status int, err error) webhook.Verdict {
+	if status == http.StatusBadRequest {
+		return webhook.Permanent
+	}
+	return webhook.DefaultClassifier(status, err)
+}
+
+func TestAClassifierCanMakeAStatusPermanent(t *testing.T) {
 	secret := webhook.NewSecret()
 	recv := webhooktest.NewReceiver(t, secret)
 	recv.Script(webhooktest.Status(400))
 	clk := webhooktest.NewClock(time.Now())
 	recv.Verifier().Now = clk.Now
 	rep := newReports()
-	s := newSender(t, webhook.WithEndpoints(endpoint("ep_1", recv.URL, secret)), rep.hooks(), webhook.WithClock(clk))
+	s := newSender(t, webhook.WithEndpoints(endpoint("ep_1", recv.URL, secret)), rep.hooks(), webhook.WithClock(clk),
+		webhook.WithRetryPolicy(webhook.RetryPolicy{Classify: permanent400}))
 	ids, err := s.Send(testCtx(t), webhook.Event{Type: "a.b"})
 	require.NoError(t, err)
 	a := rep.next(t)
@@ -291,8 +302,8 @@ func TestRetryAfterIsHonouredAndClamped(t *testing.T) {
 		{"absurd seconds clamped", 429, "99999999999", 30 * time.Minute},
 		{"absurd date clamped", 503, "Fri, 31 Dec 9999 23:59:59 GMT", 30 * time.Minute},
 		{"zero floored", 429, "0", webhook.MinRetryAfter},
-		{"garbage uses schedule", 429, "soon", 7 * time.Second},
-		{"ignored on 500", 500, "120", 7 * time.Second},
+		{"garbage uses schedule", 429, "soon", 0},
+		{"ignored on 500", 500, "120", 0},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -306,7 +317,17 @@ func TestRetryAfterIsHonouredAndClamped(t *testing.T) {
 			require.NoError(t, err)
 			a := rep.next(t)
 			require.Equal(t, webhook.StatePending, a.Delivery.State)
-			assert.Equal(t, tc.want, a.Delivery.NextAttemptAt.Sub(clk.Now()))
+			h, err := s.EndpointHealth("ep")
+			require.NoError(t, err)
+			if tc.want == 0 {
+				assert.Zero(t, h.PausedUntil, "no pause")
+				assert.Equal(t, 7*time.Second, a.Delivery.NextAttemptAt.Sub(clk.Now()), "the schedule")
+				return
+			}
+			// The receiver paused the endpoint; the delivery keeps its place in line,
+			// due as it was, and goes first when the pause ends.
+			assert.Equal(t, tc.want, h.PausedUntil.Sub(clk.Now()))
+			assert.Equal(t, a.Delivery.CreatedAt, a.Delivery.NextAttemptAt)
 		})
 	}
 }
@@ -346,6 +367,7 @@ func TestRetryFailedRequeuesAnEndpointsDeadLetters(t *testing.T) {
 	tr.Script("https://b.test/", webhooktest.Status(400))
 	rep := newReports()
 	s := newSender(t, webhook.WithTransport(tr), rep.hooks(), webhook.WithWorkers(1),
+		webhook.WithRetryPolicy(webhook.RetryPolicy{Classify: permanent400}),
 		webhook.WithEndpoints(endpoint("a", "https://a.test/", webhook.NewSecret()), endpoint("b", "https://b.test/", webhook.NewSecret())))
 	ctx := testCtx(t)
 	for range 3 {
