@@ -71,14 +71,25 @@ func TestEndpointChurnWhileSending(t *testing.T) {
 	c := newReceiver(t, a.secret)
 	obs := newObserver()
 	s := newSender(t, webhook.WithEndpoints(a.endpoint("stable"), c.endpoint("toggled")), obs.hooks())
-	ctx := within(t, 30*time.Second)
+	ctx := within(t, 60*time.Second)
 
-	// The churn runs a fixed number of rounds; the senders send until it is done.
-	const rounds = 300
+	// Each sender sends a fixed number of events; the churn goes on until they are done
+	// and it has made at least minRounds rounds of changes.
+	const perSender, minRounds = 250, 50
+	sendersDone := make(chan struct{})
 	churned := make(chan struct{})
+	rounds := 0
 	go func() {
 		defer close(churned)
-		for i := range rounds {
+		for i := 0; ; i++ {
+			if i >= minRounds {
+				select {
+				case <-sendersDone:
+					rounds = i
+					return
+				default:
+				}
+			}
 			ep := a.endpoint("stable")
 			if i%2 == 1 {
 				ep.URL = b.url()
@@ -99,29 +110,25 @@ func TestEndpointChurnWhileSending(t *testing.T) {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var accepted []string
-	sends := 0
 	for g := range senders {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := 0; ; i++ {
-				select {
-				case <-churned:
-					return
-				default:
-				}
+			for i := range perSender {
 				ids, err := s.Send(ctx, webhook.Event{ID: fmt.Sprintf("evt-%d-%d", g, i), Type: "order.created"})
 				if !assert.NoError(t, err) {
 					return
 				}
 				mu.Lock()
 				accepted = append(accepted, ids...)
-				sends++
 				mu.Unlock()
 			}
 		}()
 	}
 	wg.Wait()
+	close(sendersDone)
+	<-churned
+	const sends = senders * perSender
 	require.NoError(t, s.EnableEndpoint("toggled"))
 
 	obs.waitFor(ctx, t, "every delivery finished", func() bool {
