@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/hooksmith/webhook"
+	"github.com/hooksmith/webhook/store"
 )
 
 // The Sender's hot path, piece by piece. BenchmarkSign (signer_test.go) covers signing;
@@ -81,7 +82,7 @@ func BenchmarkEnvelope(b *testing.B) {
 // do: Send makes no delivery for it.)
 type holdingStore struct{ *webhook.MemoryStore }
 
-func (holdingStore) Claim(context.Context, webhook.ClaimParams) ([]webhook.Delivery, error) {
+func (holdingStore) Claim(context.Context, store.ClaimParams) ([]webhook.Delivery, error) {
 	return nil, nil
 }
 
@@ -161,7 +162,7 @@ func BenchmarkScheduler(b *testing.B) {
 			for i := range tc.excluded {
 				exclude = append(exclude, fmt.Sprintf("ep%04d", i))
 			}
-			p := webhook.ClaimParams{Now: now, Limit: batch, Owner: "snd_bench", LeaseUntil: now.Add(time.Minute),
+			p := store.ClaimParams{Now: now, Limit: batch, Owner: "snd_bench", LeaseUntil: now.Add(time.Minute),
 				ExcludeEndpoints: exclude, MaxPerEndpoint: batch / 2}
 			claimed := 0
 			b.ReportAllocs()
@@ -172,7 +173,7 @@ func BenchmarkScheduler(b *testing.B) {
 				}
 				claimed += len(got)
 				for _, d := range got {
-					if err := m.Record(ctx, webhook.RecordParams{DeliveryID: d.ID, Owner: p.Owner, Now: now,
+					if err := m.Record(ctx, store.RecordParams{DeliveryID: d.ID, Owner: p.Owner, Now: now,
 						State: webhook.StatePending, NextAttemptAt: now}); err != nil {
 						b.Fatal(err)
 					}
@@ -251,7 +252,6 @@ func (t *countingTransport) run(b *testing.B, n int, do func() error) {
 // Send b.N events of 200 bytes to one endpoint, and 64 workers deliver them through a
 // transport that answers 204 at once (countingTransport); the clock stops when the
 // transport has seen them all. ns/op and allocs/op are per delivery and include Send;
-// room-waits/op counts the times a Send found the queue full and waited.
 // The request sub-benchmark is the baseline: 64 goroutines build the same POST with the
 // same body and hand it to the same transport, with no signing, queue or store.
 //
@@ -268,14 +268,11 @@ func BenchmarkDeliver(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer func() { _ = s.Close(context.Background()) }()
-		var waits atomic.Int64 // Sends that found the queue full and waited for room
-		s.SetRoomWaitHook(func(bool) { waits.Add(1) })
 		ev := webhook.Event{Type: "order.created", Data: data}
 		rt.run(b, workers, func() error {
 			_, err := s.Send(context.Background(), ev)
 			return err
 		})
-		b.ReportMetric(float64(waits.Load())/float64(b.N), "room-waits/op")
 	})
 	b.Run("request", func(b *testing.B) {
 		rt := &countingTransport{target: int64(b.N), done: make(chan struct{})}

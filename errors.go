@@ -3,6 +3,8 @@ package webhook
 import (
 	"errors"
 	"fmt"
+
+	"github.com/hooksmith/webhook/store"
 )
 
 // Sentinel errors callers branch on with errors.Is.
@@ -19,26 +21,24 @@ var (
 	// ErrPayloadTooLarge reports an event whose envelope exceeds the size limit
 	// (see WithMaxPayloadSize).
 	ErrPayloadTooLarge = errors.New("webhook: payload too large")
-	// ErrQueueFull is returned by Send when the store holds as many unfinished deliveries as
-	// it may and the Sender was built with WithFailFast (or the context ended while waiting).
-	ErrQueueFull = errors.New("webhook: queue full")
+	// ErrQueueFull is returned by Send when the store holds as many unfinished
+	// deliveries as it may and the Sender was built with WithFailFast (or the context
+	// ended while waiting). It is store.ErrQueueFull.
+	ErrQueueFull = store.ErrQueueFull
 	// ErrClosed is returned by Send and other calls after Close.
 	ErrClosed = errors.New("webhook: sender closed")
 	// ErrEndpointNotFound reports an endpoint ID that is not registered.
 	ErrEndpointNotFound = errors.New("webhook: endpoint not found")
 	// ErrEndpointExists reports AddEndpoint with an ID that is already registered.
 	ErrEndpointExists = errors.New("webhook: endpoint already exists")
-	// ErrNotFound reports a delivery ID the store does not hold.
-	ErrNotFound = errors.New("webhook: delivery not found")
-	// ErrLeaseLost is returned by Store.Record when the delivery's lease expired and was
-	// claimed by someone else; the attempt's result is then discarded by the store.
-	ErrLeaseLost = errors.New("webhook: delivery lease lost")
-	// ErrDuplicateDelivery is returned by Store.Enqueue when a delivery's ID is already
-	// stored, or appears twice in the batch; nothing of the batch is stored.
-	ErrDuplicateDelivery = errors.New("webhook: duplicate delivery ID")
-	// ErrInvalidState reports a store operation that does not apply to the delivery's
-	// current state (for example requeueing a delivery that is in flight).
-	ErrInvalidState = errors.New("webhook: delivery in wrong state")
+	// ErrEndpointDisabled is returned by SendTo for a disabled endpoint.
+	ErrEndpointDisabled = errors.New("webhook: endpoint disabled")
+	// ErrNotFound reports a delivery ID the store does not hold. It is store.ErrNotFound.
+	ErrNotFound = store.ErrNotFound
+	// ErrInvalidState reports an operation that does not apply to the delivery's current
+	// state (for example retrying a delivery that is in flight). It is
+	// store.ErrInvalidState.
+	ErrInvalidState = store.ErrInvalidState
 )
 
 // ValidationError says which field of an Event or Endpoint was rejected and why. It wraps

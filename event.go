@@ -3,15 +3,10 @@ package webhook
 import (
 	"encoding/json"
 	"fmt"
-	"math/rand/v2"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 	"unicode/utf8"
-	"unsafe"
-
-	"github.com/hooksmith/webhook/internal/jsonvalid"
 )
 
 // Event is one thing that happened in the caller's service, to be sent to every endpoint
@@ -175,7 +170,7 @@ func marshalData(data any) ([]byte, error) {
 		}
 		return b, nil
 	}
-	if !jsonvalid.Valid(raw) { // encoding/json's grammar, several times faster
+	if !json.Valid(raw) {
 		return nil, &ValidationError{Kind: ErrInvalidEvent, Field: "Data",
 			Reason: "json.RawMessage or []byte data must hold valid JSON"}
 	}
@@ -187,7 +182,6 @@ func marshalData(data any) ([]byte, error) {
 // ASCII; Version may hold non-ASCII, which Go quoting would escape differently from JSON,
 // so it goes through appendJSONString.
 func appendEnvelope(b []byte, ev Event, data []byte) []byte {
-	// envelopeID relies on the ID coming first.
 	b = append(b, `{"id":"`...)
 	b = append(b, ev.ID...)
 	b = append(b, `","type":"`...)
@@ -213,79 +207,6 @@ func appendJSONString(b []byte, s string) []byte {
 	return append(b, '"')
 }
 
-// NewEventID returns a new unique, time-sortable event ID: "msg_" followed by a 26
-// character ULID (48 bits of milliseconds, 80 random bits, Crockford base32).
-func NewEventID() string { return newID("msg_", time.Now()) }
-
-// newDeliveryID returns a new unique, time-sortable delivery ID ("dlv_...").
-func newDeliveryID(now time.Time) string { return newID("dlv_", now) }
-
-const crockford = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-
-// IDs made one after another in this process are strictly increasing, which is what
-// lets an ordered (FIFO) endpoint take its deliveries by ID: the 80 bits after the
-// milliseconds are a per-process random prefix and a per-process random base plus a
-// counter, so within one millisecond later IDs are larger, and no lock is needed.
-// (A clock stepping back gives IDs of the earlier time, as it must for the time an ID
-// encodes to stay true.) Uniqueness across processes rests on the 79 random bits.
-var (
-	idPrefix = rand.Uint64() >> 48 // 16 random bits
-	idBase   = rand.Uint64() >> 1  // 63 random bits: the counter cannot wrap in practice
-	idSeq    atomic.Uint64
-)
-
-func newID(prefix string, now time.Time) string {
-	var buf [8 + idDigits]byte
-	return string(appendNewID(buf[:0], prefix, now))
-}
-
-// idDigits is the length of a generated ID after its prefix.
-const idDigits = 26
-
-// appendNewID appends a new ID with the prefix to b.
-func appendNewID(b []byte, prefix string, now time.Time) []byte {
-	// 128 bits: 48 bits of milliseconds, then 80 bits; 26 base32 digits hold 130.
-	hi := uint64(now.UnixMilli())<<16 | idPrefix
-	lo := idBase + idSeq.Add(1)
-	b = append(b, prefix...)
-	n := len(b)
-	b = append(b, make([]byte, idDigits)...)
-	for i := idDigits - 1; i >= 0; i-- {
-		b[n+i] = crockford[lo&31]
-		lo = lo>>5 | hi<<59
-		hi >>= 5
-	}
-	return b
-}
-
-// newDeliveryIDs returns n new delivery IDs. Each is a string of its own: a store may
-// keep a delivery's ID for as long as the delivery, and IDs sharing one allocation (with
-// each other or with the returned slice) would keep the whole of it alive, 16 to 18
-// bytes more per pending delivery in the bench's backlog scenario.
-func newDeliveryIDs(n int, now time.Time) []string {
-	ids := make([]string, n)
-	for i := range ids {
-		ids[i] = newDeliveryID(now)
-	}
-	return ids
-}
-
-// oneDeliveryID is a slice of one delivery ID together with the ID's bytes.
-type oneDeliveryID struct {
-	ids [1]string
-	buf [len("dlv_") + idDigits]byte
-}
-
-// newOneDeliveryID returns one new delivery ID in a slice, in one allocation where
-// newDeliveryIDs makes two. Only for a store that keeps a copy of the IDs it holds (the
-// memory store copies them into its items); any other would keep the slice alive.
-func newOneDeliveryID(now time.Time) []string {
-	o := new(oneDeliveryID)
-	appendNewID(o.buf[:0], "dlv_", now)
-	o.ids[0] = unsafe.String(&o.buf[0], len(o.buf))
-	return o.ids[:]
-}
-
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
@@ -295,16 +216,3 @@ func truncate(s string, n int) string {
 
 // formatUnix returns t's unix seconds as a decimal string.
 func formatUnix(t time.Time) string { return strconv.FormatInt(t.Unix(), 10) }
-
-// envelopeID returns id as it appears in body, an envelope from appendEnvelope: a string
-// sharing body's memory instead of its own copy, so a queued delivery's event ID costs
-// nothing beyond its body (32 bytes less per delivery in a backlog). It is safe because a
-// Delivery's Body is never modified once built. If body does not hold id there, it
-// returns id itself.
-func envelopeID(body []byte, id string) string {
-	const at = len(`{"id":"`)
-	if id == "" || len(body) < at+len(id) || string(body[at:at+len(id)]) != id {
-		return id
-	}
-	return unsafe.String(&body[at], len(id))
-}

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-	"unsafe"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -365,28 +364,6 @@ func TestNewIDMonotonicWithinAMillisecond(t *testing.T) {
 		require.Less(t, prev, id, "IDs made one after another in the same millisecond increase")
 		prev = id
 	}
-}
-
-func TestEnvelopeIDSharesTheBody(t *testing.T) {
-	ev := Event{ID: "evt_123", Type: "a.b", Timestamp: time.Unix(0, 0).UTC(), Version: "v1"}
-	body := appendEnvelope(nil, ev, []byte(`{}`))
-	id := envelopeID(body, ev.ID)
-	require.Equal(t, ev.ID, id)
-	assert.Same(t, &body[len(`{"id":"`)], unsafe.StringData(id), "the ID is the body's bytes, not a copy")
-
-	// Anything else is returned as it is.
-	for _, b := range [][]byte{nil, []byte(`{"id":"evt_12`), []byte(`{"id":"evt_999"}`), []byte(`{"type":"evt_123"}`)} {
-		got := envelopeID(b, ev.ID)
-		assert.Equal(t, ev.ID, got)
-		assert.Same(t, unsafe.StringData(ev.ID), unsafe.StringData(got), "body %q", b)
-	}
-	assert.Empty(t, envelopeID(body, ""))
-}
-
-// The backlog target (≤ 400 bytes of heap beyond each payload) counts on a queued
-// delivery's record, its ID inside, staying at 96 bytes.
-func TestMemRecStaysSmall(t *testing.T) {
-	assert.LessOrEqual(t, unsafe.Sizeof(memRec{}), uintptr(96))
 }
 
 // newDeliveryIDs' IDs are whole, distinct and increasing, and later ones do not change

@@ -22,10 +22,6 @@ const (
 	// DefaultDisableAfter disables an endpoint that has failed every attempt for this
 	// long, as the Standard Webhooks guidance suggests.
 	DefaultDisableAfter = 5 * 24 * time.Hour
-	// DefaultFailingShare is the share of workers, in percent, that endpoints whose last
-	// attempt failed may hold together, so that many endpoints hanging until the timeout
-	// at once cannot take the workers from the healthy ones.
-	DefaultFailingShare = 25
 )
 
 // CircuitState is the state of an endpoint's circuit breaker.

@@ -1,7 +1,6 @@
 package webhook
 
 import (
-	"fmt"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -10,43 +9,6 @@ import (
 	"go.uber.org/zap"
 )
 
-// Sender defaults.
-const (
-	// DefaultWorkers is the number of concurrent attempts a Sender makes.
-	DefaultWorkers = 16
-	// DefaultTimeout bounds one attempt: connecting, TLS, sending, and reading the
-	// response headers and body.
-	DefaultTimeout = 15 * time.Second
-	// DefaultLeaseDuration is how long a claimed delivery stays leased to its Sender.
-	// If the Sender dies, another (or the restarted one) takes it over after this long.
-	DefaultLeaseDuration = time.Minute
-	// DefaultPollInterval is how often an idle Sender asks the store for due work it was
-	// not told about (deliveries enqueued by another process into a shared store).
-	DefaultPollInterval = 5 * time.Second
-	// DefaultMaxPayloadSize caps an event's envelope, in bytes.
-	DefaultMaxPayloadSize = 1 << 20
-	// DefaultResponseDrainBytes is how much of a response body is read so the
-	// connection can be reused; a longer body closes the connection instead.
-	DefaultResponseDrainBytes = 64 << 10
-	// DefaultResponseRecordBytes is how much of a response body an Attempt keeps.
-	DefaultResponseRecordBytes = 4 << 10
-	// DefaultVersion is the event version used when neither the Event nor WithVersion
-	// sets one.
-	DefaultVersion = "1"
-	// DefaultRetention is how long succeeded deliveries are kept before pruning.
-	DefaultRetention = 24 * time.Hour
-	// DefaultFailedRetention is how long failed (dead-lettered) deliveries are kept.
-	DefaultFailedRetention = 30 * 24 * time.Hour
-	// DefaultMaxEndpointsPerEvent caps the deliveries one Send may create.
-	DefaultMaxEndpointsPerEvent = 1000
-)
-
-// LibraryVersion is this library's version, sent in the default User-Agent.
-const LibraryVersion = "0.1.0"
-
-// DefaultUserAgent is the User-Agent of every request unless WithUserAgent changes it.
-const DefaultUserAgent = "hooksmith/" + LibraryVersion
-
 // Option configures a Sender. Options are applied in order by NewSender; only this
 // package defines them.
 type Option interface{ apply(*config) }
@@ -54,68 +16,6 @@ type Option interface{ apply(*config) }
 type optionFunc func(*config)
 
 func (f optionFunc) apply(c *config) { f(c) }
-
-type config struct {
-	endpoints       []Endpoint
-	store           Store
-	workers         int
-	endpointLimit   int
-	queueCapacity   int
-	failFast        bool
-	timeout         time.Duration
-	lease           time.Duration
-	poll            time.Duration
-	retry           RetryPolicy
-	signer          Signer
-	version         string
-	versionHeader   string
-	userAgent       string
-	transport       http.RoundTripper
-	logger          *zap.Logger
-	hooks           Hooks
-	clock           Clock
-	maxPayload      int
-	maxFanout       int
-	drainBytes      int64
-	recordBytes     int
-	retention       time.Duration
-	failedRetention time.Duration
-	breaker         [2]time.Duration // cooldown, max cooldown
-	breakerAt       int              // failures that open the circuit; <0 disables
-	disableAfter    time.Duration
-	guard           destinationGuard
-	httpsOnly       bool
-	proxy           func(*http.Request) (*url.URL, error)
-	errs            []error
-}
-
-func defaultConfig() config {
-	return config{
-		workers:         DefaultWorkers,
-		timeout:         DefaultTimeout,
-		lease:           DefaultLeaseDuration,
-		poll:            DefaultPollInterval,
-		signer:          StandardSigner{},
-		version:         DefaultVersion,
-		versionHeader:   DefaultVersionHeader,
-		userAgent:       DefaultUserAgent,
-		logger:          zap.NewNop(),
-		clock:           SystemClock,
-		maxPayload:      DefaultMaxPayloadSize,
-		maxFanout:       DefaultMaxEndpointsPerEvent,
-		drainBytes:      DefaultResponseDrainBytes,
-		recordBytes:     DefaultResponseRecordBytes,
-		retention:       DefaultRetention,
-		failedRetention: DefaultFailedRetention,
-		breaker:         [2]time.Duration{DefaultBreakerCooldown, DefaultBreakerMaxCooldown},
-		breakerAt:       DefaultBreakerThreshold,
-		disableAfter:    DefaultDisableAfter,
-	}
-}
-
-func (c *config) fail(format string, args ...any) {
-	c.errs = append(c.errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalidOption}, args...)...))
-}
 
 // WithEndpoints registers endpoints at construction. More can be added at run time with
 // AddEndpoint. May be given several times.
@@ -148,17 +48,12 @@ func WithWorkers(n int) Option {
 	})
 }
 
-// DefaultBurstReserve sets the share of the workers an endpoint can never take under the
-// default endpoint concurrency while another endpoint is enabled: one in
-// DefaultBurstReserve (an eighth), and at least one worker.
-const DefaultBurstReserve = 8
-
 // WithEndpointConcurrency caps how many attempts run at once to any one endpoint, so one
 // slow endpoint cannot take every worker (Endpoint.MaxInFlight overrides it per
 // endpoint); n must be 1 to the worker count. Zero, the default, is a fair share that
 // bends when it would only leave workers idle: an endpoint gets half the workers
 // (rounded up) while others have work due, and when nothing else is due it may burst
-// to all but an eighth of them (DefaultBurstReserve; at least one), so a lone busy endpoint is not held
+// to all but an eighth of them (at least one), so a lone busy endpoint is not held
 // to half speed and newly due work for others always finds workers that are not tied
 // up by it. Its claims yield to other endpoints' again as its attempts finish. While it
 // is the only endpoint enabled, no reserve is kept (there is no one to keep it for): it
@@ -353,34 +248,6 @@ func WithRetention(succeeded, failed time.Duration) Option {
 		}
 		c.retention, c.failedRetention = succeeded, failed
 	})
-}
-
-// Hooks are callbacks the Sender makes as deliveries progress. They run synchronously on
-// the worker that made the attempt, so they must be quick and must not block; they may
-// be called concurrently. Nil fields are skipped.
-type Hooks struct {
-	// OnAttempt is called after every attempt has been recorded, and for a delivery that
-	// ends without an attempt (its endpoint was removed), with a zero Attempt.
-	OnAttempt func(AttemptReport)
-	// OnEndpointDisabled is called when the Sender disables an endpoint by itself (a
-	// 410 Gone answer, or failing continuously for WithAutoDisable's time), with the
-	// reason.
-	OnEndpointDisabled func(endpointID, reason string)
-	// OnCircuitChange is called when an endpoint's circuit breaker opens (after the
-	// threshold's failures, or again after a failed probe, with the new OpenUntil) or
-	// closes (a successful probe, or a reset: EnableEndpoint, a new URL, a manual retry,
-	// ResetEndpointHealth).
-	OnCircuitChange func(endpointID string, h EndpointHealth)
-}
-
-// AttemptReport describes one finished attempt.
-type AttemptReport struct {
-	// Delivery is the delivery's state after the attempt (Body shared, do not modify).
-	Delivery Delivery
-	Attempt  Attempt
-	Verdict  Verdict
-	// Final reports whether the delivery is finished (succeeded or failed).
-	Final bool
 }
 
 // WithAllowedNetworks lets the destination guard connect to addresses in these networks

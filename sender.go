@@ -3,7 +3,6 @@ package webhook
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -11,89 +10,49 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unsafe"
 
 	"github.com/hashicorp/go-retryablehttp"
 	"go.uber.org/zap"
-)
 
-// ErrEndpointDisabled is returned by SendTo for a disabled endpoint.
-var ErrEndpointDisabled = errors.New("webhook: endpoint disabled")
+	"github.com/hooksmith/webhook/store"
+)
 
 // Sender signs, queues, delivers, retries and records webhooks. Build one with NewSender,
 // call Send from anywhere (it is safe for concurrent use), and Close it on shutdown.
+//
+// Inside, a delivery goes one way through named stages (see docs/architecture.md):
+// Send's admission stores it, the dispatcher claims it from the store, a worker makes
+// the attempt (attempter), decide says what the result means, and the recorder writes it
+// back. The Sender wires them together and holds the public methods.
 type Sender struct {
-	cfg   config
-	id    string // lease owner in the store
-	store Store
-	// mem is store when that is a MemoryStore: Send's deliveries go to its
-	// enqueueFresh, since their IDs are freshly generated.
-	mem    *MemoryStore
+	cfg    config
+	id     string // lease owner in the store
+	store  Store
 	reg    *registry
+	health *healthTable
 	retry  RetryPolicy
 	log    *zap.Logger
 	clock  Clock
-	health *healthTable
-	// systemClock: clock is SystemClock, so an attempt's times can come from the one
-	// reading its start takes (see attempt).
-	systemClock bool
-	// userAgent is WithUserAgent's value, as a header slice shared by every request.
-	userAgent []string
-	// ownTransport: the Sender built its transport and closes its idle connections.
-	ownTransport bool
-	// versionHeader is WithVersionHeader's name in canonical form.
-	versionHeader string
-	// defaultVersion is WithVersion's value as a header slice shared by every request.
-	defaultVersion []string
 
-	closed  atomic.Bool
-	wake    chan struct{} // cap 1: new work was enqueued or an endpoint enabled
-	room    chan struct{} // cap 1: the baton for one Send waiting for room
-	waiting atomic.Int32  // Sends waiting for room
-	// roomPoller is set while one waiting Send holds the poll timer for them all.
-	roomPoller atomic.Bool
-	// roomWoken is set from handing a waiting Send the baton until it takes it (see
-	// passRoom).
-	roomWoken atomic.Bool
-	// testHookRoomWait, if set (by tests only), is called by a Send about to wait for
-	// room, saying whether it holds the poll (its timer armed).
-	testHookRoomWait func(poller bool)
-	stop             chan struct{} // closed by Close: stop claiming and waiting
-	// work carries claimed deliveries to the workers. It buffers up to prefetch of them,
-	// claimed ahead, so a worker that finishes starts its next attempt at once instead
-	// of waiting for the dispatcher to claim again.
-	work     chan Delivery
-	prefetch int
-	// burstClaims is how many deliveries an endpoint without a limit of its own may hold
-	// claimed when nothing else is due, and burstRun how many of those may be attempts
-	// at once; the rest wait in deferred for one of its attempts to finish. Both 0:
-	// no burst (WithEndpointConcurrency was set).
-	burstClaims, burstRun int
-	running               map[string]int           // attempts running per bursting endpoint; under finMu
-	deferred              map[string]*deliveryFIFO // under finMu
-	spareDeferred         *deliveryFIFO            // an emptied queue, for reuse; under finMu
-	// finished lists the endpoint IDs of attempts done since the dispatcher last looked;
-	// freed (cap 1) tells it there are some. One signal covers many finishes, so a busy
-	// dispatcher is woken once per claim round, not once per attempt.
-	finMu     sync.Mutex
-	finished  []string
-	freed     chan struct{}
-	baseCtx   context.Context
-	cancel    context.CancelFunc // aborts in-flight attempts when Close's ctx ends
-	loopsDone sync.WaitGroup     // dispatcher and pruner
-	workers   sync.WaitGroup
-	// records carries results to the recorders, for stores other than the memory store
-	// (nil: workers record themselves).
-	records   chan recordJob
-	recorders sync.WaitGroup
-	closeOnce sync.Once
-	// closeRecords closes records once every worker is done.
-	closeRecords sync.Once
+	admit *admission
+	disp  *dispatcher
+	att   *attempter
+	rec   *recorder
+	work  chan Delivery // claimed deliveries, from the dispatcher to the workers
+
+	ownTransport bool // the Sender built its transport and closes its idle connections
+	closed       atomic.Bool
+	stop         chan struct{}      // closed by Close: stop claiming and waiting
+	baseCtx      context.Context    // ends when Close gives up waiting
+	cancel       context.CancelFunc // aborts in-flight attempts
+	loops        sync.WaitGroup     // dispatcher and pruner
+	workers      sync.WaitGroup
+	closeOnce    sync.Once
 }
 
 // NewSender returns a running Sender configured by opts. It validates every option and
-// endpoint and reports all problems found, each wrapping ErrInvalidOption or
-// ErrInvalidEndpoint.
+// reports every problem found, each wrapping ErrInvalidOption, or else the first
+// endpoint that is not valid (wrapping ErrInvalidEndpoint).
 func NewSender(opts ...Option) (*Sender, error) {
 	cfg := defaultConfig()
 	for _, o := range opts {
@@ -101,82 +60,52 @@ func NewSender(opts ...Option) (*Sender, error) {
 			o.apply(&cfg)
 		}
 	}
-	if cfg.lease < cfg.timeout+5*time.Second {
-		cfg.fail("lease duration %s must exceed the attempt timeout %s by at least 5s (WithLeaseDuration)", cfg.lease, cfg.timeout)
-	}
-	if cfg.endpointLimit > cfg.workers {
-		cfg.fail("WithEndpointConcurrency(%d) exceeds the worker count %d", cfg.endpointLimit, cfg.workers)
-	}
-	if cfg.store != nil && cfg.queueCapacity != 0 {
-		cfg.fail("WithQueueCapacity applies to the default memory store only; bound the store given to WithStore instead")
+	if err := cfg.validate(); err != nil {
+		return nil, err
 	}
 	reg := newRegistry(cfg.versionHeader, cfg.version, cfg.httpsOnly)
-	if len(cfg.errs) == 0 {
-		if err := reg.add(cfg.endpoints, false); err != nil {
-			cfg.errs = append(cfg.errs, err)
-		}
-	}
-	if len(cfg.errs) > 0 {
-		return nil, errors.Join(cfg.errs...)
+	if err := reg.add(cfg.endpoints, false); err != nil {
+		return nil, err
 	}
 	if cfg.store == nil {
 		cfg.store = NewMemoryStore(cfg.queueCapacity)
 	}
-	prefetch := cfg.workers // the claim-ahead buffer: as large as the pool
-	burstClaims, burstRun := 0, 0
-	if cfg.endpointLimit == 0 {
+	defaultShare := cfg.endpointLimit == 0
+	if defaultShare {
 		cfg.endpointLimit = (cfg.workers + 1) / 2
-		if reserve := max(1, cfg.workers/DefaultBurstReserve); cfg.workers > reserve {
-			burstClaims, burstRun = cfg.workers+prefetch-reserve, cfg.workers-reserve
-		}
 	}
 	ownTransport := cfg.transport == nil
 	if ownTransport {
 		cfg.transport = defaultTransport(cfg)
 	}
-	_, sysClock := cfg.clock.(systemClock)
 	s := &Sender{
-		cfg:            cfg,
-		id:             newID("snd_", time.Now()),
-		store:          cfg.store,
-		reg:            reg,
-		retry:          cfg.retry.withDefaults(),
-		log:            cfg.logger,
-		clock:          cfg.clock,
-		systemClock:    sysClock,
-		versionHeader:  http.CanonicalHeaderKey(cfg.versionHeader),
-		ownTransport:   ownTransport,
-		userAgent:      []string{cfg.userAgent},
-		defaultVersion: []string{cfg.version},
+		cfg: cfg, id: newID("snd_", time.Now()), store: cfg.store, reg: reg, retry: cfg.retry.withDefaults(),
+		log: cfg.logger, clock: cfg.clock, ownTransport: ownTransport, stop: make(chan struct{}),
 		health: newHealthTable(breakerPolicy{threshold: cfg.breakerAt, cooldown: cfg.breaker[0],
 			maxCooldown: cfg.breaker[1], disableAfter: cfg.disableAfter}, cfg.lease),
-		wake:        make(chan struct{}, 1),
-		room:        make(chan struct{}, 1),
-		stop:        make(chan struct{}),
-		work:        make(chan Delivery, prefetch),
-		prefetch:    prefetch,
-		burstClaims: burstClaims,
-		burstRun:    burstRun,
-		running:     make(map[string]int),
-		deferred:    make(map[string]*deliveryFIFO),
-		freed:       make(chan struct{}, 1),
+		work: make(chan Delivery, cfg.workers), // the claim-ahead buffer: as large as the pool
 	}
 	s.baseCtx, s.cancel = context.WithCancel(context.Background())
-	if m, inMemory := cfg.store.(*MemoryStore); inMemory {
-		s.mem = m
-	} else {
-		s.records = make(chan recordJob, cfg.workers)
-		s.recorders.Add(cfg.workers)
-		for range cfg.workers {
-			go s.recorder()
-		}
-	}
+	s.att = &attempter{transport: cfg.transport, signer: cfg.signer, timeout: cfg.timeout,
+		drainBytes: cfg.drainBytes, recordBytes: cfg.recordBytes, version: cfg.version,
+		versionHeader: http.CanonicalHeaderKey(cfg.versionHeader), defaultVersion: []string{cfg.version},
+		userAgent: []string{cfg.userAgent}}
+	s.admit = &admission{store: cfg.store, failFast: cfg.failFast, clock: cfg.clock, poll: cfg.poll,
+		room: make(chan struct{}, 1), stop: s.stop}
+	s.disp = &dispatcher{store: cfg.store, reg: reg, health: s.health, clock: cfg.clock, log: cfg.logger,
+		owner: s.id, lease: cfg.lease, poll: cfg.poll, workers: cfg.workers, prefetch: cap(s.work),
+		endpointLimit: cfg.endpointLimit, defaultShare: defaultShare, work: s.work,
+		wakeC: make(chan struct{}, 1), freedC: make(chan struct{}, 1), inflight: map[string]int{}}
+	s.rec = newRecorder(cfg.store, s.admit, s.disp, cfg.hooks, cfg.logger, cfg.workers)
 	s.workers.Add(cfg.workers)
 	for range cfg.workers {
 		go s.worker()
 	}
-	s.loopsDone.Add(2)
-	go s.dispatch()
+	s.loops.Add(2)
+	go func() {
+		defer s.loops.Done()
+		s.disp.run(s.baseCtx, s.stop)
+	}()
 	go s.prune()
 	return s, nil
 }
@@ -235,12 +164,12 @@ func (s *Sender) SendTo(ctx context.Context, ev Event, endpointIDs ...string) ([
 // SendTx is Send inside the caller's own database transaction (the transactional
 // outbox): the deliveries are written with tx and exist only if tx commits, so an event
 // is sent if and only if the caller's change that caused it is committed. The store must
-// implement TxStore (the PostgreSQL store does; tx is then a pgx.Tx). Once tx commits,
+// implement store.TxStore (the PostgreSQL store does; tx is then a pgx.Tx). Once tx commits,
 // any Sender on the store picks the deliveries up, woken by the store's notification or,
 // failing that, within the poll interval.
 func (s *Sender) SendTx(ctx context.Context, tx any, ev Event) ([]string, error) {
-	if _, ok := s.store.(TxStore); !ok {
-		return nil, fmt.Errorf("%w: SendTx needs a store that implements webhook.TxStore (such as the PostgreSQL store); this one is %T", ErrInvalidOption, s.store)
+	if _, ok := s.store.(store.TxStore); !ok {
+		return nil, fmt.Errorf("%w: SendTx needs a store that implements store.TxStore (such as the PostgreSQL store); this one is %T", ErrInvalidOption, s.store)
 	}
 	if tx == nil {
 		return nil, fmt.Errorf("%w: SendTx with a nil transaction", ErrInvalidOption)
@@ -252,25 +181,13 @@ func (s *Sender) send(ctx context.Context, ev Event, only []string) ([]string, e
 	return s.sendWith(ctx, ev, only, nil)
 }
 
-// eventIDPlaceholder stands for a generated event ID until the envelope holds one.
-const eventIDPlaceholder = "msg_00000000000000000000000000"
-
-// The placeholder is exactly as long as a generated ID: either difference going
-// negative does not compile.
-const _ = uint(len(eventIDPlaceholder)-len("msg_")-idDigits) + uint(len("msg_")+idDigits-len(eventIDPlaceholder))
-
+// sendWith is Send's admission: it validates ev, builds its envelope once, fans it out to
+// its endpoints and stores one delivery each, in tx when given.
 func (s *Sender) sendWith(ctx context.Context, ev Event, only []string, tx any) ([]string, error) {
 	if s.closed.Load() {
 		return nil, ErrClosed
 	}
 	now := s.clock.Now()
-	// An event without an ID gets one generated straight into its envelope, where the
-	// placeholder of the same length stands: a string of its own would be one more
-	// allocation in every Send.
-	genID := ev.ID == ""
-	if genID {
-		ev.ID = eventIDPlaceholder
-	}
 	ev, err := ev.normalize(now, s.cfg.version)
 	if err != nil {
 		return nil, err
@@ -280,67 +197,33 @@ func (s *Sender) sendWith(ctx context.Context, ev Event, only []string, tx any) 
 		return nil, err
 	}
 	body := appendEnvelope(make([]byte, 0, len(data)+len(ev.Type)+len(ev.ID)+len(ev.Version)+96), ev, data)
-	if genID {
-		const at = len(`{"id":"`)
-		appendNewID(body[at:at], "msg_", now) // overwrites the placeholder in place
-		ev.ID = unsafe.String(&body[at], len(eventIDPlaceholder))
-	}
 	if len(body) > s.cfg.maxPayload {
 		return nil, &ValidationError{Kind: ErrInvalidEvent, ID: ev.ID, Field: "Data", Err: ErrPayloadTooLarge,
 			Reason: fmt.Sprintf("the envelope is %d bytes, over the %d byte limit (WithMaxPayloadSize)", len(body), s.cfg.maxPayload)}
 	}
 	targets, err := s.targets(ev, only)
-	if err != nil {
+	if err != nil || len(targets) == 0 {
 		return nil, err
 	}
-	if len(targets) == 0 {
-		return nil, nil
-	}
-	// The usual Send: one delivery into the memory store, which copies what it keeps,
-	// so the Delivery (288 bytes) can live on the stack and the ID share an allocation
-	// with the returned slice. (Through enqueue the Delivery could not: its other branch
-	// hands the slice to an interface.)
-	m := s.mem
-	one := m != nil && len(targets) == 1 && tx == nil
-	var ids []string
-	if one {
-		ids = newOneDeliveryID(now)
-	} else {
-		ids = newDeliveryIDs(len(targets), now)
-	}
-	fill := func(ds []Delivery) {
-		eventID := envelopeID(body, ev.ID)
-		for i, e := range targets {
-			ds[i] = Delivery{
-				ID: ids[i], EventID: eventID, EventType: ev.Type, EndpointID: e.ep.ID,
-				Version: ev.Version, Body: body, State: StatePending,
-				CreatedAt: now, QueuedAt: now, NextAttemptAt: now, UpdatedAt: now,
-			}
-		}
+	ids := newDeliveryIDs(len(targets), now)
+	ds := make([]Delivery, len(targets))
+	for i, e := range targets {
+		ds[i] = Delivery{ID: ids[i], EventID: ev.ID, EventType: ev.Type, EndpointID: e.ep.ID,
+			Version: ev.Version, Body: body, State: StatePending,
+			CreatedAt: now, QueuedAt: now, NextAttemptAt: now, UpdatedAt: now}
 	}
 	if tx != nil {
-		ds := make([]Delivery, len(targets))
-		fill(ds)
 		// Not claimable before the commit; the store's notification (or the poll) wakes
 		// the dispatchers then.
-		if err := s.store.(TxStore).EnqueueTx(ctx, tx, ds); err != nil {
+		if err := s.store.(store.TxStore).EnqueueTx(ctx, tx, ds); err != nil {
 			return nil, err
 		}
 		return ids, nil
 	}
-	if one {
-		var d [1]Delivery
-		fill(d[:])
-		err = s.withRoom(ctx, func() error { return m.enqueueFresh(ctx, d[:]) })
-	} else {
-		ds := make([]Delivery, len(targets))
-		fill(ds)
-		err = s.enqueue(ctx, ds)
-	}
-	if err != nil {
+	if err := s.admit.enqueue(ctx, ds); err != nil {
 		return nil, err
 	}
-	s.poke()
+	s.disp.wake()
 	return ids, nil
 }
 
@@ -371,123 +254,6 @@ func (s *Sender) targets(ev Event, only []string) ([]*endpointEntry, error) {
 	return out, nil
 }
 
-// enqueue stores ds, waiting for room when the store is full unless fail-fast.
-func (s *Sender) enqueue(ctx context.Context, ds []Delivery) error {
-	if m := s.mem; m != nil {
-		return s.withRoom(ctx, func() error { return m.enqueueFresh(ctx, ds) })
-	}
-	return s.withRoom(ctx, func() error { return s.store.Enqueue(ctx, ds) })
-}
-
-// withRoom calls try, an Enqueue, until it stores or fails for a reason other than a
-// full store, waiting for room between tries unless fail-fast.
-func (s *Sender) withRoom(ctx context.Context, try func() error) error {
-	err := try()
-	if !errors.Is(err, ErrQueueFull) || s.cfg.failFast {
-		return err
-	}
-	// Wait for room: this Sender finishing a delivery hands one waiter the baton (and a
-	// waiter that gets in passes it on, since more room may remain), so a completion
-	// wakes one caller rather than all of them. The poll covers room made by other
-	// processes sharing the store. One waiter polls for all (a waiter that gets in
-	// passes the baton on, so room found by the poll reaches the others too): at full
-	// speed every Send waits, and a timer each, with its channel in the select, cost
-	// more than the rest of the wait. A poller that leaves wakes another waiter to take
-	// the poll over.
-	s.waiting.Add(1)
-	poller := false
-	var t Timer
-	defer func() {
-		if t != nil {
-			t.Stop()
-		}
-		if poller {
-			s.roomPoller.Store(false)
-		}
-		s.waiting.Add(-1)
-		if poller {
-			s.passRoom()
-		}
-	}()
-	for {
-		// The first time round, this tries once more now that a finishing delivery
-		// will pass the baton: one finishing between the first try and registering as
-		// a waiter would otherwise go unseen.
-		if err = try(); !errors.Is(err, ErrQueueFull) {
-			if err == nil {
-				s.passRoomLeft()
-			}
-			return err
-		}
-		if !poller {
-			poller = s.roomPoller.CompareAndSwap(false, true)
-		}
-		var tick <-chan time.Time
-		if poller {
-			if t == nil {
-				t = s.clock.NewTimerAt(s.clock.Now().Add(s.cfg.poll))
-			}
-			tick = t.C()
-		}
-		if s.testHookRoomWait != nil {
-			s.testHookRoomWait(poller)
-		}
-		select {
-		case <-s.room:
-			s.roomWoken.Store(false)
-		case <-tick:
-			t = nil
-		case <-ctx.Done():
-			return fmt.Errorf("%w: %w", ErrQueueFull, ctx.Err())
-		case <-s.stop:
-			return ErrClosed
-		}
-	}
-}
-
-// passRoomLeft passes the baton on after a waiter got in, unless the store is known to
-// be full again and a waiter holds the poll: at full speed each finished delivery
-// admits one waiter, and passing on regardless woke a second one per delivery only to
-// find no room and wait again. With no poller, it passes on all the same, so that
-// a waiter takes the poll: the one that got in may have been woken to take it over
-// from a poller that gave up, and the rest would then wait for room made elsewhere
-// with nobody polling.
-func (s *Sender) passRoomLeft() {
-	if m := s.mem; m != nil && m.capacity > 0 && m.Len() >= m.capacity && s.roomPoller.Load() {
-		return
-	}
-	s.passRoom()
-}
-
-// passRoom wakes one caller waiting for room, if any, unless one woken already has yet
-// to take the baton. A woken goroutine waits its turn to run, at full speed behind
-// every other runnable one, and each delivery finishing meanwhile found the room it
-// made still there: waking a waiter for each had every Send park and wake once (1.07
-// waits per delivery in the bench's 64-worker throughput mode). With one woken at a
-// time, the callers that get in find the room left when they Send again (0.12), and
-// the Sender's CPU per delivery fell by about 6% (BenchmarkDeliver). The wait is no
-// longer spread evenly: in that mode the median event's time from Send to receiver fell
-// and the 99th percentile's rose, the mean being set by the queue's length. The one
-// that takes the baton clears roomWoken before it tries, so room made while it was set
-// is seen by that try, or else passed on by the next finish.
-func (s *Sender) passRoom() {
-	if s.waiting.Load() == 0 || !s.roomWoken.CompareAndSwap(false, true) {
-		return
-	}
-	select {
-	case s.room <- struct{}{}:
-	default: // the baton is in the channel already; whoever takes it clears roomWoken
-	}
-}
-
-// poke wakes the dispatcher without blocking.
-func (s *Sender) poke() {
-	select {
-	case s.wake <- struct{}{}:
-	default:
-	}
-}
-
 // Close stops accepting events, lets in-flight attempts finish until ctx is done (then
 // aborts them; they are recorded and retried later), and returns once every goroutine
 // the Sender started has exited. Undelivered deliveries stay in the store: with a
@@ -497,24 +263,19 @@ func (s *Sender) Close(ctx context.Context) error {
 	s.closeOnce.Do(func() {
 		s.closed.Store(true)
 		close(s.stop)
-		s.loopsDone.Wait()
+		s.loops.Wait()
 		close(s.work)
 	})
 	done := make(chan struct{})
 	go func() {
+		defer close(done)
 		s.workers.Wait()
-		s.closeRecords.Do(func() {
-			if s.records != nil {
-				close(s.records)
-			}
-		})
-		s.recorders.Wait()
+		s.rec.close()
 		if s.ownTransport {
 			if t, ok := s.cfg.transport.(interface{ CloseIdleConnections() }); ok {
 				t.CloseIdleConnections() // its keep-alive connections die with it
 			}
 		}
-		close(done)
 	}()
 	select {
 	case <-done:
@@ -523,6 +284,39 @@ func (s *Sender) Close(ctx context.Context) error {
 		s.cancel()
 		<-done
 		return ctx.Err()
+	}
+}
+
+// prune deletes finished deliveries past their retention, every pruneInterval, and has
+// the health table forget what no attempt in flight can still refer to.
+func (s *Sender) prune() {
+	defer s.loops.Done()
+	for {
+		t := s.clock.NewTimerAt(s.clock.Now().Add(pruneInterval))
+		select {
+		case <-s.stop:
+			t.Stop()
+			return
+		case <-t.C():
+		}
+		now := s.clock.Now()
+		s.health.sweep(now)
+		if s.cfg.retention < 0 && s.cfg.failedRetention < 0 {
+			continue
+		}
+		var p store.PruneParams
+		if s.cfg.retention > 0 {
+			p.SucceededBefore = now.Add(-s.cfg.retention)
+		}
+		if s.cfg.failedRetention > 0 {
+			p.FailedBefore = now.Add(-s.cfg.failedRetention)
+		}
+		n, err := s.store.Prune(s.baseCtx, p)
+		if err != nil {
+			s.log.Error("webhook: pruning finished deliveries failed", zap.Error(err))
+		} else if n > 0 {
+			s.log.Debug("webhook: pruned finished deliveries", zap.Int("count", n))
+		}
 	}
 }
 
@@ -536,7 +330,7 @@ func (s *Sender) AddEndpoint(eps ...Endpoint) error {
 	for _, ep := range eps {
 		s.resetHealth(ep.ID)
 	}
-	s.poke()
+	s.disp.wake()
 	return nil
 }
 
@@ -559,7 +353,7 @@ func (s *Sender) UpdateEndpoint(eps ...Endpoint) error {
 			s.resetHealth(ep.ID)
 		}
 	}
-	s.poke()
+	s.disp.wake()
 	return nil
 }
 
@@ -590,7 +384,7 @@ func (s *Sender) EnableEndpoint(id string) error {
 	if changed {
 		s.resetHealth(id)
 	}
-	s.poke()
+	s.disp.wake()
 	return nil
 }
 
@@ -604,7 +398,7 @@ func (s *Sender) ResetEndpointHealth(id string) error {
 		return fmt.Errorf("%w: %q", ErrEndpointNotFound, id)
 	}
 	s.resetHealth(id)
-	s.poke()
+	s.disp.wake()
 	return nil
 }
 
@@ -667,7 +461,7 @@ func (s *Sender) Retry(ctx context.Context, deliveryIDs ...string) (int, error) 
 	if len(deliveryIDs) == 0 {
 		return 0, nil
 	}
-	n, err := s.store.Requeue(ctx, RequeueParams{Now: s.clock.Now(), IDs: deliveryIDs})
+	n, err := s.store.Requeue(ctx, store.RequeueParams{Now: s.clock.Now(), IDs: deliveryIDs})
 	if err == nil {
 		reset := map[string]bool{}
 		for _, id := range deliveryIDs {
@@ -677,17 +471,17 @@ func (s *Sender) Retry(ctx context.Context, deliveryIDs ...string) (int, error) 
 			}
 		}
 	}
-	s.poke()
+	s.disp.wake()
 	return n, err
 }
 
 // RetryFailed requeues every failed delivery of an endpoint created at or after since,
 // and starts the endpoint in good health (see ResetEndpointHealth).
 func (s *Sender) RetryFailed(ctx context.Context, endpointID string, since time.Time) (int, error) {
-	n, err := s.store.Requeue(ctx, RequeueParams{Now: s.clock.Now(), EndpointID: endpointID, Since: since})
+	n, err := s.store.Requeue(ctx, store.RequeueParams{Now: s.clock.Now(), EndpointID: endpointID, Since: since})
 	if err == nil {
 		s.resetHealth(endpointID)
 	}
-	s.poke()
+	s.disp.wake()
 	return n, err
 }

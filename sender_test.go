@@ -21,6 +21,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/hooksmith/webhook"
+	"github.com/hooksmith/webhook/store"
 	"github.com/hooksmith/webhook/storetest"
 	"github.com/hooksmith/webhook/webhooktest"
 )
@@ -1000,7 +1001,7 @@ type claimWatch struct {
 	claimed chan string
 }
 
-func (c *claimWatch) Claim(ctx context.Context, p webhook.ClaimParams) ([]webhook.Delivery, error) {
+func (c *claimWatch) Claim(ctx context.Context, p store.ClaimParams) ([]webhook.Delivery, error) {
 	ds, err := c.MemoryStore.Claim(ctx, p)
 	for _, d := range ds {
 		c.claimed <- d.ID
@@ -1146,8 +1147,8 @@ func TestFanOutFollowsEndpointChanges(t *testing.T) {
 }
 
 func TestLoneEndpointBurstsPastItsFairShareButLeavesAReserve(t *testing.T) {
-	// Fair share 4 attempts; bursting, 7 attempts (one worker in reserve) and 15 claims
-	// (the claim-ahead buffer is as large as the pool; the reserve's claim stays free).
+	// Fair share 4 attempts; bursting, 7 (one worker in reserve): a bursting endpoint's
+	// claims are its attempts, so none of them waits in the buffer for the reserve.
 	const workers = 8
 	hang := newHangingServer(t, -1)
 	secret := webhook.NewSecret()
@@ -1163,11 +1164,11 @@ func TestLoneEndpointBurstsPastItsFairShareButLeavesAReserve(t *testing.T) {
 		_, err := s.Send(ctx, webhook.Event{Type: "busy.x"})
 		require.NoError(t, err)
 	}
-	receiveN(t, ctx, store.claimed, 2*workers-1, "the lone endpoint did not claim past its fair share")
+	receiveN(t, ctx, store.claimed, workers-1, "the lone endpoint did not claim past its fair share")
 	receiveN(t, ctx, hang.started, workers-1, "the lone endpoint did not run past its fair share")
 	inFlight, err := store.List(ctx, webhook.ListParams{EndpointID: "busy", State: webhook.StateInFlight, Limit: 100})
 	require.NoError(t, err)
-	assert.Len(t, inFlight.Deliveries, 2*workers-1, "claimed: all but the reserve")
+	assert.Len(t, inFlight.Deliveries, workers-1, "claimed: all but the reserve")
 
 	// Work for another endpoint finds the reserved worker at once.
 	_, err = s.Send(ctx, webhook.Event{Type: "other.x"})
@@ -1352,24 +1353,10 @@ func TestSendsContendingForRoomAllGetInWithoutThePoll(t *testing.T) {
 	assert.Equal(t, accepted.Load(), delivered.Load())
 }
 
-// heldTransport holds every request until release is closed or the request's context
-// ends, then answers 204.
-type heldTransport struct{ release chan struct{} }
-
-func (h heldTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	select {
-	case <-h.release:
-	case <-req.Context().Done():
-		return nil, req.Context().Err()
-	}
-	return &http.Response{StatusCode: http.StatusNoContent, Body: http.NoBody, Request: req}, nil
-}
-
 // roomElsewhere is a Sender, on a fake clock with a poll of a minute, whose memory store
 // of capacity 2 another process holds whole: two deliveries due in an hour (so this
 // Sender's dispatcher leaves them), which it has claimed, leased for longer than the
-// test runs on the fake clock. Each Send about to wait for room reports on waits whether
-// it holds the poll.
+// test runs on the fake clock.
 type roomElsewhere struct {
 	t       *testing.T
 	ctx     context.Context
@@ -1378,35 +1365,31 @@ type roomElsewhere struct {
 	s       *webhook.Sender
 	due     time.Time
 	claimed []webhook.Delivery
-	waits   chan bool
+	idle    int // the timers of the Sender's own loops, waiting
 }
 
 func newRoomElsewhere(t *testing.T, tr http.RoundTripper) *roomElsewhere {
 	t.Helper()
 	start := time.Now()
 	r := &roomElsewhere{t: t, ctx: testCtx(t), clk: webhooktest.NewClock(start), store: webhook.NewMemoryStore(2),
-		due: start.Add(time.Hour), waits: make(chan bool, 16)}
+		due: start.Add(time.Hour)}
 	r.s = newSender(t, webhook.WithStore(r.store), webhook.WithClock(r.clk), webhook.WithTransport(tr),
 		webhook.WithPollInterval(time.Minute), webhook.WithEndpoints(endpoint("ep", "https://r.test/", webhook.NewSecret())))
-	r.s.SetRoomWaitHook(func(poller bool) { r.waits <- poller })
 	require.NoError(t, r.store.Enqueue(r.ctx, []webhook.Delivery{storetest.Delivery("dlv_elsewhere_0", "elsewhere", r.due),
 		storetest.Delivery("dlv_elsewhere_1", "elsewhere", r.due)}))
-	claimed, err := r.store.Claim(r.ctx, webhook.ClaimParams{Now: r.due, Limit: 2, Owner: "other", LeaseUntil: r.due.Add(1000 * time.Hour)})
+	claimed, err := r.store.Claim(r.ctx, store.ClaimParams{Now: r.due, Limit: 2, Owner: "other", LeaseUntil: r.due.Add(1000 * time.Hour)})
 	require.NoError(t, err)
 	require.Len(t, claimed, 2)
 	r.claimed = claimed
+	r.idle = 2 // the dispatcher's poll and the pruner
+	require.NoError(t, r.clk.WaitForTimers(r.ctx, r.idle))
 	return r
 }
 
-// nextWait takes the next Send's report that it is about to wait.
-func (r *roomElsewhere) nextWait(want bool, what string) {
+// waiting waits until n Sends wait for room, each with its poll timer armed.
+func (r *roomElsewhere) waiting(n int) {
 	r.t.Helper()
-	select {
-	case got := <-r.waits:
-		require.Equal(r.t, want, got, what)
-	case <-r.ctx.Done():
-		r.t.Fatalf("%s: no Send came to wait", what)
-	}
+	require.NoError(r.t, r.clk.WaitForTimers(r.ctx, r.idle+n), "%d Sends waiting for room", n)
 }
 
 // send Sends in a goroutine of its own and returns where its error will come.
@@ -1419,7 +1402,7 @@ func (r *roomElsewhere) send(ctx context.Context) <-chan error {
 // finishElsewhere has the other process finish its i'th delivery, making room.
 func (r *roomElsewhere) finishElsewhere(i int) {
 	r.t.Helper()
-	require.NoError(r.t, r.store.Record(r.ctx, webhook.RecordParams{DeliveryID: r.claimed[i].ID, Owner: "other", Now: r.due,
+	require.NoError(r.t, r.store.Record(r.ctx, store.RecordParams{DeliveryID: r.claimed[i].ID, Owner: "other", Now: r.due,
 		Attempt: &webhook.Attempt{StartedAt: r.due, StatusCode: 204}, State: webhook.StateSucceeded}))
 }
 
@@ -1434,55 +1417,20 @@ func (r *roomElsewhere) admitted(done <-chan error, what string) {
 	}
 }
 
-// A waiter handed the poll that gets in instead, the store full again behind it, hands
-// the poll on: otherwise the waiters left have no poller, and room made elsewhere goes
-// unseen until one of this Sender's own deliveries finishes, which here none does.
-func TestAWaiterHandedThePollThatGetsInHandsItOn(t *testing.T) {
-	held := heldTransport{release: make(chan struct{})}
-	r := newRoomElsewhere(t, held)
-	t.Cleanup(func() { close(held.release) }) // before the Sender's Close, which waits for it
-
-	ctxA, cancelA := context.WithCancel(r.ctx)
-	a := r.send(ctxA)
-	r.nextWait(true, "the first waiter polls")
-	b := r.send(r.ctx)
-	r.nextWait(false, "the second waits on the baton")
-	c := r.send(r.ctx)
-	r.nextWait(false, "the third waits on the baton")
-
-	// Room for one, which nobody has polled for yet; then the poller gives up and hands
-	// the poll to the second, which finds the room and gets in (its delivery is held in
-	// flight, so this Sender finishes nothing).
-	r.finishElsewhere(0)
-	cancelA()
-	assert.ErrorIs(t, <-a, context.Canceled)
-	require.NoError(t, <-b)
-	r.nextWait(true, "the third waiter took the poll over")
-
-	r.finishElsewhere(1)
-	r.clk.Advance(time.Minute)
-	r.admitted(c, "the last Send waiting for room")
-}
-
-// Room made by another process sharing the store reaches a Send waiting for it at the
-// poll, though the waiter that polled for all of them gave up: it hands the poll on.
+// Room made by another process sharing the store reaches a Send waiting for it at its
+// poll, whatever the other waiters do.
 func TestSendsWaitingForRoomMadeElsewhereGetInAtThePoll(t *testing.T) {
 	r := newRoomElsewhere(t, webhooktest.NewTransport())
-
-	// The first waiter takes the poll; a second waits on the baton alone.
 	ctxA, cancelA := context.WithCancel(r.ctx)
 	a := r.send(ctxA)
-	r.nextWait(true, "the first waiter polls")
 	b := r.send(r.ctx)
-	r.nextWait(false, "the second waiter leaves the poll to the first")
+	r.waiting(2)
 
-	// The poller gives up: the other waiter must take the poll over, or nothing
-	// below lets it in (this Sender finishes no delivery that would pass it the baton).
+	// One waiter gives up; the other still polls.
 	cancelA()
 	errA := <-a
 	assert.ErrorIs(t, errA, webhook.ErrQueueFull)
 	assert.ErrorIs(t, errA, context.Canceled)
-	r.nextWait(true, "the second waiter took the poll over")
 
 	// The other process finishes one; the poll finds the room.
 	r.finishElsewhere(0)

@@ -1,233 +1,35 @@
 package webhook
 
-import (
-	"context"
-	"time"
-)
+import "github.com/hooksmith/webhook/store"
 
-// State is where a Delivery is in its life.
-type State string
+// Store keeps a Sender's deliveries from Send until they are delivered or dead-lettered;
+// give one to WithStore. The contract, for those who write a store, is package store
+// (github.com/hooksmith/webhook/store); the memory store (NewMemoryStore) is the default,
+// and packages filestore and pgstore are durable ones.
+type Store = store.Store
 
-// Delivery states. A delivery starts pending, is in flight while leased to a worker, and
-// ends succeeded or failed (dead-lettered). Requeue moves a finished delivery back to
-// pending.
+// Delivery is one event on its way to one endpoint: see store.Delivery.
+type Delivery = store.Delivery
+
+// Attempt is the record of one HTTP request made for a delivery: see store.Attempt.
+type Attempt = store.Attempt
+
+// State is where a Delivery is in its life: see store.State.
+type State = store.State
+
+// Delivery states.
 const (
-	StatePending   State = "pending"
-	StateInFlight  State = "in_flight"
-	StateSucceeded State = "succeeded"
-	StateFailed    State = "failed"
+	StatePending   = store.StatePending
+	StateInFlight  = store.StateInFlight
+	StateSucceeded = store.StateSucceeded
+	StateFailed    = store.StateFailed
 )
 
-// Finished reports whether s is a final state (succeeded or failed).
-func (s State) Finished() bool { return s == StateSucceeded || s == StateFailed }
+// ListParams filter Sender.Deliveries: see store.ListParams.
+type ListParams = store.ListParams
 
-// Delivery is one event on its way to one endpoint. It holds the endpoint's ID, never its
-// URL or secrets: those are resolved when each attempt is made, so URL changes and secret
-// rotation apply to deliveries already queued.
-type Delivery struct {
-	ID         string // "dlv_..." unique, time-sortable
-	EventID    string // the webhook-id sent with every attempt
-	EventType  string
-	EndpointID string
-	Version    string
-	Body       []byte // the envelope, sent unchanged on every attempt; must not be modified
+// ListResult is one page of Sender.Deliveries: see store.ListResult.
+type ListResult = store.ListResult
 
-	State State
-	// Attempts counts the attempts made since the delivery was last (re)queued; the retry
-	// schedule and MaxAttempts apply to it. Every attempt ever made is kept in the store's
-	// attempt log (Store.Attempts).
-	Attempts      int
-	CreatedAt     time.Time
-	QueuedAt      time.Time // when it was last (re)queued; MaxAge counts from here
-	NextAttemptAt time.Time // when it is next due; unchanged by Claim
-	UpdatedAt     time.Time
-	LastStatus    int    // the last attempt's HTTP status, 0 if none
-	LastError     string // the last attempt's error, redacted; empty on success
-
-	LeaseOwner     string    // the Sender holding it while in flight
-	LeaseExpiresAt time.Time // after this another claimer may take it over
-}
-
-// Apply changes d as Store.Record must for p (the attempt log is the store's to append):
-// an attempt is counted and gives LastStatus and LastError (without one, a Reason becomes
-// LastError), the state becomes p.State, the lease is released, UpdatedAt becomes p.Now,
-// and a pending delivery is next due at p.NextAttemptAt. Stores and the Sender share it so
-// they agree on what a record means.
-func (d *Delivery) Apply(p RecordParams) {
-	if a := p.Attempt; a != nil {
-		d.Attempts++
-		d.LastStatus = a.StatusCode
-		d.LastError = a.Error
-	} else if p.Reason != "" {
-		d.LastError = p.Reason
-	}
-	d.State = p.State
-	d.LeaseOwner = ""
-	d.LeaseExpiresAt = time.Time{}
-	d.UpdatedAt = p.Now
-	if p.State == StatePending {
-		d.NextAttemptAt = p.NextAttemptAt
-	}
-}
-
-// Requeue changes a finished delivery as Store.Requeue must: pending again, due at now,
-// with a fresh attempt budget (Attempts 0, QueuedAt now).
-func (d *Delivery) Requeue(now time.Time) {
-	d.State = StatePending
-	d.Attempts = 0
-	d.QueuedAt = now
-	d.NextAttemptAt = now
-	d.UpdatedAt = now
-}
-
-// Attempt is the record of one HTTP request made for a delivery.
-type Attempt struct {
-	DeliveryID string
-	// Number is the attempt's 1-based position in the delivery's whole history, across
-	// requeues. The store assigns it.
-	Number     int
-	StartedAt  time.Time
-	Duration   time.Duration
-	StatusCode int    // 0 when no response was received
-	Error      string // why it failed, redacted of URL credentials and query; empty on 2xx
-	// ResponseBody holds the first bytes of the response body (see
-	// DefaultResponseRecordBytes).
-	ResponseBody []byte
-}
-
-// ClaimParams are the arguments of Store.Claim.
-type ClaimParams struct {
-	Now   time.Time
-	Limit int    // at most this many deliveries
-	Owner string // the claiming Sender's ID, checked again by Record
-	// LeaseUntil is when the claim lapses. A delivery still in flight after it may be
-	// claimed again by anyone: this is what recovers deliveries from crashed senders.
-	LeaseUntil time.Time
-	// ExcludeEndpoints lists endpoints that cannot take work now (disabled, at their
-	// concurrency limit); their deliveries are left where they are.
-	ExcludeEndpoints []string
-	// MaxPerEndpoint caps how many deliveries of any one endpoint this claim returns, so a
-	// backlog for one endpoint cannot fill every free worker. Zero means no cap.
-	MaxPerEndpoint int
-	// Ordered lists endpoints whose deliveries go strictly one after another (FIFO, see
-	// Endpoint.Ordered): for each, the claim returns at most the endpoint's oldest
-	// unfinished delivery (lowest ID), and only if it is pending and due. While that
-	// delivery is in flight or waiting for a retry, the endpoint's later deliveries are
-	// not claimed. (An expired lease of it may be claimed again as usual.)
-	Ordered []string
-}
-
-// RecordParams are the arguments of Store.Record: the result of one attempt and the state
-// it leaves the delivery in.
-type RecordParams struct {
-	DeliveryID string
-	Owner      string // must still hold the lease, or Record fails with ErrLeaseLost
-	Now        time.Time
-	// Attempt is appended to the delivery's attempt log and counted in Attempts. Nil
-	// releases the delivery without counting an attempt (nothing was sent).
-	Attempt *Attempt
-	// Reason becomes LastError when Attempt is nil and State is StateFailed (for
-	// example "endpoint removed"); it must be redacted like Attempt.Error.
-	Reason string
-	// State is StateSucceeded, StateFailed, or StatePending to retry at NextAttemptAt.
-	State         State
-	NextAttemptAt time.Time
-}
-
-// ListParams filter Store.List. Zero fields do not filter.
-type ListParams struct {
-	EndpointID    string
-	EventID       string
-	State         State
-	CreatedAfter  time.Time // inclusive
-	CreatedBefore time.Time // exclusive
-	// Cursor continues a previous listing: pass the previous ListResult.Next.
-	Cursor string
-	// Limit caps the page size. Zero means DefaultListLimit.
-	Limit int
-}
-
-// DefaultListLimit is the page size of List when ListParams.Limit is zero.
-const DefaultListLimit = 100
-
-// ListResult is one page of deliveries in ID (creation) order.
-type ListResult struct {
-	Deliveries []Delivery
-	// Next is the cursor of the following page, empty on the last page.
-	Next string
-}
-
-// RequeueParams select deliveries for Store.Requeue: either IDs, or the failed deliveries
-// of EndpointID created at or after Since.
-type RequeueParams struct {
-	Now        time.Time
-	IDs        []string
-	EndpointID string
-	Since      time.Time
-}
-
-// PruneParams select finished deliveries for deletion, with their attempts.
-type PruneParams struct {
-	SucceededBefore time.Time // zero keeps every succeeded delivery
-	FailedBefore    time.Time // zero keeps every failed delivery
-}
-
-// Store owns delivery state. The Sender is its only writer in normal operation; several
-// Senders (in one or several processes) may share one durable store, coordinating only
-// through leases. All methods must be safe for concurrent use, and every multi-row write
-// must be atomic.
-type Store interface {
-	// Enqueue stores new pending deliveries, all or none. When the store is bounded and
-	// full it returns an error wrapping ErrQueueFull and stores nothing. A durable store
-	// returns only once the deliveries are durable.
-	Enqueue(ctx context.Context, deliveries []Delivery) error
-	// Claim leases up to Limit due deliveries to Owner: pending ones whose NextAttemptAt
-	// is not after Now, and in-flight ones whose lease expired, earliest due first (ties,
-	// and the order between the two kinds, are the store's choice). Claimed deliveries
-	// are returned in flight, with LeaseOwner and LeaseExpiresAt set. No delivery is
-	// returned to two claimers while its lease is live.
-	Claim(ctx context.Context, p ClaimParams) ([]Delivery, error)
-	// Record stores an attempt's result atomically with the delivery's new state and
-	// releases the lease. ErrLeaseLost when the delivery is not in flight for Owner (it
-	// finished, or another owner claimed it after the lease expired; an expired lease
-	// nobody took over still counts as Owner's); ErrNotFound when the delivery is gone.
-	Record(ctx context.Context, p RecordParams) error
-	// Get returns one delivery, or ErrNotFound.
-	Get(ctx context.Context, id string) (Delivery, error)
-	// List returns deliveries matching p in ID order, one page at a time.
-	List(ctx context.Context, p ListParams) (ListResult, error)
-	// Attempts returns a delivery's attempts in order, or ErrNotFound.
-	Attempts(ctx context.Context, deliveryID string) ([]Attempt, error)
-	// Requeue makes finished deliveries pending again, due at Now, with Attempts reset.
-	// A bounded store's capacity does not apply: a manual retry is never refused.
-	// By IDs: each must exist (ErrNotFound) and not be pending or in flight
-	// (ErrInvalidState); all or none. By endpoint: every failed delivery of the endpoint
-	// created at or after Since. It returns how many were requeued.
-	Requeue(ctx context.Context, p RequeueParams) (int, error)
-	// NextDue returns the earliest time a delivery not of the excluded endpoints becomes
-	// claimable (a pending NextAttemptAt or an in-flight lease expiry), or the zero time
-	// when there is none.
-	NextDue(ctx context.Context, excludeEndpoints []string) (time.Time, error)
-	// Prune deletes finished deliveries (and their attempts) last updated before the
-	// given times, and returns how many it deleted.
-	Prune(ctx context.Context, p PruneParams) (int, error)
-}
-
-// Notifier is implemented by stores that can tell a Sender that work arrived from
-// elsewhere (another process enqueued or requeued), such as PostgreSQL's LISTEN/NOTIFY.
-// The Sender checks for it with a type assertion; without it, the Sender relies on its own
-// wake-ups and the poll interval.
-type Notifier interface {
-	// Notify returns a channel that receives a value when new work may be due.
-	Notify() <-chan struct{}
-}
-
-// TxStore is implemented by stores that can enqueue inside a transaction the caller
-// already holds (the transactional outbox): the deliveries commit or roll back with the
-// caller's own writes. tx is the driver's transaction type (for the PostgreSQL store, a
-// pgx.Tx); a store given a tx of another type returns an error wrapping ErrInvalidOption.
-type TxStore interface {
-	Store
-	// EnqueueTx is Enqueue inside tx. The deliveries become claimable when tx commits.
-	EnqueueTx(ctx context.Context, tx any, deliveries []Delivery) error
-}
+// DefaultListLimit is the page size of Deliveries when ListParams.Limit is zero.
+const DefaultListLimit = store.DefaultListLimit

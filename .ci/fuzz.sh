@@ -16,7 +16,6 @@ targets=(
 	". FuzzParseRetryAfter 60000"
 	". FuzzEndpointValidation 40000"
 	". FuzzHexSignerHeader 50000"
-	"./internal/jsonvalid FuzzValid 250000"
 )
 for entry in "${targets[@]}"; do
 	read -r pkg target count <<<"$entry"

@@ -19,6 +19,7 @@ import (
 
 	"github.com/hooksmith/webhook"
 	"github.com/hooksmith/webhook/filestore"
+	"github.com/hooksmith/webhook/store"
 	"github.com/hooksmith/webhook/webhooktest"
 )
 
@@ -44,7 +45,7 @@ func useDamagedFile(path string) int {
 	far := time.Now().Add(1000 * time.Hour)
 	claimed := 0
 	for {
-		ds, err := s.Claim(ctx, webhook.ClaimParams{Now: far, Limit: 500, Owner: "o", LeaseUntil: far.Add(time.Hour)})
+		ds, err := s.Claim(ctx, store.ClaimParams{Now: far, Limit: 500, Owner: "o", LeaseUntil: far.Add(time.Hour)})
 		if err != nil {
 			fmt.Println("claim error:", err)
 			return 3

@@ -52,7 +52,7 @@
 // cannot take work without reading its backlog; in-flight ones are indexed by lease
 // expiry. Records use a compact binary encoding, and bodies are stored unchanged.
 //
-// An ordered endpoint (webhook.ClaimParams.Ordered) must give out its oldest unfinished
+// An ordered endpoint (store.ClaimParams.Ordered) must give out its oldest unfinished
 // delivery first, but its queue is kept by due time, not ID: when such an endpoint comes
 // up in a claim, its whole pending queue is read to find the lowest ID, and the claim
 // reads every lease once to see whether an older delivery is still in flight. An ordered

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hooksmith/webhook"
+	"github.com/hooksmith/webhook/store"
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 )
@@ -311,7 +312,7 @@ func (s *Store) Enqueue(ctx context.Context, ds []webhook.Delivery) error {
 		seen := make(map[string]bool, len(ds))
 		for i := range ds {
 			if seen[ds[i].ID] {
-				return fmt.Errorf("filestore: %w: %q appears twice in one Enqueue", webhook.ErrDuplicateDelivery, ds[i].ID)
+				return fmt.Errorf("filestore: %w: %q appears twice in one Enqueue", store.ErrDuplicateDelivery, ds[i].ID)
 			}
 			seen[ds[i].ID] = true
 		}
@@ -330,7 +331,7 @@ func (s *Store) Enqueue(ctx context.Context, ds []webhook.Delivery) error {
 		}
 		for i := range recs {
 			if b.deliveries.Get(recs[i].id) != nil {
-				res = fmt.Errorf("filestore: %w: %q is already stored", webhook.ErrDuplicateDelivery, ds[i].ID)
+				res = fmt.Errorf("filestore: %w: %q is already stored", store.ErrDuplicateDelivery, ds[i].ID)
 				return nil
 			}
 		}
@@ -358,15 +359,15 @@ func (s *Store) Enqueue(ctx context.Context, ds []webhook.Delivery) error {
 // delivery. Finding it costs a scan of that endpoint's whole pending queue (it is kept in
 // due-time order, not ID order) when the endpoint comes up, and one scan of all leases per
 // Claim in which any ordered endpoint comes up; claims without Ordered pay nothing.
-func (s *Store) Claim(ctx context.Context, p webhook.ClaimParams) ([]webhook.Delivery, error) {
+func (s *Store) Claim(ctx context.Context, p store.ClaimParams) ([]webhook.Delivery, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	if p.Limit <= 0 {
 		return nil, nil
 	}
-	excluded := webhook.EndpointSet(p.ExcludeEndpoints)
-	ordered := webhook.EndpointSet(p.Ordered)
+	excluded := store.EndpointSet(p.ExcludeEndpoints)
+	ordered := store.EndpointSet(p.Ordered)
 	var taken map[string]int
 	if p.MaxPerEndpoint > 0 {
 		taken = make(map[string]int)
@@ -575,7 +576,7 @@ func (h *queueHeap) Pop() any {
 
 // Record implements webhook.Store. Concurrent calls share commits (see WithGroupCommit);
 // it returns once the result is durable.
-func (s *Store) Record(ctx context.Context, p webhook.RecordParams) error {
+func (s *Store) Record(ctx context.Context, p store.RecordParams) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -600,7 +601,7 @@ func (s *Store) Record(ctx context.Context, p webhook.RecordParams) error {
 			res = fmt.Errorf("%w: %s", webhook.ErrNotFound, p.DeliveryID)
 			return nil
 		case d.State != webhook.StateInFlight || d.LeaseOwner != p.Owner:
-			res = fmt.Errorf("%w: %s", webhook.ErrLeaseLost, p.DeliveryID)
+			res = fmt.Errorf("%w: %s", store.ErrLeaseLost, p.DeliveryID)
 			return nil
 		}
 		if err := b.leases.Delete(leaseKey(d.LeaseExpiresAt, d.ID)); err != nil {
@@ -674,7 +675,7 @@ func (s *Store) List(ctx context.Context, p webhook.ListParams) (webhook.ListRes
 			if err != nil {
 				continue // undecodable: quarantined when claimed, see Quarantined
 			}
-			if !webhook.ListMatches(p, &d.Delivery) {
+			if !store.ListMatches(p, &d.Delivery) {
 				continue
 			}
 			if len(res.Deliveries) == limit {
@@ -750,7 +751,7 @@ func (s *Store) Attempts(ctx context.Context, deliveryID string) ([]webhook.Atte
 }
 
 // Requeue implements webhook.Store. Requeueing by endpoint scans every delivery.
-func (s *Store) Requeue(ctx context.Context, p webhook.RequeueParams) (int, error) {
+func (s *Store) Requeue(ctx context.Context, p store.RequeueParams) (int, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
@@ -824,7 +825,7 @@ func (s *Store) NextDue(ctx context.Context, exclude []string) (time.Time, error
 	if err := ctx.Err(); err != nil {
 		return time.Time{}, err
 	}
-	excluded := webhook.EndpointSet(exclude)
+	excluded := store.EndpointSet(exclude)
 	var next time.Time
 	err := s.db.View(func(tx *bolt.Tx) error {
 		next = time.Time{}
@@ -854,7 +855,7 @@ func (s *Store) NextDue(ctx context.Context, exclude []string) (time.Time, error
 }
 
 // Prune implements webhook.Store. It scans every delivery.
-func (s *Store) Prune(ctx context.Context, p webhook.PruneParams) (int, error) {
+func (s *Store) Prune(ctx context.Context, p store.PruneParams) (int, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
@@ -871,7 +872,7 @@ func (s *Store) Prune(ctx context.Context, p webhook.PruneParams) (int, error) {
 			if err != nil {
 				continue // kept for inspection
 			}
-			if webhook.PruneMatches(p, &d.Delivery) {
+			if store.PruneMatches(p, &d.Delivery) {
 				doomed = append(doomed, d)
 			}
 		}

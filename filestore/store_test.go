@@ -15,6 +15,7 @@ import (
 
 	"github.com/hooksmith/webhook"
 	"github.com/hooksmith/webhook/filestore"
+	"github.com/hooksmith/webhook/store"
 	"github.com/hooksmith/webhook/storetest"
 )
 
@@ -41,12 +42,12 @@ func TestReopenKeepsEverything(t *testing.T) {
 	}
 	ds[3].NextAttemptAt = base.Add(time.Hour)
 	require.NoError(t, s.Enqueue(ctx, ds))
-	claimed, err := s.Claim(ctx, webhook.ClaimParams{Now: base, Limit: 2, Owner: "snd_1", LeaseUntil: base.Add(time.Minute)})
+	claimed, err := s.Claim(ctx, store.ClaimParams{Now: base, Limit: 2, Owner: "snd_1", LeaseUntil: base.Add(time.Minute)})
 	require.NoError(t, err)
 	require.Equal(t, []string{ds[0].ID, ds[1].ID}, storetest.IDs(claimed))
 	attempt := &webhook.Attempt{StartedAt: base, Duration: 42 * time.Millisecond, StatusCode: 503,
 		Error: "answered HTTP 503", ResponseBody: []byte("busy")}
-	require.NoError(t, s.Record(ctx, webhook.RecordParams{DeliveryID: ds[0].ID, Owner: "snd_1", Now: base,
+	require.NoError(t, s.Record(ctx, store.RecordParams{DeliveryID: ds[0].ID, Owner: "snd_1", Now: base,
 		Attempt: attempt, State: webhook.StatePending, NextAttemptAt: base.Add(time.Second)}))
 	require.NoError(t, s.Close())
 
@@ -87,16 +88,16 @@ func TestReopenKeepsEverything(t *testing.T) {
 	next, err := s.NextDue(ctx, nil)
 	require.NoError(t, err)
 	assert.True(t, base.Equal(next), "NextDue %s", next)
-	claimed, err = s.Claim(ctx, webhook.ClaimParams{Now: base.Add(time.Second), Limit: 10, Owner: "snd_2", LeaseUntil: base.Add(2 * time.Minute)})
+	claimed, err = s.Claim(ctx, store.ClaimParams{Now: base.Add(time.Second), Limit: 10, Owner: "snd_2", LeaseUntil: base.Add(2 * time.Minute)})
 	require.NoError(t, err)
 	assert.Equal(t, []string{ds[2].ID, ds[0].ID}, storetest.IDs(claimed), "due in NextAttemptAt order")
-	claimed, err = s.Claim(ctx, webhook.ClaimParams{Now: base.Add(time.Minute), Limit: 10, Owner: "snd_2", LeaseUntil: base.Add(2 * time.Minute)})
+	claimed, err = s.Claim(ctx, store.ClaimParams{Now: base.Add(time.Minute), Limit: 10, Owner: "snd_2", LeaseUntil: base.Add(2 * time.Minute)})
 	require.NoError(t, err)
 	assert.Equal(t, []string{ds[1].ID}, storetest.IDs(claimed), "the expired lease")
 	assert.Equal(t, webhook.StateInFlight, claimed[0].State)
 	assert.Equal(t, "snd_2", claimed[0].LeaseOwner)
-	assert.ErrorIs(t, s.Record(ctx, webhook.RecordParams{DeliveryID: ds[1].ID, Owner: "snd_1", Now: base, State: webhook.StateSucceeded}),
-		webhook.ErrLeaseLost, "the crashed sender's lease")
+	assert.ErrorIs(t, s.Record(ctx, store.RecordParams{DeliveryID: ds[1].ID, Owner: "snd_1", Now: base, State: webhook.StateSucceeded}),
+		store.ErrLeaseLost, "the crashed sender's lease")
 }
 
 func TestSecondOpenIsLocked(t *testing.T) {
@@ -161,7 +162,7 @@ func TestClosedStore(t *testing.T) {
 	s, _ := openStore(t)
 	require.NoError(t, s.Close())
 	assert.ErrorIs(t, s.Enqueue(ctx, []webhook.Delivery{delivery(1, "ep", base)}), filestore.ErrClosed)
-	_, err := s.Claim(ctx, webhook.ClaimParams{Now: base, Limit: 1, Owner: "o", LeaseUntil: base})
+	_, err := s.Claim(ctx, store.ClaimParams{Now: base, Limit: 1, Owner: "o", LeaseUntil: base})
 	assert.ErrorIs(t, err, filestore.ErrClosed)
 	_, err = s.Get(ctx, "dlv_1")
 	assert.ErrorIs(t, err, filestore.ErrClosed)
@@ -183,10 +184,10 @@ func TestCapacity(t *testing.T) {
 	assert.ErrorIs(t, s.Enqueue(ctx, []webhook.Delivery{delivery(4, "ep", base)}), webhook.ErrQueueFull)
 
 	// Finishing one makes room; requeueing it takes the room again.
-	claimed, err := s.Claim(ctx, webhook.ClaimParams{Now: base, Limit: 1, Owner: "o", LeaseUntil: base.Add(time.Minute)})
+	claimed, err := s.Claim(ctx, store.ClaimParams{Now: base, Limit: 1, Owner: "o", LeaseUntil: base.Add(time.Minute)})
 	require.NoError(t, err)
 	require.Len(t, claimed, 1)
-	require.NoError(t, s.Record(ctx, webhook.RecordParams{DeliveryID: claimed[0].ID, Owner: "o", Now: base, State: webhook.StateSucceeded}))
+	require.NoError(t, s.Record(ctx, store.RecordParams{DeliveryID: claimed[0].ID, Owner: "o", Now: base, State: webhook.StateSucceeded}))
 	n, err := s.Len()
 	require.NoError(t, err)
 	assert.Equal(t, 2, n)
@@ -216,7 +217,7 @@ func TestGroupCommit(t *testing.T) {
 	want := 1
 	for i, err := range errs {
 		if i%8 == 0 {
-			assert.ErrorIs(t, err, webhook.ErrDuplicateDelivery, "caller %d", i)
+			assert.ErrorIs(t, err, store.ErrDuplicateDelivery, "caller %d", i)
 			continue
 		}
 		assert.NoError(t, err, "caller %d", i)
@@ -263,7 +264,7 @@ func TestClaimMergesEndpoints(t *testing.T) {
 				ds = append(ds, delivery(i, l.endpointID, base.Add(l.due)))
 			}
 			require.NoError(t, s.Enqueue(ctx, ds))
-			got, err := s.Claim(ctx, webhook.ClaimParams{Now: base.Add(6 * time.Second), Limit: tt.limit, Owner: "o",
+			got, err := s.Claim(ctx, store.ClaimParams{Now: base.Add(6 * time.Second), Limit: tt.limit, Owner: "o",
 				LeaseUntil: base.Add(time.Hour), ExcludeEndpoints: tt.exclude, MaxPerEndpoint: tt.perEP})
 			require.NoError(t, err)
 			var want []string
@@ -273,7 +274,7 @@ func TestClaimMergesEndpoints(t *testing.T) {
 			assert.Equal(t, want, storetest.IDs(got))
 
 			// The rest is still queued in order.
-			rest, err := s.Claim(ctx, webhook.ClaimParams{Now: base.Add(time.Minute), Limit: 100, Owner: "o", LeaseUntil: base.Add(time.Hour)})
+			rest, err := s.Claim(ctx, store.ClaimParams{Now: base.Add(time.Minute), Limit: 100, Owner: "o", LeaseUntil: base.Add(time.Hour)})
 			require.NoError(t, err)
 			assert.Len(t, rest, len(ds)-len(want))
 			for i := 1; i < len(rest); i++ {
@@ -290,7 +291,7 @@ func TestNextDue(t *testing.T) {
 		delivery(1, "ep_a", base.Add(3*time.Second)), delivery(2, "ep_b", base.Add(2*time.Second)),
 		delivery(3, "ep_c", base.Add(5*time.Second)),
 	}))
-	_, err := s.Claim(ctx, webhook.ClaimParams{Now: base.Add(3 * time.Second), Limit: 1, Owner: "o", LeaseUntil: base.Add(4 * time.Second)})
+	_, err := s.Claim(ctx, store.ClaimParams{Now: base.Add(3 * time.Second), Limit: 1, Owner: "o", LeaseUntil: base.Add(4 * time.Second)})
 	require.NoError(t, err) // ep_b's is in flight until 4s
 	tests := []struct {
 		exclude []string
@@ -334,14 +335,14 @@ func TestEnqueueRejects(t *testing.T) {
 func TestRecordErrors(t *testing.T) {
 	ctx := testContext(t)
 	s, _ := openStore(t)
-	err := s.Record(ctx, webhook.RecordParams{DeliveryID: "dlv_none", Owner: "o", Now: base, State: webhook.StateSucceeded})
+	err := s.Record(ctx, store.RecordParams{DeliveryID: "dlv_none", Owner: "o", Now: base, State: webhook.StateSucceeded})
 	assert.ErrorIs(t, err, webhook.ErrNotFound)
 	require.NoError(t, s.Enqueue(ctx, []webhook.Delivery{delivery(1, "ep", base)}))
-	err = s.Record(ctx, webhook.RecordParams{DeliveryID: delivery(1, "ep", base).ID, Owner: "o", Now: base, State: webhook.StateSucceeded})
-	assert.ErrorIs(t, err, webhook.ErrLeaseLost, "pending, not leased")
-	err = s.Record(ctx, webhook.RecordParams{DeliveryID: delivery(1, "ep", base).ID, Owner: "o", Now: base, State: webhook.StateInFlight})
+	err = s.Record(ctx, store.RecordParams{DeliveryID: delivery(1, "ep", base).ID, Owner: "o", Now: base, State: webhook.StateSucceeded})
+	assert.ErrorIs(t, err, store.ErrLeaseLost, "pending, not leased")
+	err = s.Record(ctx, store.RecordParams{DeliveryID: delivery(1, "ep", base).ID, Owner: "o", Now: base, State: webhook.StateInFlight})
 	assert.ErrorIs(t, err, webhook.ErrInvalidState)
-	assert.False(t, errors.Is(err, webhook.ErrLeaseLost))
+	assert.False(t, errors.Is(err, store.ErrLeaseLost))
 }
 
 func TestOpenRejectsOtherBoltFile(t *testing.T) {

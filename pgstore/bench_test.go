@@ -17,6 +17,7 @@ import (
 	"github.com/hooksmith/webhook"
 	"github.com/hooksmith/webhook/internal/pgtest"
 	"github.com/hooksmith/webhook/pgstore"
+	"github.com/hooksmith/webhook/store"
 	"github.com/hooksmith/webhook/storetest"
 )
 
@@ -121,7 +122,7 @@ func BenchmarkClaimPastExcludedBacklog(b *testing.B) {
 			b.ResetTimer()
 			for range b.N {
 				now := time.Now()
-				ds, err := s.Claim(ctx, webhook.ClaimParams{Now: now, Limit: 64, Owner: "w", LeaseUntil: now.Add(time.Minute),
+				ds, err := s.Claim(ctx, store.ClaimParams{Now: now, Limit: 64, Owner: "w", LeaseUntil: now.Add(time.Minute),
 					ExcludeEndpoints: exclude, MaxPerEndpoint: 32})
 				require.NoError(b, err)
 				require.NotEmpty(b, ds)
@@ -164,7 +165,7 @@ func BenchmarkClaimManyEndpoints(b *testing.B) {
 		b.Run(name, func(b *testing.B) {
 			for range b.N {
 				now := time.Now()
-				ds, err := s.Claim(ctx, webhook.ClaimParams{Now: now, Limit: limit, Owner: "w", LeaseUntil: now.Add(time.Minute),
+				ds, err := s.Claim(ctx, store.ClaimParams{Now: now, Limit: limit, Owner: "w", LeaseUntil: now.Add(time.Minute),
 					MaxPerEndpoint: perEndpoint})
 				require.NoError(b, err)
 				require.Len(b, ds, limit)
@@ -182,7 +183,7 @@ func recordRetryNow(b *testing.B, s *pgstore.Store, ds []webhook.Delivery, now t
 	var wg sync.WaitGroup
 	for _, d := range ds {
 		wg.Go(func() { // assert, not require: FailNow must not run off the benchmark's goroutine
-			assert.NoError(b, s.Record(context.Background(), webhook.RecordParams{DeliveryID: d.ID, Owner: "w", Now: now,
+			assert.NoError(b, s.Record(context.Background(), store.RecordParams{DeliveryID: d.ID, Owner: "w", Now: now,
 				State: webhook.StatePending, NextAttemptAt: now}))
 		})
 	}

@@ -34,7 +34,7 @@
 // # Wake-ups
 //
 // Enqueue, EnqueueTx, Requeue and scheduled retries call pg_notify in the transaction
-// that writes them, so Senders listening on the store (the Store is a webhook.Notifier,
+// that writes them, so Senders listening on the store (the Store is a store.Notifier,
 // holding one pool connection in LISTEN) claim new work as soon as it commits, whichever
 // process wrote it; the Sender's poll interval is only a fallback.
 //

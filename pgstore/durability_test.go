@@ -13,6 +13,7 @@ import (
 	"github.com/hooksmith/webhook"
 	"github.com/hooksmith/webhook/internal/pgtest"
 	"github.com/hooksmith/webhook/pgstore"
+	"github.com/hooksmith/webhook/store"
 )
 
 func pendingDeliveries(n int, prefix string) []webhook.Delivery {
@@ -50,11 +51,11 @@ func TestWritesSurviveAServerCrashWithSynchronousCommitOff(t *testing.T) {
 	for i := range ds {
 		require.NoError(t, s.Enqueue(ctx, ds[i:i+1]))
 	}
-	claimed, err := s.Claim(ctx, webhook.ClaimParams{Now: time.Now(), Limit: 10, Owner: "o", LeaseUntil: time.Now().Add(time.Hour)})
+	claimed, err := s.Claim(ctx, store.ClaimParams{Now: time.Now(), Limit: 10, Owner: "o", LeaseUntil: time.Now().Add(time.Hour)})
 	require.NoError(t, err)
 	require.Len(t, claimed, 10)
 	for _, d := range claimed {
-		require.NoError(t, s.Record(ctx, webhook.RecordParams{DeliveryID: d.ID, Owner: "o", Now: time.Now(),
+		require.NoError(t, s.Record(ctx, store.RecordParams{DeliveryID: d.ID, Owner: "o", Now: time.Now(),
 			State: webhook.StateSucceeded, Attempt: &webhook.Attempt{StartedAt: time.Now(), StatusCode: 204}}))
 	}
 	last := pendingDeliveries(10, "last")
@@ -97,7 +98,7 @@ func TestAClaimWhoseCommitFailsReturnsNoDeliveries(t *testing.T) {
 		CREATE CONSTRAINT TRIGGER refuse_commit AFTER UPDATE ON hooksmith_deliveries
 			DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse_commit();`)
 	require.NoError(t, err)
-	got, err := s.Claim(ctx, webhook.ClaimParams{Now: time.Now(), Limit: 3, Owner: "o", LeaseUntil: time.Now().Add(time.Hour)})
+	got, err := s.Claim(ctx, store.ClaimParams{Now: time.Now(), Limit: 3, Owner: "o", LeaseUntil: time.Now().Add(time.Hour)})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "refused at commit")
 	assert.Empty(t, got)

@@ -13,7 +13,7 @@ const (
 	listenBackoffMax = 5 * time.Second
 )
 
-// Notify implements webhook.Notifier. Each call returns a new channel (buffer 1, never
+// Notify implements store.Notifier. Each call returns a new channel (buffer 1, never
 // blocked on) that receives a value when deliveries are enqueued, requeued or rescheduled
 // by any process on the store's tables, and after the LISTEN connection is re-established
 // (notifications may have been missed meanwhile). The first call starts the listener on a

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hooksmith/webhook"
+	"github.com/hooksmith/webhook/store"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -38,8 +39,8 @@ const (
 )
 
 // Store is a webhook.Store in PostgreSQL, shared by any number of Senders in any number
-// of processes. It also implements webhook.TxStore (EnqueueTx in the caller's pgx.Tx) and
-// webhook.Notifier (LISTEN/NOTIFY wake-ups). A Store is safe for concurrent use.
+// of processes. It also implements store.TxStore (EnqueueTx in the caller's pgx.Tx) and
+// store.Notifier (LISTEN/NOTIFY wake-ups). A Store is safe for concurrent use.
 type Store struct {
 	pool *pgxpool.Pool
 	cfg  config
@@ -59,7 +60,7 @@ type Store struct {
 	stepUntil atomic.Int64
 	stepFor   time.Duration
 
-	records  *batcher[webhook.RecordParams]
+	records  *batcher[store.RecordParams]
 	enqueues *batcher[[]webhook.Delivery]
 
 	stop      chan struct{} // closed by Close
@@ -73,8 +74,8 @@ type Store struct {
 }
 
 var (
-	_ webhook.TxStore  = (*Store)(nil)
-	_ webhook.Notifier = (*Store)(nil)
+	_ store.TxStore  = (*Store)(nil)
+	_ store.Notifier = (*Store)(nil)
 )
 
 // New returns a Store on pool, configured by opts. The pool stays the caller's: Close the
@@ -250,7 +251,7 @@ func (s *Store) Enqueue(ctx context.Context, ds []webhook.Delivery) error {
 	return s.enqueues.do(ctx, ds)
 }
 
-// EnqueueTx implements webhook.TxStore: the deliveries are inserted with tx, which must be
+// EnqueueTx implements store.TxStore: the deliveries are inserted with tx, which must be
 // a pgx.Tx (from pool.Begin, or pgx.Conn.Begin on the same database), and become
 // claimable when it commits; the commit also wakes listening Senders.
 func (s *Store) EnqueueTx(ctx context.Context, tx any, ds []webhook.Delivery) error {
@@ -308,7 +309,7 @@ func (s *Store) insert(ctx context.Context, ds []webhook.Delivery) error {
 func enqueueError(err error) error {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == "23505" {
-		return fmt.Errorf("pgstore: enqueue: %w: a delivery with this ID is already stored, or the batch repeats it: %w", webhook.ErrDuplicateDelivery, err)
+		return fmt.Errorf("pgstore: enqueue: %w: a delivery with this ID is already stored, or the batch repeats it: %w", store.ErrDuplicateDelivery, err)
 	}
 	return wrap("enqueue", err)
 }
@@ -352,7 +353,7 @@ func enqueueArgs(ds []webhook.Delivery) []any {
 // (endpoint_id, id) index from its start: that walk passes over the endpoint's finished
 // deliveries not yet pruned, so keep ordered endpoints' history pruned. Claims without
 // Ordered use a statement without the check.
-func (s *Store) Claim(ctx context.Context, p webhook.ClaimParams) ([]webhook.Delivery, error) {
+func (s *Store) Claim(ctx context.Context, p store.ClaimParams) ([]webhook.Delivery, error) {
 	if err := s.check(ctx); err != nil {
 		return nil, err
 	}
@@ -788,7 +789,7 @@ func (s *Store) pendingEndpoints() string {
 // Record implements webhook.Store. Concurrent calls are written together in one round
 // trip and transaction (see WithBatchSize); each is atomic on its own and gets its own
 // result.
-func (s *Store) Record(ctx context.Context, p webhook.RecordParams) error {
+func (s *Store) Record(ctx context.Context, p store.RecordParams) error {
 	if err := s.check(ctx); err != nil {
 		return err
 	}
@@ -800,12 +801,12 @@ func (s *Store) Record(ctx context.Context, p webhook.RecordParams) error {
 	return s.records.do(ctx, p)
 }
 
-func (s *Store) writeRecords(reqs []*request[webhook.RecordParams]) {
+func (s *Store) writeRecords(reqs []*request[store.RecordParams]) {
 	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
 	defer cancel()
 	// A delivery recorded twice in one batch (a lost lease racing its new holder) goes in
 	// a later statement of the same transaction, so each statement updates a row once.
-	var rounds [][]*request[webhook.RecordParams]
+	var rounds [][]*request[store.RecordParams]
 	seen := make(map[string]int, len(reqs)) // delivery ID -> rounds it is in
 	retry := false
 	for _, r := range reqs {
@@ -834,7 +835,7 @@ func (s *Store) writeRecords(reqs []*request[webhook.RecordParams]) {
 	}
 	br := s.pool.SendBatch(ctx, b)
 	br.Exec() // a failure here fails the statements after it, reported below
-	errs := make(map[*request[webhook.RecordParams]]error, len(reqs))
+	errs := make(map[*request[store.RecordParams]]error, len(reqs))
 	for _, round := range rounds {
 		rows, _ := br.Query()
 		var ord int64
@@ -845,7 +846,7 @@ func (s *Store) writeRecords(reqs []*request[webhook.RecordParams]) {
 			case !exists:
 				errs[r] = fmt.Errorf("%w: %s", webhook.ErrNotFound, r.arg.DeliveryID)
 			case !updated:
-				errs[r] = fmt.Errorf("%w: %s", webhook.ErrLeaseLost, r.arg.DeliveryID)
+				errs[r] = fmt.Errorf("%w: %s", store.ErrLeaseLost, r.arg.DeliveryID)
 			}
 			return nil
 		})
@@ -865,7 +866,7 @@ func (s *Store) writeRecords(reqs []*request[webhook.RecordParams]) {
 	}
 }
 
-func recordArgs(reqs []*request[webhook.RecordParams]) []any {
+func recordArgs(reqs []*request[store.RecordParams]) []any {
 	n := len(reqs)
 	var (
 		ids, owners, states, errTexts, reasons = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
@@ -1010,7 +1011,7 @@ func (s *Store) Attempts(ctx context.Context, deliveryID string) ([]webhook.Atte
 
 // Requeue implements webhook.Store, in one transaction; the commit wakes listening
 // Senders.
-func (s *Store) Requeue(ctx context.Context, p webhook.RequeueParams) (int, error) {
+func (s *Store) Requeue(ctx context.Context, p store.RequeueParams) (int, error) {
 	if err := s.check(ctx); err != nil {
 		return 0, err
 	}
@@ -1138,7 +1139,7 @@ func utcOrZero(t *time.Time) time.Time {
 
 // Prune implements webhook.Store in one statement, deleting the deliveries' attempts
 // with them.
-func (s *Store) Prune(ctx context.Context, p webhook.PruneParams) (int, error) {
+func (s *Store) Prune(ctx context.Context, p store.PruneParams) (int, error) {
 	if err := s.check(ctx); err != nil {
 		return 0, err
 	}

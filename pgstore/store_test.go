@@ -17,6 +17,7 @@ import (
 	"github.com/hooksmith/webhook"
 	"github.com/hooksmith/webhook/internal/pgtest"
 	"github.com/hooksmith/webhook/pgstore"
+	"github.com/hooksmith/webhook/store"
 	"github.com/hooksmith/webhook/storetest"
 )
 
@@ -133,7 +134,7 @@ func TestRecordBatchesKeepTheirOwnResults(t *testing.T) {
 		ds[i] = storetest.Delivery(fmt.Sprintf("dlv_%04d", i), fmt.Sprintf("ep_%d", i%7), now)
 	}
 	require.NoError(t, s.Enqueue(ctx, ds))
-	claimed, err := s.Claim(ctx, webhook.ClaimParams{Now: now, Limit: n, Owner: "a", LeaseUntil: now.Add(time.Minute)})
+	claimed, err := s.Claim(ctx, store.ClaimParams{Now: now, Limit: n, Owner: "a", LeaseUntil: now.Add(time.Minute)})
 	require.NoError(t, err)
 	require.Len(t, claimed, n)
 
@@ -141,7 +142,7 @@ func TestRecordBatchesKeepTheirOwnResults(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range n + 1 {
 		wg.Go(func() {
-			p := webhook.RecordParams{DeliveryID: fmt.Sprintf("dlv_%04d", i), Owner: "a", Now: now.Add(time.Second),
+			p := store.RecordParams{DeliveryID: fmt.Sprintf("dlv_%04d", i), Owner: "a", Now: now.Add(time.Second),
 				State: webhook.StateSucceeded, Attempt: &webhook.Attempt{StartedAt: now, StatusCode: 204, Duration: time.Millisecond}}
 			if i%10 == 0 {
 				p.Owner = "b" // not the lease holder
@@ -155,7 +156,7 @@ func TestRecordBatchesKeepTheirOwnResults(t *testing.T) {
 		case i == n:
 			assert.ErrorIs(t, err, webhook.ErrNotFound, "record %d", i)
 		case i%10 == 0:
-			assert.ErrorIs(t, err, webhook.ErrLeaseLost, "record %d", i)
+			assert.ErrorIs(t, err, store.ErrLeaseLost, "record %d", i)
 		default:
 			assert.NoError(t, err, "record %d", i)
 		}
@@ -208,7 +209,7 @@ func TestClosedStoreFails(t *testing.T) {
 	s.Notify()
 	s.Close()
 	s.Close()
-	assert.Error(t, s.Record(t.Context(), webhook.RecordParams{DeliveryID: "x", State: webhook.StateSucceeded}))
+	assert.Error(t, s.Record(t.Context(), store.RecordParams{DeliveryID: "x", State: webhook.StateSucceeded}))
 	assert.Error(t, s.Enqueue(t.Context(), []webhook.Delivery{storetest.Delivery("dlv_0001", "ep", time.Now())}))
 }
 
@@ -220,14 +221,14 @@ func TestPruneDeletesAttempts(t *testing.T) {
 	ctx := t.Context()
 	now := time.Now().UTC()
 	require.NoError(t, s.Enqueue(ctx, []webhook.Delivery{storetest.Delivery("dlv_0001", "ep", now), storetest.Delivery("dlv_0002", "ep", now)}))
-	ds, err := s.Claim(ctx, webhook.ClaimParams{Now: now, Limit: 2, Owner: "a", LeaseUntil: now.Add(time.Minute)})
+	ds, err := s.Claim(ctx, store.ClaimParams{Now: now, Limit: 2, Owner: "a", LeaseUntil: now.Add(time.Minute)})
 	require.NoError(t, err)
 	require.Len(t, ds, 2)
 	for i, d := range ds {
-		require.NoError(t, s.Record(ctx, webhook.RecordParams{DeliveryID: d.ID, Owner: "a", Now: now.Add(time.Duration(i) * time.Hour),
+		require.NoError(t, s.Record(ctx, store.RecordParams{DeliveryID: d.ID, Owner: "a", Now: now.Add(time.Duration(i) * time.Hour),
 			State: webhook.StateSucceeded, Attempt: &webhook.Attempt{StartedAt: now, StatusCode: 204}}))
 	}
-	n, err := s.Prune(ctx, webhook.PruneParams{SucceededBefore: now.Add(time.Minute)})
+	n, err := s.Prune(ctx, store.PruneParams{SucceededBefore: now.Add(time.Minute)})
 	require.NoError(t, err)
 	assert.Equal(t, 1, n)
 	var left []string
@@ -276,7 +277,7 @@ func TestClaimPastAnExcludedBacklog(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, next.Equal(now.Add(-2*time.Hour)), "NextDue in the window = %v", next)
 
-	claimed, err := s.Claim(ctx, webhook.ClaimParams{Now: now, Limit: 10, Owner: "w", LeaseUntil: now.Add(time.Minute),
+	claimed, err := s.Claim(ctx, store.ClaimParams{Now: now, Limit: 10, Owner: "w", LeaseUntil: now.Add(time.Minute),
 		ExcludeEndpoints: exclude, MaxPerEndpoint: 2, Ordered: []string{"o"}})
 	require.NoError(t, err)
 	for _, d := range claimed {
@@ -288,13 +289,13 @@ func TestClaimPastAnExcludedBacklog(t *testing.T) {
 	assert.Equal(t, []string{"a1", "a2", "o1", "b1", "b2"}, storetest.IDs(claimed))
 
 	// An uncapped claim takes the rest past the window, none of the backlog.
-	claimed, err = s.Claim(ctx, webhook.ClaimParams{Now: now, Limit: 10, Owner: "w", LeaseUntil: now.Add(time.Minute),
+	claimed, err = s.Claim(ctx, store.ClaimParams{Now: now, Limit: 10, Owner: "w", LeaseUntil: now.Add(time.Minute),
 		ExcludeEndpoints: exclude})
 	require.NoError(t, err)
 	assert.Equal(t, []string{"a3", "a4", "o2", "b3"}, storetest.IDs(claimed))
 
 	// And the backlog is all still there for when its endpoint is not excluded.
-	claimed, err = s.Claim(ctx, webhook.ClaimParams{Now: now, Limit: backlog + 10, Owner: "w", LeaseUntil: now.Add(time.Minute)})
+	claimed, err = s.Claim(ctx, store.ClaimParams{Now: now, Limit: backlog + 10, Owner: "w", LeaseUntil: now.Add(time.Minute)})
 	require.NoError(t, err)
 	assert.Len(t, claimed, backlog)
 }
@@ -328,7 +329,7 @@ func TestClaimStepsPastAFullWindow(t *testing.T) {
 		if limit == 1 {
 			lease = time.Second
 		}
-		got, err := s.Claim(ctx, webhook.ClaimParams{Now: t0.Add(at), Limit: limit, Owner: "w",
+		got, err := s.Claim(ctx, store.ClaimParams{Now: t0.Add(at), Limit: limit, Owner: "w",
 			LeaseUntil: t0.Add(at + lease), ExcludeEndpoints: exclude, MaxPerEndpoint: per})
 		require.NoError(t, err)
 		return storetest.IDs(got)

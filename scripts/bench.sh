@@ -97,7 +97,7 @@ if [ -z "$ONLY" ] || [ "$ONLY" = stores ]; then
 fi
 
 step gobench.txt go test -run '^$' -bench '^Benchmark(Sign|SignatureOnly|Envelope|SendEnqueue|Scheduler|Deliver|Valid)$' \
-	-benchmem -benchtime "$BENCHTIME" -count 3 . ./internal/jsonvalid
+	-benchmem -benchtime "$BENCHTIME" -count 3 .
 
 "$OUT/bench" -render "$OUT" -o BENCHMARKS.md || exit 1
 echo "wrote BENCHMARKS.md" >&2

@@ -10,21 +10,21 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/hooksmith/webhook"
+	"github.com/hooksmith/webhook/store"
 )
 
 var claimTests = []subtest{
 	{"OnlyDueInDueOrder", testClaimDue},
-	{"LiveLeaseNotReclaimed", func(t *testing.T, s webhook.Store) {
+	{"LiveLeaseNotReclaimed", func(t *testing.T, s store.Store) {
 		enqueue(t, s, Delivery(id(1), "ep_a", at(0)), Delivery(id(2), "ep_b", at(0)))
-		first, err := s.Claim(t.Context(), webhook.ClaimParams{
+		first, err := s.Claim(t.Context(), store.ClaimParams{
 			Now: at(0), Limit: 10, Owner: "owner-1", LeaseUntil: at(30 * time.Second),
 		})
 		require.NoError(t, err)
 		require.Len(t, first, 2)
 
 		for _, owner := range []string{"owner-1", "owner-2"} {
-			again, err := s.Claim(t.Context(), webhook.ClaimParams{
+			again, err := s.Claim(t.Context(), store.ClaimParams{
 				Now: at(29 * time.Second), Limit: 10, Owner: owner, LeaseUntil: at(time.Minute),
 			})
 			require.NoError(t, err)
@@ -36,60 +36,60 @@ var claimTests = []subtest{
 			assertTime(t, at(30*time.Second), got.LeaseExpiresAt, "LeaseExpiresAt")
 		}
 	}},
-	{"ExpiredLeaseReclaimed", func(t *testing.T, s webhook.Store) {
+	{"ExpiredLeaseReclaimed", func(t *testing.T, s store.Store) {
 		enqueue(t, s, Delivery(id(1), "ep_a", at(0)))
-		first, err := s.Claim(t.Context(), webhook.ClaimParams{
+		first, err := s.Claim(t.Context(), store.ClaimParams{
 			Now: at(0), Limit: 10, Owner: "owner-1", LeaseUntil: at(30 * time.Second),
 		})
 		require.NoError(t, err)
 		require.Len(t, first, 1)
 
-		second, err := s.Claim(t.Context(), webhook.ClaimParams{
+		second, err := s.Claim(t.Context(), store.ClaimParams{
 			Now: at(31 * time.Second), Limit: 10, Owner: "owner-2", LeaseUntil: at(time.Minute),
 		})
 		require.NoError(t, err)
 		require.Equal(t, []string{id(1)}, IDs(second), "claim after the lease expired")
-		assert.Equal(t, webhook.StateInFlight, second[0].State)
+		assert.Equal(t, store.StateInFlight, second[0].State)
 		assert.Equal(t, "owner-2", second[0].LeaseOwner)
 		assertTime(t, at(time.Minute), second[0].LeaseExpiresAt, "LeaseExpiresAt")
 
-		err = s.Record(t.Context(), webhook.RecordParams{
+		err = s.Record(t.Context(), store.RecordParams{
 			DeliveryID: id(1), Owner: "owner-1", Now: at(32 * time.Second),
-			Attempt: attempt(at(time.Second), 200), State: webhook.StateSucceeded,
+			Attempt: attempt(at(time.Second), 200), State: store.StateSucceeded,
 		})
-		assert.ErrorIs(t, err, webhook.ErrLeaseLost, "Record by the owner whose lease expired")
+		assert.ErrorIs(t, err, store.ErrLeaseLost, "Record by the owner whose lease expired")
 		got := get(t, s, id(1))
-		assert.Equal(t, webhook.StateInFlight, got.State)
+		assert.Equal(t, store.StateInFlight, got.State)
 		assert.Equal(t, "owner-2", got.LeaseOwner)
 		assert.Zero(t, got.Attempts)
 		as, err := s.Attempts(t.Context(), id(1))
 		require.NoError(t, err)
 		assert.Empty(t, as, "the lost owner's attempt was stored")
 
-		require.NoError(t, s.Record(t.Context(), webhook.RecordParams{
+		require.NoError(t, s.Record(t.Context(), store.RecordParams{
 			DeliveryID: id(1), Owner: "owner-2", Now: at(33 * time.Second),
-			Attempt: attempt(at(32*time.Second), 200), State: webhook.StateSucceeded,
+			Attempt: attempt(at(32*time.Second), 200), State: store.StateSucceeded,
 		}), "Record by the new owner")
 	}},
-	{"ExcludeEndpoints", func(t *testing.T, s webhook.Store) {
+	{"ExcludeEndpoints", func(t *testing.T, s store.Store) {
 		enqueue(t, s,
 			Delivery(id(1), "ep_a", at(0)), Delivery(id(2), "ep_b", at(time.Second)),
 			Delivery(id(3), "ep_c", at(2*time.Second)))
 		exclude := []string{"ep_a", "ep_c"}
 
-		got, err := s.Claim(t.Context(), webhook.ClaimParams{
+		got, err := s.Claim(t.Context(), store.ClaimParams{
 			Now: at(time.Minute), Limit: 10, Owner: "owner-1", LeaseUntil: at(2 * time.Minute),
 			ExcludeEndpoints: exclude,
 		})
 		require.NoError(t, err)
 		assert.Equal(t, []string{id(2)}, IDs(got), "pending deliveries claimed")
-		assert.Equal(t, webhook.StatePending, get(t, s, id(1)).State, "excluded delivery")
+		assert.Equal(t, store.StatePending, get(t, s, id(1)).State, "excluded delivery")
 
 		all := claim(t, s, at(time.Minute), "owner-1")
 		require.Equal(t, []string{id(1), id(3)}, IDs(all))
 
 		// Every lease has expired by now.
-		got, err = s.Claim(t.Context(), webhook.ClaimParams{
+		got, err = s.Claim(t.Context(), store.ClaimParams{
 			Now: at(5 * time.Minute), Limit: 10, Owner: "owner-2", LeaseUntil: at(6 * time.Minute),
 			ExcludeEndpoints: exclude,
 		})
@@ -100,10 +100,10 @@ var claimTests = []subtest{
 		}
 		assert.ElementsMatch(t, []string{id(1), id(3)}, IDs(claim(t, s, at(5*time.Minute), "owner-3")))
 	}},
-	{"ExcludeManyEndpoints", func(t *testing.T, s webhook.Store) {
+	{"ExcludeManyEndpoints", func(t *testing.T, s store.Store) {
 		// More excluded endpoints than a short list: a store may test rows against a long
 		// list another way (the PostgreSQL store hashes it), with the same result.
-		var ds []webhook.Delivery
+		var ds []store.Delivery
 		var exclude []string
 		for i := range 12 {
 			ep := fmt.Sprintf("ep_%02d", i)
@@ -118,33 +118,33 @@ var claimTests = []subtest{
 		next, err := s.NextDue(t.Context(), exclude)
 		require.NoError(t, err)
 		assertTime(t, at(5*time.Second), next, "NextDue excluding ten endpoints")
-		capped, err := s.Claim(t.Context(), webhook.ClaimParams{
+		capped, err := s.Claim(t.Context(), store.ClaimParams{
 			Now: at(time.Minute), Limit: 10, Owner: "owner-1", LeaseUntil: at(2 * time.Minute),
 			ExcludeEndpoints: exclude, MaxPerEndpoint: 1,
 		})
 		require.NoError(t, err)
 		assert.Equal(t, []string{id(10), id(22)}, IDs(capped), "one each of the endpoints not excluded")
-		got, err := s.Claim(t.Context(), webhook.ClaimParams{
+		got, err := s.Claim(t.Context(), store.ClaimParams{
 			Now: at(time.Minute), Limit: 10, Owner: "owner-1", LeaseUntil: at(2 * time.Minute),
 			ExcludeEndpoints: exclude,
 		})
 		require.NoError(t, err)
 		assert.Equal(t, []string{id(11), id(23)}, IDs(got), "the rest of the endpoints not excluded")
 		for _, ex := range []int{0, 4, 6, 10} {
-			assert.Equal(t, webhook.StatePending, get(t, s, id(2*ex)).State, "a delivery of excluded %s", exclude[min(ex, 9)])
+			assert.Equal(t, store.StatePending, get(t, s, id(2*ex)).State, "a delivery of excluded %s", exclude[min(ex, 9)])
 		}
 		assert.Len(t, claim(t, s, at(time.Minute), "owner-1"), 20, "the excluded endpoints' deliveries")
 
 		// Every lease has expired by now: the excluded endpoints' stay with their owner.
-		got, err = s.Claim(t.Context(), webhook.ClaimParams{
+		got, err = s.Claim(t.Context(), store.ClaimParams{
 			Now: at(5 * time.Minute), Limit: 10, Owner: "owner-2", LeaseUntil: at(6 * time.Minute),
 			ExcludeEndpoints: exclude,
 		})
 		require.NoError(t, err)
 		assert.ElementsMatch(t, []string{id(10), id(11), id(22), id(23)}, IDs(got), "expired leases claimed")
 	}},
-	{"MaxPerEndpoint", func(t *testing.T, s webhook.Store) {
-		var ds []webhook.Delivery
+	{"MaxPerEndpoint", func(t *testing.T, s store.Store) {
+		var ds []store.Delivery
 		want := map[string][]string{} // the two earliest due of each endpoint
 		for i := range 15 {
 			ep := fmt.Sprintf("ep_%c", 'a'+i%3)
@@ -162,7 +162,7 @@ var claimTests = []subtest{
 		// earliest asks for the earliest due of each endpoint; expired leases have no order.
 		check := func(now time.Time, owner string, earliest bool) {
 			t.Helper()
-			got, err := s.Claim(t.Context(), webhook.ClaimParams{
+			got, err := s.Claim(t.Context(), store.ClaimParams{
 				Now: now, Limit: 100, Owner: owner, LeaseUntil: now.Add(time.Minute), MaxPerEndpoint: 2,
 			})
 			require.NoError(t, err)
@@ -184,12 +184,12 @@ var claimTests = []subtest{
 		require.Len(t, all, 9)
 		check(at(10*time.Minute), "owner-2", false) // expired leases
 	}},
-	{"MaxPerEndpointPastABacklog", func(t *testing.T, s webhook.Store) {
+	{"MaxPerEndpointPastABacklog", func(t *testing.T, s store.Store) {
 		// One endpoint's due backlog, four times the claim's limit, is ahead of two
 		// others' work: the claim takes the backlog's two earliest and looks past the
 		// rest for the others', two each.
 		const limit, perEndpoint = 10, 2
-		var ds []webhook.Delivery
+		var ds []store.Delivery
 		for i := range 4 * limit {
 			ds = append(ds, Delivery(fmt.Sprintf("hot_%03d", i), "ep_hot", at(time.Duration(i)*time.Millisecond)))
 		}
@@ -198,7 +198,7 @@ var claimTests = []subtest{
 				Delivery(fmt.Sprintf("c_%d", i), "ep_c", at(2*time.Second+time.Duration(i)*time.Millisecond)))
 		}
 		enqueue(t, s, ds...)
-		got, err := s.Claim(t.Context(), webhook.ClaimParams{
+		got, err := s.Claim(t.Context(), store.ClaimParams{
 			Now: at(time.Minute), Limit: limit, Owner: "owner-1", LeaseUntil: at(2 * time.Minute), MaxPerEndpoint: perEndpoint,
 		})
 		require.NoError(t, err)
@@ -207,9 +207,9 @@ var claimTests = []subtest{
 	{"ConcurrentClaimers", testConcurrentClaimers},
 }
 
-func testClaimDue(t *testing.T, s webhook.Store) {
+func testClaimDue(t *testing.T, s store.Store) {
 	// Due order differs from ID order and from endpoint order.
-	ds := []webhook.Delivery{
+	ds := []store.Delivery{
 		Delivery(id(1), "ep_a", at(3*time.Second)),
 		Delivery(id(2), "ep_b", at(1*time.Second)),
 		Delivery(id(3), "ep_c", at(2*time.Second)),
@@ -234,38 +234,38 @@ func testClaimDue(t *testing.T, s webhook.Store) {
 		{limit: 0, want: nil},
 	} {
 		t.Run(fmt.Sprintf("Limit%d", tt.limit), func(t *testing.T) {
-			got, err := s.Claim(t.Context(), webhook.ClaimParams{
+			got, err := s.Claim(t.Context(), store.ClaimParams{
 				Now: now, Limit: tt.limit, Owner: "owner-1", LeaseUntil: leaseUntil,
 			})
 			require.NoError(t, err)
 			require.Equal(t, tt.want, IDs(got), "claimed deliveries in due order")
 			for _, d := range got {
-				assert.Equal(t, webhook.StateInFlight, d.State, "State")
+				assert.Equal(t, store.StateInFlight, d.State, "State")
 				assert.Equal(t, "owner-1", d.LeaseOwner, "LeaseOwner")
 				assertTime(t, leaseUntil, d.LeaseExpiresAt, "LeaseExpiresAt")
 				stored := get(t, s, d.ID)
-				assert.Equal(t, webhook.StateInFlight, stored.State, "stored State")
+				assert.Equal(t, store.StateInFlight, stored.State, "stored State")
 				assert.Equal(t, "owner-1", stored.LeaseOwner, "stored LeaseOwner")
 				assertTime(t, leaseUntil, stored.LeaseExpiresAt, "stored LeaseExpiresAt")
 				assertBytes(t, Delivery(d.ID, "", now).Body, d.Body, "Body")
 			}
 			// Put them back, due as before, for the next case.
 			for _, d := range got {
-				require.NoError(t, s.Record(t.Context(), webhook.RecordParams{
-					DeliveryID: d.ID, Owner: "owner-1", Now: now, State: webhook.StatePending,
+				require.NoError(t, s.Record(t.Context(), store.RecordParams{
+					DeliveryID: d.ID, Owner: "owner-1", Now: now, State: store.StatePending,
 					NextAttemptAt: due[d.ID],
 				}))
 			}
 		})
 	}
 	for _, i := range []int{5, 6} {
-		assert.Equal(t, webhook.StatePending, get(t, s, id(i)).State, "%s (not due)", id(i))
+		assert.Equal(t, store.StatePending, get(t, s, id(i)).State, "%s (not due)", id(i))
 	}
 }
 
-func testConcurrentClaimers(t *testing.T, s webhook.Store) {
+func testConcurrentClaimers(t *testing.T, s store.Store) {
 	const n, claimers = 500, 8
-	ds := make([]webhook.Delivery, n)
+	ds := make([]store.Delivery, n)
 	for i := range ds {
 		ds[i] = Delivery(id(i), fmt.Sprintf("ep_%d", i%5), at(time.Duration(i)*time.Millisecond))
 	}
@@ -278,7 +278,7 @@ func testConcurrentClaimers(t *testing.T, s webhook.Store) {
 		wg.Go(func() {
 			owner := fmt.Sprintf("owner-%d", c)
 			for range n {
-				batch, err := s.Claim(t.Context(), webhook.ClaimParams{
+				batch, err := s.Claim(t.Context(), store.ClaimParams{
 					Now: now, Limit: 7, Owner: owner, LeaseUntil: leaseUntil,
 				})
 				if !assert.NoError(t, err, "Claim by %s", owner) || len(batch) == 0 {

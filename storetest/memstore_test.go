@@ -9,6 +9,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/hooksmith/webhook"
+	"github.com/hooksmith/webhook/store"
 	"github.com/hooksmith/webhook/storetest"
 )
 
@@ -17,7 +18,7 @@ func TestMain(m *testing.M) {
 }
 
 func TestMemoryStore(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) webhook.Store { return webhook.NewMemoryStore(-1) })
+	storetest.Run(t, func(t *testing.T) store.Store { return webhook.NewMemoryStore(-1) })
 }
 
 func TestMemoryStoreCapacity(t *testing.T) {
@@ -25,41 +26,41 @@ func TestMemoryStoreCapacity(t *testing.T) {
 	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	s := webhook.NewMemoryStore(2)
 
-	require.NoError(t, s.Enqueue(ctx, []webhook.Delivery{storetest.Delivery("dlv_0001", "ep_a", base)}))
-	err := s.Enqueue(ctx, []webhook.Delivery{
+	require.NoError(t, s.Enqueue(ctx, []store.Delivery{storetest.Delivery("dlv_0001", "ep_a", base)}))
+	err := s.Enqueue(ctx, []store.Delivery{
 		storetest.Delivery("dlv_0002", "ep_a", base), storetest.Delivery("dlv_0003", "ep_a", base),
 	})
-	require.ErrorIs(t, err, webhook.ErrQueueFull, "a batch that does not fit")
+	require.ErrorIs(t, err, store.ErrQueueFull, "a batch that does not fit")
 	for _, id := range []string{"dlv_0002", "dlv_0003"} {
 		_, err := s.Get(ctx, id)
-		assert.ErrorIs(t, err, webhook.ErrNotFound, "%s of the rejected batch", id)
+		assert.ErrorIs(t, err, store.ErrNotFound, "%s of the rejected batch", id)
 	}
 	assert.Equal(t, 1, s.Len())
 
-	require.NoError(t, s.Enqueue(ctx, []webhook.Delivery{storetest.Delivery("dlv_0002", "ep_a", base)}))
-	err = s.Enqueue(ctx, []webhook.Delivery{storetest.Delivery("dlv_0003", "ep_a", base)})
-	require.ErrorIs(t, err, webhook.ErrQueueFull, "a third delivery")
+	require.NoError(t, s.Enqueue(ctx, []store.Delivery{storetest.Delivery("dlv_0002", "ep_a", base)}))
+	err = s.Enqueue(ctx, []store.Delivery{storetest.Delivery("dlv_0003", "ep_a", base)})
+	require.ErrorIs(t, err, store.ErrQueueFull, "a third delivery")
 	_, err = s.Get(ctx, "dlv_0003")
-	assert.ErrorIs(t, err, webhook.ErrNotFound)
+	assert.ErrorIs(t, err, store.ErrNotFound)
 
 	// A retry keeps its place; only a finished delivery makes room.
-	claimed, err := s.Claim(ctx, webhook.ClaimParams{Now: base, Limit: 1, Owner: "owner", LeaseUntil: base.Add(time.Minute)})
+	claimed, err := s.Claim(ctx, store.ClaimParams{Now: base, Limit: 1, Owner: "owner", LeaseUntil: base.Add(time.Minute)})
 	require.NoError(t, err)
 	require.Len(t, claimed, 1)
-	require.NoError(t, s.Record(ctx, webhook.RecordParams{
-		DeliveryID: claimed[0].ID, Owner: "owner", Now: base, State: webhook.StatePending, NextAttemptAt: base,
+	require.NoError(t, s.Record(ctx, store.RecordParams{
+		DeliveryID: claimed[0].ID, Owner: "owner", Now: base, State: store.StatePending, NextAttemptAt: base,
 	}))
-	require.ErrorIs(t, s.Enqueue(ctx, []webhook.Delivery{storetest.Delivery("dlv_0003", "ep_a", base)}), webhook.ErrQueueFull)
+	require.ErrorIs(t, s.Enqueue(ctx, []store.Delivery{storetest.Delivery("dlv_0003", "ep_a", base)}), store.ErrQueueFull)
 
-	claimed, err = s.Claim(ctx, webhook.ClaimParams{Now: base, Limit: 1, Owner: "owner", LeaseUntil: base.Add(time.Minute)})
+	claimed, err = s.Claim(ctx, store.ClaimParams{Now: base, Limit: 1, Owner: "owner", LeaseUntil: base.Add(time.Minute)})
 	require.NoError(t, err)
 	require.Len(t, claimed, 1)
-	require.NoError(t, s.Record(ctx, webhook.RecordParams{
-		DeliveryID: claimed[0].ID, Owner: "owner", Now: base, State: webhook.StateSucceeded,
-		Attempt: &webhook.Attempt{StartedAt: base, StatusCode: 200},
+	require.NoError(t, s.Record(ctx, store.RecordParams{
+		DeliveryID: claimed[0].ID, Owner: "owner", Now: base, State: store.StateSucceeded,
+		Attempt: &store.Attempt{StartedAt: base, StatusCode: 200},
 	}))
 	assert.Equal(t, 1, s.Len())
-	require.NoError(t, s.Enqueue(ctx, []webhook.Delivery{storetest.Delivery("dlv_0003", "ep_a", base)}), "after a delivery finished")
+	require.NoError(t, s.Enqueue(ctx, []store.Delivery{storetest.Delivery("dlv_0003", "ep_a", base)}), "after a delivery finished")
 	assert.Equal(t, 2, s.Len())
 }
 
@@ -70,33 +71,33 @@ func TestMemoryStoreKeepsAtMostCapacitySucceeded(t *testing.T) {
 	ctx := t.Context()
 	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	s := webhook.NewMemoryStore(3)
-	finish := func(id string, at time.Duration, st webhook.State) {
+	finish := func(id string, at time.Duration, st store.State) {
 		t.Helper()
 		now := base.Add(at)
-		require.NoError(t, s.Enqueue(ctx, []webhook.Delivery{storetest.Delivery(id, "ep_a", now)}))
-		claimed, err := s.Claim(ctx, webhook.ClaimParams{Now: now, Limit: 1, Owner: "o", LeaseUntil: now.Add(time.Minute)})
+		require.NoError(t, s.Enqueue(ctx, []store.Delivery{storetest.Delivery(id, "ep_a", now)}))
+		claimed, err := s.Claim(ctx, store.ClaimParams{Now: now, Limit: 1, Owner: "o", LeaseUntil: now.Add(time.Minute)})
 		require.NoError(t, err)
 		require.Len(t, claimed, 1)
-		require.NoError(t, s.Record(ctx, webhook.RecordParams{DeliveryID: id, Owner: "o", Now: now, State: st,
-			Attempt: &webhook.Attempt{StartedAt: now, StatusCode: 200}}))
+		require.NoError(t, s.Record(ctx, store.RecordParams{DeliveryID: id, Owner: "o", Now: now, State: st,
+			Attempt: &store.Attempt{StartedAt: now, StatusCode: 200}}))
 	}
-	finish("dlv_0001", 1*time.Second, webhook.StateSucceeded)
-	finish("dlv_0002", 2*time.Second, webhook.StateFailed)
-	finish("dlv_0003", 3*time.Second, webhook.StateSucceeded)
-	finish("dlv_0004", 4*time.Second, webhook.StateSucceeded)
+	finish("dlv_0001", 1*time.Second, store.StateSucceeded)
+	finish("dlv_0002", 2*time.Second, store.StateFailed)
+	finish("dlv_0003", 3*time.Second, store.StateSucceeded)
+	finish("dlv_0004", 4*time.Second, store.StateSucceeded)
 
 	// dlv_0001 is requeued and succeeds again: now the newest success.
-	_, err := s.Requeue(ctx, webhook.RequeueParams{IDs: []string{"dlv_0001"}, Now: base.Add(5 * time.Second)})
+	_, err := s.Requeue(ctx, store.RequeueParams{IDs: []string{"dlv_0001"}, Now: base.Add(5 * time.Second)})
 	require.NoError(t, err)
 	now := base.Add(5 * time.Second)
-	_, err = s.Claim(ctx, webhook.ClaimParams{Now: now, Limit: 1, Owner: "o", LeaseUntil: now.Add(time.Minute)})
+	_, err = s.Claim(ctx, store.ClaimParams{Now: now, Limit: 1, Owner: "o", LeaseUntil: now.Add(time.Minute)})
 	require.NoError(t, err)
-	require.NoError(t, s.Record(ctx, webhook.RecordParams{DeliveryID: "dlv_0001", Owner: "o", Now: now, State: webhook.StateSucceeded,
-		Attempt: &webhook.Attempt{StartedAt: now, StatusCode: 200}}))
+	require.NoError(t, s.Record(ctx, store.RecordParams{DeliveryID: "dlv_0001", Owner: "o", Now: now, State: store.StateSucceeded,
+		Attempt: &store.Attempt{StartedAt: now, StatusCode: 200}}))
 
-	finish("dlv_0005", 6*time.Second, webhook.StateSucceeded) // a fourth success: the oldest goes
+	finish("dlv_0005", 6*time.Second, store.StateSucceeded) // a fourth success: the oldest goes
 	_, err = s.Get(ctx, "dlv_0003")
-	assert.ErrorIs(t, err, webhook.ErrNotFound, "the oldest success is dropped")
+	assert.ErrorIs(t, err, store.ErrNotFound, "the oldest success is dropped")
 	for _, id := range []string{"dlv_0001", "dlv_0002", "dlv_0004", "dlv_0005"} {
 		_, err := s.Get(ctx, id)
 		assert.NoError(t, err, "%s is kept", id)

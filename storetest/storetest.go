@@ -1,4 +1,4 @@
-// Package storetest is the conformance suite for webhook.Store implementations: every store
+// Package storetest is the conformance suite for store.Store implementations: every store
 // the Sender runs over (the memory store, the file store, the PostgreSQL store, or your own)
 // must pass it, so the Sender's own tests can prove the rest.
 //
@@ -8,7 +8,7 @@
 // store for each subtest:
 //
 //	func TestStore(t *testing.T) {
-//		storetest.Run(t, func(t *testing.T) webhook.Store {
+//		storetest.Run(t, func(t *testing.T) store.Store {
 //			s, err := mystore.Open(t.TempDir())
 //			require.NoError(t, err)
 //			t.Cleanup(func() { s.Close() })
@@ -36,7 +36,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/hooksmith/webhook"
+	"github.com/hooksmith/webhook/store"
 )
 
 // base is the time every subtest counts from; whole seconds, so it survives any store's
@@ -50,7 +50,7 @@ func at(d time.Duration) time.Time { return base.Add(d).Truncate(time.Microsecon
 // per subtest and must return an empty store; it should register cleanup with t.Cleanup.
 // Subtests run one after another, never in parallel, so stores made by newStore may share
 // a database as long as each starts empty.
-func Run(t *testing.T, newStore func(t *testing.T) webhook.Store) {
+func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	t.Helper()
 	groups := []struct {
 		name  string
@@ -83,16 +83,16 @@ func Run(t *testing.T, newStore func(t *testing.T) webhook.Store) {
 // subtest is one check of the suite, given a new, empty store.
 type subtest struct {
 	name string
-	run  func(t *testing.T, s webhook.Store)
+	run  func(t *testing.T, s store.Store)
 }
 
 // Delivery returns a pending delivery ready for Store.Enqueue, as the Sender builds one:
 // created, queued, updated and due at due (truncated to microseconds), with an event ID,
 // type, version and JSON body derived from id. Change any field of the result as a test
 // needs.
-func Delivery(id, endpointID string, due time.Time) webhook.Delivery {
+func Delivery(id, endpointID string, due time.Time) store.Delivery {
 	due = due.Truncate(time.Microsecond)
-	return webhook.Delivery{
+	return store.Delivery{
 		ID:         id,
 		EventID:    "evt_" + id,
 		EventType:  "invoice.paid",
@@ -100,7 +100,7 @@ func Delivery(id, endpointID string, due time.Time) webhook.Delivery {
 		Version:    "2026-01-01",
 		// Keys out of order and no spaces: a store that re-encodes JSON changes these bytes.
 		Body:          []byte(`{"type":"invoice.paid","timestamp":"2026-01-01T00:00:00Z","data":{"id":"` + id + `"}}`),
-		State:         webhook.StatePending,
+		State:         store.StatePending,
 		CreatedAt:     due,
 		QueuedAt:      due,
 		NextAttemptAt: due,
@@ -112,13 +112,13 @@ func Delivery(id, endpointID string, due time.Time) webhook.Delivery {
 func id(i int) string { return fmt.Sprintf("dlv_%04d", i) }
 
 // enqueue stores ds, failing the test on error.
-func enqueue(t *testing.T, s webhook.Store, ds ...webhook.Delivery) {
+func enqueue(t *testing.T, s store.Store, ds ...store.Delivery) {
 	t.Helper()
 	require.NoError(t, s.Enqueue(t.Context(), ds), "Enqueue")
 }
 
 // get returns the delivery id, failing the test on error.
-func get(t *testing.T, s webhook.Store, id string) webhook.Delivery {
+func get(t *testing.T, s store.Store, id string) store.Delivery {
 	t.Helper()
 	d, err := s.Get(t.Context(), id)
 	require.NoError(t, err, "Get(%s)", id)
@@ -126,9 +126,9 @@ func get(t *testing.T, s webhook.Store, id string) webhook.Delivery {
 }
 
 // claim claims up to 1000 deliveries due at now for owner, leased for a minute.
-func claim(t *testing.T, s webhook.Store, now time.Time, owner string) []webhook.Delivery {
+func claim(t *testing.T, s store.Store, now time.Time, owner string) []store.Delivery {
 	t.Helper()
-	ds, err := s.Claim(t.Context(), webhook.ClaimParams{
+	ds, err := s.Claim(t.Context(), store.ClaimParams{
 		Now: now, Limit: 1000, Owner: owner, LeaseUntil: now.Add(time.Minute),
 	})
 	require.NoError(t, err, "Claim")
@@ -137,7 +137,7 @@ func claim(t *testing.T, s webhook.Store, now time.Time, owner string) []webhook
 
 // IDs returns the IDs of ds in order, nil for none (so a store may return either a nil
 // or an empty slice).
-func IDs(ds []webhook.Delivery) []string {
+func IDs(ds []store.Delivery) []string {
 	var out []string
 	for i := range ds {
 		out = append(out, ds[i].ID)
@@ -147,8 +147,8 @@ func IDs(ds []webhook.Delivery) []string {
 
 // attempt returns the attempt a Sender would record for a response with status (0 for no
 // response) started at start.
-func attempt(start time.Time, status int) *webhook.Attempt {
-	a := &webhook.Attempt{StartedAt: start, Duration: 120 * time.Millisecond, StatusCode: status}
+func attempt(start time.Time, status int) *store.Attempt {
+	a := &store.Attempt{StartedAt: start, Duration: 120 * time.Millisecond, StatusCode: status}
 	switch {
 	case status == 0:
 		a.Error = "dial tcp 127.0.0.1:9: connect: connection refused"
@@ -165,7 +165,7 @@ func attempt(start time.Time, status int) *webhook.Attempt {
 // outcome, and records one attempt for each leaving it in the given state (a pending one is
 // due again an hour later). Tests use it to put deliveries into finished states; their
 // other deliveries must not be due at now.
-func settle(t *testing.T, s webhook.Store, now time.Time, outcome map[string]webhook.State) {
+func settle(t *testing.T, s store.Store, now time.Time, outcome map[string]store.State) {
 	t.Helper()
 	claimed := claim(t, s, now, "settler")
 	want := make([]string, 0, len(outcome))
@@ -176,10 +176,10 @@ func settle(t *testing.T, s webhook.Store, now time.Time, outcome map[string]web
 	for _, d := range claimed {
 		state := outcome[d.ID]
 		status := 200
-		if state != webhook.StateSucceeded {
+		if state != store.StateSucceeded {
 			status = 500
 		}
-		require.NoError(t, s.Record(t.Context(), webhook.RecordParams{
+		require.NoError(t, s.Record(t.Context(), store.RecordParams{
 			DeliveryID: d.ID, Owner: "settler", Now: now,
 			Attempt: attempt(now, status), State: state, NextAttemptAt: now.Add(time.Hour),
 		}), "Record(%s)", d.ID)
@@ -199,7 +199,7 @@ func assertBytes(t *testing.T, want, got []byte, field string) bool {
 }
 
 // assertDelivery checks every field of got against want.
-func assertDelivery(t *testing.T, want, got webhook.Delivery) {
+func assertDelivery(t *testing.T, want, got store.Delivery) {
 	t.Helper()
 	assert.Equal(t, want.ID, got.ID, "ID")
 	assert.Equal(t, want.EventID, got.EventID, "EventID")
@@ -220,7 +220,7 @@ func assertDelivery(t *testing.T, want, got webhook.Delivery) {
 }
 
 // assertUnchanged checks that the deliveries in before are still stored as they were.
-func assertUnchanged(t *testing.T, s webhook.Store, before ...webhook.Delivery) {
+func assertUnchanged(t *testing.T, s store.Store, before ...store.Delivery) {
 	t.Helper()
 	for _, d := range before {
 		assertDelivery(t, d, get(t, s, d.ID))
@@ -228,16 +228,16 @@ func assertUnchanged(t *testing.T, s webhook.Store, before ...webhook.Delivery) 
 }
 
 // assertGone checks that id and its attempts are no longer stored.
-func assertGone(t *testing.T, s webhook.Store, id string) {
+func assertGone(t *testing.T, s store.Store, id string) {
 	t.Helper()
 	_, err := s.Get(t.Context(), id)
-	assert.ErrorIs(t, err, webhook.ErrNotFound, "Get(%s)", id)
+	assert.ErrorIs(t, err, store.ErrNotFound, "Get(%s)", id)
 	_, err = s.Attempts(t.Context(), id)
-	assert.ErrorIs(t, err, webhook.ErrNotFound, "Attempts(%s)", id)
+	assert.ErrorIs(t, err, store.ErrNotFound, "Attempts(%s)", id)
 }
 
 // listAll pages through every delivery matching p with page size limit.
-func listAll(t *testing.T, s webhook.Store, p webhook.ListParams) []string {
+func listAll(t *testing.T, s store.Store, p store.ListParams) []string {
 	t.Helper()
 	var out []string
 	for page := 0; ; page++ {

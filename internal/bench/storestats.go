@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/hooksmith/webhook"
+	"github.com/hooksmith/webhook/store"
 )
 
 // statsStore counts a store's calls and the time they take, to show where a Sender on it
@@ -21,7 +22,7 @@ type statsStore struct {
 
 type notifyingStatsStore struct {
 	*statsStore
-	n webhook.Notifier
+	n store.Notifier
 }
 
 func (s notifyingStatsStore) Notify() <-chan struct{} { return s.n.Notify() }
@@ -29,13 +30,13 @@ func (s notifyingStatsStore) Notify() <-chan struct{} { return s.n.Notify() }
 // withStats wraps st; the returned store is what to give the Sender.
 func withStats(st webhook.Store) (webhook.Store, *statsStore) {
 	s := &statsStore{Store: st}
-	if n, ok := st.(webhook.Notifier); ok {
+	if n, ok := st.(store.Notifier); ok {
 		return notifyingStatsStore{s, n}, s
 	}
 	return s, s
 }
 
-func (s *statsStore) Claim(ctx context.Context, p webhook.ClaimParams) ([]webhook.Delivery, error) {
+func (s *statsStore) Claim(ctx context.Context, p store.ClaimParams) ([]webhook.Delivery, error) {
 	t := time.Now()
 	ds, err := s.Store.Claim(ctx, p)
 	s.claimNS.Add(int64(time.Since(t)))
@@ -61,7 +62,7 @@ func (s *statsStore) Enqueue(ctx context.Context, ds []webhook.Delivery) error {
 	return err
 }
 
-func (s *statsStore) Record(ctx context.Context, p webhook.RecordParams) error {
+func (s *statsStore) Record(ctx context.Context, p store.RecordParams) error {
 	t := time.Now()
 	err := s.Store.Record(ctx, p)
 	s.recordNS.Add(int64(time.Since(t)))
