@@ -44,13 +44,53 @@ func (e *signError) Unwrap() error { return e.err }
 
 var jsonContentType = []string{"application/json"}
 
+// attemptTimer bounds one worker's attempts by the timeout. Its attempts share one
+// cancellable context and one timer, re-armed for each attempt, until an attempt times
+// out: the timer then cancels that context, and the next attempt gets a new one. A
+// context and a timer of its own for every attempt (context.WithTimeout) cost each
+// attempt about ten allocations here and in net/http, which registers with it; see
+// docs/performance.md. Only its worker uses it.
+type attemptTimer struct {
+	parent context.Context // the worker's: Close cancels it
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	timer  *time.Timer // cancels ctx, with context.DeadlineExceeded as the cause
+	uses   int
+}
+
+// renewEvery bounds how many attempts share a context, so that what a RoundTripper
+// leaves registered with it (a derived context it never cancels) is let go of.
+const renewEvery = 1024
+
+// begin returns the context of an attempt that must end within d.
+func (t *attemptTimer) begin(d time.Duration) context.Context {
+	if t.ctx == nil {
+		ctx, cancel := context.WithCancelCause(t.parent)
+		t.ctx, t.cancel, t.uses = ctx, cancel, 0
+		t.timer = time.AfterFunc(d, func() { cancel(context.DeadlineExceeded) })
+	} else {
+		t.timer.Reset(d)
+	}
+	t.uses++
+	return t.ctx
+}
+
+// end ends the attempt begun last. A timer that already fired spent the context.
+func (t *attemptTimer) end() {
+	if !t.timer.Stop() || t.uses >= renewEvery {
+		t.cancel(context.Canceled)
+		t.ctx = nil
+	}
+}
+
 // do makes the attempt, starting at now (the Sender's clock) and bounded by the timeout
-// from the real clock; base aborts it when Close gives up waiting.
-func (at *attempter) do(base context.Context, e *endpointEntry, d Delivery, now time.Time) attemptResult {
+// from the real clock (t, the worker's; its parent context aborts the attempt when Close
+// gives up waiting).
+func (at *attempter) do(t *attemptTimer, e *endpointEntry, d Delivery, now time.Time) attemptResult {
 	r := attemptResult{attempt: Attempt{DeliveryID: d.ID, StartedAt: now}}
 	start := time.Now() // durations from the monotonic clock, whatever the Sender's clock
-	ctx, cancel := context.WithTimeout(base, at.timeout)
-	defer cancel() // after the response body is read and closed
+	ctx := t.begin(at.timeout)
+	defer t.end() // after the response body is read and closed
 	// Header slices shared between requests are never written by net/http.
 	h := make(http.Header, len(e.header)+6)
 	for k, v := range e.header {
@@ -88,6 +128,9 @@ func (at *attempter) do(base context.Context, e *endpointEntry, d Delivery, now 
 	// wanted: a 3xx is an answer) and copy the headers for it.
 	resp, err := at.transport.RoundTrip(req)
 	if err != nil {
+		if errors.Is(context.Cause(ctx), context.DeadlineExceeded) {
+			err = fmt.Errorf("%w (the attempt timeout is %s)", context.DeadlineExceeded, at.timeout)
+		}
 		r.err = &url.Error{Op: "Post", URL: e.redacted, Err: err}
 		r.attempt.Duration = time.Since(start)
 		r.attempt.Error = r.err.Error()

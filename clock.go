@@ -22,14 +22,14 @@ type Timer interface {
 	Stop() bool
 }
 
-// SystemClock is the Clock backed by package time. It is the default.
-var SystemClock Clock = systemClock{}
+// SystemClock is the Clock backed by package time: SystemClock{}. It is the default.
+type SystemClock struct{}
 
-type systemClock struct{}
+// Now implements Clock.
+func (SystemClock) Now() time.Time { return time.Now() }
 
-func (systemClock) Now() time.Time { return time.Now() }
-
-func (systemClock) NewTimerAt(at time.Time) Timer { return sysTimer{time.NewTimer(time.Until(at))} }
+// NewTimerAt implements Clock.
+func (SystemClock) NewTimerAt(at time.Time) Timer { return sysTimer{time.NewTimer(time.Until(at))} }
 
 type sysTimer struct{ t *time.Timer }
 

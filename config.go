@@ -107,7 +107,7 @@ func defaultConfig() config {
 		versionHeader:   DefaultVersionHeader,
 		userAgent:       DefaultUserAgent,
 		logger:          zap.NewNop(),
-		clock:           SystemClock,
+		clock:           SystemClock{},
 		maxPayload:      DefaultMaxPayloadSize,
 		maxFanout:       DefaultMaxEndpointsPerEvent,
 		drainBytes:      DefaultResponseDrainBytes,

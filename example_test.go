@@ -329,8 +329,8 @@ func ExampleNewSecret() {
 // StandardWebhooksSchedule is the retry table of the Standard Webhooks guidance.
 func ExampleRetryPolicy() {
 	policy := webhook.RetryPolicy{
-		Schedule:    webhook.StandardWebhooksSchedule,
-		MaxAttempts: len(webhook.StandardWebhooksSchedule) + 1, // the first attempt and one per delay
+		Schedule:    webhook.StandardWebhooksSchedule(),
+		MaxAttempts: len(webhook.StandardWebhooksSchedule()) + 1, // the first attempt and one per delay
 		MaxAge:      48 * time.Hour,
 	}
 	// The Sender takes it with webhook.WithRetryPolicy(policy).

@@ -82,8 +82,7 @@ const (
 // the status (0 for no answer), the attempt's error and its verdict.
 func classifyHealth(status int, err error, verdict Verdict) healthEvent {
 	if err != nil && status == 0 {
-		var se *signError
-		if errors.As(err, &se) || errors.Is(err, ErrDestinationBlocked) {
+		if isSignError(err) || errors.Is(err, ErrDestinationBlocked) {
 			return healthNone
 		}
 		return healthFailure

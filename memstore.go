@@ -38,6 +38,7 @@ type MemoryStore struct {
 	// oldest go past capacity. An entry whose item has since changed is skipped.
 	succeeded     []succeededEntry
 	succeededLive int
+	taken         map[string]int // a claim's deliveries per endpoint, kept from one claim to the next
 }
 
 type memItem struct {
@@ -65,8 +66,12 @@ func NewMemoryStore(capacity int) *MemoryStore {
 	if capacity == 0 {
 		capacity = DefaultQueueCapacity
 	}
-	return &MemoryStore{capacity: capacity, items: map[string]*memItem{}, queues: map[string]*memQueue{}}
+	return &MemoryStore{capacity: capacity, items: map[string]*memItem{}, queues: map[string]*memQueue{},
+		taken: map[string]int{}}
 }
+
+// RecordsInline implements store.InlineRecorder: Record never waits on I/O.
+func (m *MemoryStore) RecordsInline() bool { return true }
 
 // Len returns the number of unfinished (pending or in-flight) deliveries.
 func (m *MemoryStore) Len() int {
@@ -138,15 +143,21 @@ func (m *MemoryStore) Claim(ctx context.Context, p store.ClaimParams) ([]Deliver
 		return nil, nil
 	}
 	excluded, ordered := store.EndpointSet(p.ExcludeEndpoints), store.EndpointSet(p.Ordered)
-	taken := map[string]int{}
-	full := func(endpointID string) bool { return p.MaxPerEndpoint > 0 && taken[endpointID] >= p.MaxPerEndpoint }
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	var out []Delivery
+	clear(m.taken)
+	full := func(endpointID string) bool { return p.MaxPerEndpoint > 0 && m.taken[endpointID] >= p.MaxPerEndpoint }
+	// Sized once: at most the expired leases and the pending deliveries.
+	pending := m.unfinished - len(m.leases)
+	expired := 0
+	if len(m.leases) > 0 && !m.leases[0].d.LeaseExpiresAt.After(p.Now) {
+		expired = len(m.leases)
+	}
+	out := make([]Delivery, 0, min(p.Limit, pending+expired))
 	take := func(it *memItem) {
 		it.d.State, it.d.LeaseOwner, it.d.LeaseExpiresAt, it.d.UpdatedAt = StateInFlight, p.Owner, p.LeaseUntil, p.Now
 		heap.Push(&m.leases, it)
-		taken[it.d.EndpointID]++
+		m.taken[it.d.EndpointID]++
 		out = append(out, it.d)
 	}
 
@@ -201,6 +212,9 @@ func (m *MemoryStore) Claim(ctx context.Context, p store.ClaimParams) ([]Deliver
 			continue
 		}
 		heap.Push(&m.ready, q)
+	}
+	if len(out) == 0 {
+		return nil, nil
 	}
 	return out, nil
 }

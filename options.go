@@ -193,7 +193,7 @@ func WithHooks(h Hooks) Option {
 	return optionFunc(func(c *config) { c.hooks = h })
 }
 
-// WithClock sets the time source. Default SystemClock; tests use webhooktest.Clock.
+// WithClock sets the time source. Default SystemClock{}; tests use webhooktest.Clock.
 func WithClock(clk Clock) Option {
 	return optionFunc(func(c *config) {
 		if clk == nil {

@@ -18,6 +18,13 @@ type outcome struct {
 	pauseUntil time.Time
 }
 
+// isSignError reports whether err is a signing failure: the request was never sent, and
+// no Classifier is asked what that means.
+func isSignError(err error) bool {
+	var se *signError
+	return err != nil && errors.As(err, &se)
+}
+
 // decide is the outcome of attempt r of delivery d, ended at end, under policy; aborted
 // says Close cut it short. ordered says d's endpoint delivers strictly in order. It is a
 // pure function.
@@ -25,7 +32,7 @@ func decide(d Delivery, ordered bool, r attemptResult, policy RetryPolicy, end t
 	a := r.attempt
 	o := outcome{record: store.RecordParams{Attempt: &a, Now: end}}
 	o.verdict = Permanent
-	if se := new(signError); r.err == nil || !errors.As(r.err, &se) {
+	if !isSignError(r.err) {
 		o.verdict = policy.Classify(a.StatusCode, r.err)
 	}
 	o.health = classifyHealth(a.StatusCode, r.err, o.verdict)

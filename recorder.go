@@ -26,23 +26,29 @@ type recordJob struct {
 
 // recorder writes results to the store, then tells those who wait on them: the Sends
 // waiting for room when a delivery finished, the dispatcher when a delivery is
-// claimable again, and the logs and hooks. Its writers are the workers' last stage; a
-// durable store's write takes longer than the request did, so the worker goes on to its
-// next delivery while one of the recorder's goroutines writes this result (the delivery
-// stays leased, in flight, until the write lands). River's job completers do the same.
+// claimable again, and the logs and hooks. It is the workers' last stage. A durable
+// store's write takes longer than the request did, so the worker goes on to its next
+// delivery while one of the recorder's goroutines writes this result (the delivery stays
+// leased, in flight, until the write lands); a store whose writes never wait on I/O
+// (store.InlineRecorder) is written on the worker itself. River's job completers come in
+// the same two kinds.
 type recorder struct {
 	store Store
 	admit *admission
 	disp  *dispatcher
 	hooks Hooks
 	log   *zap.Logger
-	jobs  chan recordJob
+	jobs  chan recordJob // nil: inline
 	wg    sync.WaitGroup
 	once  sync.Once
 }
 
 func newRecorder(st Store, admit *admission, disp *dispatcher, hooks Hooks, log *zap.Logger, writers int) *recorder {
-	r := &recorder{store: st, admit: admit, disp: disp, hooks: hooks, log: log, jobs: make(chan recordJob, writers)}
+	r := &recorder{store: st, admit: admit, disp: disp, hooks: hooks, log: log}
+	if in, ok := st.(store.InlineRecorder); ok && in.RecordsInline() {
+		return r
+	}
+	r.jobs = make(chan recordJob, writers)
 	r.wg.Add(writers)
 	for range writers {
 		go func() {
@@ -55,13 +61,23 @@ func newRecorder(st Store, admit *admission, disp *dispatcher, hooks Hooks, log 
 	return r
 }
 
-// record queues j for writing.
-func (r *recorder) record(j recordJob) { r.jobs <- j }
+// record writes j, or queues it for writing.
+func (r *recorder) record(j recordJob) {
+	if r.jobs == nil {
+		r.write(j)
+		return
+	}
+	r.jobs <- j
+}
 
 // close writes what is queued and returns once every write is done. No record may
 // follow it; it is safe to call more than once.
 func (r *recorder) close() {
-	r.once.Do(func() { close(r.jobs) })
+	r.once.Do(func() {
+		if r.jobs != nil {
+			close(r.jobs)
+		}
+	})
 	r.wg.Wait()
 }
 

@@ -52,12 +52,15 @@ type ExponentialSchedule struct {
 	RandomizationFactor float64
 }
 
-// DefaultSchedule is the schedule the Sender uses unless WithRetryPolicy says otherwise.
-var DefaultSchedule = ExponentialSchedule{
-	InitialInterval:     DefaultInitialInterval,
-	Multiplier:          DefaultMultiplier,
-	MaxInterval:         DefaultMaxInterval,
-	RandomizationFactor: DefaultRandomization,
+// DefaultSchedule returns the schedule the Sender uses unless WithRetryPolicy says
+// otherwise.
+func DefaultSchedule() ExponentialSchedule {
+	return ExponentialSchedule{
+		InitialInterval:     DefaultInitialInterval,
+		Multiplier:          DefaultMultiplier,
+		MaxInterval:         DefaultMaxInterval,
+		RandomizationFactor: DefaultRandomization,
+	}
 }
 
 // Delay implements Schedule.
@@ -104,10 +107,13 @@ func (e ExponentialSchedule) validate() error {
 // An empty FixedSchedule retries immediately.
 type FixedSchedule []time.Duration
 
-// StandardWebhooksSchedule is the retry table of the Standard Webhooks guidance and Svix:
-// after the first attempt, retries after 5s, 5m, 30m, 2h, 5h, 10h and 10h.
-var StandardWebhooksSchedule = FixedSchedule{5 * time.Second, 5 * time.Minute, 30 * time.Minute,
-	2 * time.Hour, 5 * time.Hour, 10 * time.Hour, 10 * time.Hour}
+// StandardWebhooksSchedule returns the retry table of the Standard Webhooks guidance and
+// Svix: after the first attempt, retries after 5s, 5m, 30m, 2h, 5h, 10h and 10h. Use it
+// with MaxAttempts 8 for the whole table.
+func StandardWebhooksSchedule() FixedSchedule {
+	return FixedSchedule{5 * time.Second, 5 * time.Minute, 30 * time.Minute,
+		2 * time.Hour, 5 * time.Hour, 10 * time.Hour, 10 * time.Hour}
+}
 
 // Delay implements Schedule.
 func (f FixedSchedule) Delay(n int) time.Duration {
@@ -187,7 +193,7 @@ func (e *PermanentError) Unwrap() error { return e.Err }
 
 // RetryPolicy decides whether and when a failed delivery is tried again.
 type RetryPolicy struct {
-	// Schedule gives the wait before each retry. Nil means DefaultSchedule.
+	// Schedule gives the wait before each retry. Nil means DefaultSchedule().
 	Schedule Schedule
 	// MaxAttempts ends a delivery after this many attempts. Zero means
 	// DefaultMaxAttempts; 1 disables retries.
@@ -203,7 +209,7 @@ type RetryPolicy struct {
 
 func (p RetryPolicy) withDefaults() RetryPolicy {
 	if p.Schedule == nil {
-		p.Schedule = DefaultSchedule
+		p.Schedule = DefaultSchedule()
 	}
 	if p.MaxAttempts == 0 {
 		p.MaxAttempts = DefaultMaxAttempts

@@ -23,7 +23,7 @@ func TestDefaultScheduleApproximatesStandardWebhooks(t *testing.T) {
 		lo := time.Duration(float64(want) * (1 - webhook.DefaultRandomization))
 		hi := time.Duration(float64(want) * (1 + webhook.DefaultRandomization))
 		for range 200 {
-			got := webhook.DefaultSchedule.Delay(n)
+			got := webhook.DefaultSchedule().Delay(n)
 			if !assert.True(t, got >= lo && got <= hi, "retry %d: %s outside [%s, %s]", n, got, lo, hi) {
 				break
 			}
@@ -42,7 +42,7 @@ func TestExponentialScheduleWithoutJitterIsExact(t *testing.T) {
 }
 
 func TestFixedSchedule(t *testing.T) {
-	s := webhook.StandardWebhooksSchedule
+	s := webhook.StandardWebhooksSchedule()
 	assert.Equal(t, 5*time.Second, s.Delay(1))
 	assert.Equal(t, 5*time.Minute, s.Delay(2))
 	assert.Equal(t, 10*time.Hour, s.Delay(7))

@@ -45,7 +45,7 @@ type Sender struct {
 	stop         chan struct{}      // closed by Close: stop claiming and waiting
 	baseCtx      context.Context    // ends when Close gives up waiting
 	cancel       context.CancelFunc // aborts in-flight attempts
-	loops        sync.WaitGroup     // dispatcher and pruner
+	loops        sync.WaitGroup     // dispatcher, admission poll and pruner
 	workers      sync.WaitGroup
 	closeOnce    sync.Once
 }
@@ -90,8 +90,7 @@ func NewSender(opts ...Option) (*Sender, error) {
 		drainBytes: cfg.drainBytes, recordBytes: cfg.recordBytes, version: cfg.version,
 		versionHeader: http.CanonicalHeaderKey(cfg.versionHeader), defaultVersion: []string{cfg.version},
 		userAgent: []string{cfg.userAgent}}
-	s.admit = &admission{store: cfg.store, failFast: cfg.failFast, clock: cfg.clock, poll: cfg.poll,
-		room: make(chan struct{}, 1), stop: s.stop}
+	s.admit = &admission{store: cfg.store, failFast: cfg.failFast, room: make(chan struct{}, 1), stop: s.stop}
 	s.disp = &dispatcher{store: cfg.store, reg: reg, health: s.health, clock: cfg.clock, log: cfg.logger,
 		owner: s.id, lease: cfg.lease, poll: cfg.poll, workers: cfg.workers, prefetch: cap(s.work),
 		endpointLimit: cfg.endpointLimit, defaultShare: defaultShare, work: s.work,
@@ -101,10 +100,14 @@ func NewSender(opts ...Option) (*Sender, error) {
 	for range cfg.workers {
 		go s.worker()
 	}
-	s.loops.Add(2)
+	s.loops.Add(3)
 	go func() {
 		defer s.loops.Done()
 		s.disp.run(s.baseCtx, s.stop)
+	}()
+	go func() {
+		defer s.loops.Done()
+		s.admit.poll(cfg.clock, cfg.poll)
 	}()
 	go s.prune()
 	return s, nil

@@ -1361,18 +1361,31 @@ type roomElsewhere struct {
 	t       *testing.T
 	ctx     context.Context
 	clk     *webhooktest.Clock
-	store   *webhook.MemoryStore
+	store   *fullWatch
 	s       *webhook.Sender
 	due     time.Time
 	claimed []webhook.Delivery
-	idle    int // the timers of the Sender's own loops, waiting
+}
+
+// fullWatch is a memory store that reports each Enqueue it refuses for want of room.
+type fullWatch struct {
+	*webhook.MemoryStore
+	full chan struct{}
+}
+
+func (w *fullWatch) Enqueue(ctx context.Context, ds []webhook.Delivery) error {
+	err := w.MemoryStore.Enqueue(ctx, ds)
+	if errors.Is(err, webhook.ErrQueueFull) {
+		w.full <- struct{}{}
+	}
+	return err
 }
 
 func newRoomElsewhere(t *testing.T, tr http.RoundTripper) *roomElsewhere {
 	t.Helper()
 	start := time.Now()
-	r := &roomElsewhere{t: t, ctx: testCtx(t), clk: webhooktest.NewClock(start), store: webhook.NewMemoryStore(2),
-		due: start.Add(time.Hour)}
+	r := &roomElsewhere{t: t, ctx: testCtx(t), clk: webhooktest.NewClock(start),
+		store: &fullWatch{MemoryStore: webhook.NewMemoryStore(2), full: make(chan struct{}, 64)}, due: start.Add(time.Hour)}
 	r.s = newSender(t, webhook.WithStore(r.store), webhook.WithClock(r.clk), webhook.WithTransport(tr),
 		webhook.WithPollInterval(time.Minute), webhook.WithEndpoints(endpoint("ep", "https://r.test/", webhook.NewSecret())))
 	require.NoError(t, r.store.Enqueue(r.ctx, []webhook.Delivery{storetest.Delivery("dlv_elsewhere_0", "elsewhere", r.due),
@@ -1381,15 +1394,19 @@ func newRoomElsewhere(t *testing.T, tr http.RoundTripper) *roomElsewhere {
 	require.NoError(t, err)
 	require.Len(t, claimed, 2)
 	r.claimed = claimed
-	r.idle = 2 // the dispatcher's poll and the pruner
-	require.NoError(t, r.clk.WaitForTimers(r.ctx, r.idle))
 	return r
 }
 
-// waiting waits until n Sends wait for room, each with its poll timer armed.
+// waiting waits until the store has refused n Enqueues for want of room.
 func (r *roomElsewhere) waiting(n int) {
 	r.t.Helper()
-	require.NoError(r.t, r.clk.WaitForTimers(r.ctx, r.idle+n), "%d Sends waiting for room", n)
+	for range n {
+		select {
+		case <-r.store.full:
+		case <-r.ctx.Done():
+			r.t.Fatalf("no Send found the store full")
+		}
+	}
 }
 
 // send Sends in a goroutine of its own and returns where its error will come.

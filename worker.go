@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"context"
 	"fmt"
 
 	"go.uber.org/zap"
@@ -9,11 +10,17 @@ import (
 )
 
 // worker runs the deliveries the dispatcher hands out until Close closes the work
-// channel, and tells the dispatcher as each is done with.
+// channel, and tells the dispatcher as each is done with. Its attempts' contexts derive
+// from one of its own (attemptTimer), itself derived from the Sender's: a context
+// registers with its parent under the parent's lock, and workers sharing one parent
+// contended for that lock on every attempt.
 func (s *Sender) worker() {
 	defer s.workers.Done()
+	ctx, cancel := context.WithCancel(s.baseCtx)
+	defer cancel()
+	t := &attemptTimer{parent: ctx}
 	for d := range s.work {
-		s.run(d)
+		s.run(t, d)
 		s.disp.finished(d.EndpointID)
 	}
 }
@@ -22,7 +29,7 @@ func (s *Sender) worker() {
 // attempted now (Close has begun, its lease could lapse mid-attempt, its endpoint was
 // disabled, paused or its circuit opened since the claim) is handed back untouched; one
 // whose endpoint was removed fails, with the reason.
-func (s *Sender) run(d Delivery) {
+func (s *Sender) run(t *attemptTimer, d Delivery) {
 	e, ok := s.reg.get(d.EndpointID)
 	now := s.clock.Now()
 	select {
@@ -56,7 +63,7 @@ func (s *Sender) run(d Delivery) {
 		s.handBack(d)
 		return
 	}
-	r := s.att.do(s.baseCtx, e, d, now)
+	r := s.att.do(t, e, d, now)
 	end := s.clock.Now()
 	aborted := s.baseCtx.Err() != nil && r.attempt.StatusCode == 0
 	o := decide(d, e.ep.Ordered, r, s.retry, end, aborted)

@@ -42,7 +42,7 @@ func TestAWorkerHandsBackADeliveryPausedAfterItsClaim(t *testing.T) {
 
 	pause := s.clock.Now().Add(time.Minute)
 	s.health.record("ep", ticket{}, s.clock.Now(), healthRateLimited, pause) // a 429 with Retry-After: 60
-	s.run(claimed[0])
+	s.run(&attemptTimer{parent: t.Context()}, claimed[0])
 	require.NoError(t, s.Close(context.Background())) // the recorder's writes are done
 
 	assert.Zero(t, rt.n.Load(), "requests sent to the paused endpoint")
@@ -52,4 +52,37 @@ func TestAWorkerHandsBackADeliveryPausedAfterItsClaim(t *testing.T) {
 	assert.Zero(t, got.Attempts)
 	assert.True(t, got.NextAttemptAt.Equal(later), "due as it was: %v, want %v", got.NextAttemptAt, later)
 	assert.Empty(t, got.LeaseOwner)
+}
+
+// A worker's attempts share a context until one times out: the timeout cancels that
+// attempt's context (with DeadlineExceeded as the cause) and the next attempt gets a new
+// one; an attempt that ends in time leaves the context for the next; Close's abort (the
+// parent) ends them all.
+func TestAttemptTimer(t *testing.T) {
+	parent, abort := context.WithCancel(t.Context())
+	defer abort()
+	at := &attemptTimer{parent: parent}
+
+	first := at.begin(time.Hour)
+	at.end()
+	second := at.begin(time.Hour)
+	assert.Equal(t, first, second, "an attempt that ended in time leaves its context")
+	assert.NoError(t, second.Err())
+	at.end()
+
+	slow := at.begin(10 * time.Millisecond)
+	select {
+	case <-slow.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the timeout never cancelled the attempt")
+	}
+	assert.ErrorIs(t, context.Cause(slow), context.DeadlineExceeded)
+	at.end()
+	next := at.begin(time.Hour)
+	assert.NotEqual(t, slow, next, "a timed-out context is not used again")
+	assert.NoError(t, next.Err())
+
+	abort()
+	assert.ErrorIs(t, next.Err(), context.Canceled, "Close's abort ends the attempt under way")
+	at.end()
 }

@@ -249,6 +249,16 @@ type Notifier interface {
 	Notify() <-chan struct{}
 }
 
+// InlineRecorder is implemented by stores whose Record never waits on I/O, such as the
+// memory store. The Sender then writes each result on the worker that made the attempt;
+// for any other store, recorder goroutines write results while the workers go on to their
+// next attempts, since a durable write takes longer than most requests.
+type InlineRecorder interface {
+	Store
+	// RecordsInline reports whether Record may run on the attempt's worker.
+	RecordsInline() bool
+}
+
 // TxStore is implemented by stores that can enqueue inside a transaction the caller
 // already holds (the transactional outbox): the deliveries commit or roll back with the
 // caller's own writes. tx is the driver's transaction type (for the PostgreSQL store, a
