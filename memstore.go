@@ -39,19 +39,72 @@ type MemoryStore struct {
 	succeeded     []succeededEntry
 	succeededLive int
 	taken         map[string]int // a claim's deliveries per endpoint, kept from one claim to the next
+	metas         map[metaKey]*memMeta
 }
 
+// memItem is one delivery as the store keeps it: compact, with its times as Unix
+// nanoseconds and the fields many deliveries share (endpoint, event type, version) in one
+// interned memMeta, so that a backlog costs little heap and few pointers for the host
+// process's collector to follow.
 type memItem struct {
-	d        Delivery
-	attempts []Attempt
-	queue    *memQueue // its endpoint's queue while pending
-	index    int       // its place in queue.items while pending, in leases while in flight
-	finished uint64    // bumped at each success, to tell stale succeeded entries
+	ids                                      string // the delivery ID, then the event ID
+	idLen                                    int32
+	body                                     []byte
+	meta                                     *memMeta
+	lastError                                string
+	owner                                    string
+	attempts                                 []Attempt
+	created, queued, next, updated, leaseExp int64
+	count, lastStatus                        int32
+	state                                    State
+	index                                    int32  // in its endpoint's queue while pending, in leases while in flight
+	finished                                 uint32 // bumped at each success, to tell stale succeeded entries
+}
+
+// memMeta is what the deliveries of one endpoint, event type and version share.
+type memMeta struct {
+	endpointID, eventType, version string
+	refs                           int
+}
+
+type metaKey struct{ endpointID, eventType, version string }
+
+func (it *memItem) id() string         { return it.ids[:it.idLen] }
+func (it *memItem) endpointID() string { return it.meta.endpointID }
+
+// delivery returns the item as a Delivery.
+func (it *memItem) delivery() Delivery {
+	return Delivery{ID: it.ids[:it.idLen], EventID: it.ids[it.idLen:], EventType: it.meta.eventType,
+		EndpointID: it.meta.endpointID, Version: it.meta.version, Body: it.body, State: it.state,
+		Attempts: int(it.count), CreatedAt: fromNanos(it.created), QueuedAt: fromNanos(it.queued),
+		NextAttemptAt: fromNanos(it.next), UpdatedAt: fromNanos(it.updated), LastStatus: int(it.lastStatus),
+		LastError: it.lastError, LeaseOwner: it.owner, LeaseExpiresAt: fromNanos(it.leaseExp)}
+}
+
+// set makes the item hold d, but for its identity (IDs, body, meta).
+func (it *memItem) set(d *Delivery) {
+	it.state, it.count, it.lastStatus, it.lastError, it.owner = d.State, int32(d.Attempts), int32(d.LastStatus), d.LastError, d.LeaseOwner
+	it.created, it.queued, it.next, it.updated, it.leaseExp = nanos(d.CreatedAt), nanos(d.QueuedAt),
+		nanos(d.NextAttemptAt), nanos(d.UpdatedAt), nanos(d.LeaseExpiresAt)
+}
+
+func nanos(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func fromNanos(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
 }
 
 type succeededEntry struct {
 	it  *memItem
-	seq uint64
+	seq uint32
 }
 
 // NewMemoryStore returns an empty in-memory store that holds at most capacity unfinished
@@ -67,7 +120,7 @@ func NewMemoryStore(capacity int) *MemoryStore {
 		capacity = DefaultQueueCapacity
 	}
 	return &MemoryStore{capacity: capacity, items: map[string]*memItem{}, queues: map[string]*memQueue{},
-		taken: map[string]int{}}
+		taken: map[string]int{}, metas: map[metaKey]*memMeta{}}
 }
 
 // RecordsInline implements store.InlineRecorder: Record never waits on I/O.
@@ -80,8 +133,8 @@ func (m *MemoryStore) Len() int {
 	return m.unfinished
 }
 
-// Enqueue implements Store. The store keeps each Body as it is given, unchanged and
-// unshared with anything it returns but the same bytes: callers must not modify them.
+// Enqueue implements Store. The store keeps each Body as it is given, unchanged: callers
+// must not modify one once enqueued.
 func (m *MemoryStore) Enqueue(ctx context.Context, ds []Delivery) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -96,9 +149,11 @@ func (m *MemoryStore) Enqueue(ctx context.Context, ds []Delivery) error {
 			return fmt.Errorf("%w: %q", store.ErrDuplicateDelivery, ds[i].ID)
 		}
 	}
-	for _, d := range ds {
-		it := &memItem{d: d}
-		it.d.State, it.d.LeaseOwner, it.d.LeaseExpiresAt = StatePending, "", time.Time{}
+	for i := range ds {
+		d := &ds[i]
+		it := &memItem{ids: d.ID + d.EventID, idLen: int32(len(d.ID)), body: d.Body, meta: m.intern(d)}
+		it.set(d)
+		it.state, it.owner, it.leaseExp = StatePending, "", 0
 		m.items[d.ID] = it
 		m.push(it)
 	}
@@ -106,32 +161,45 @@ func (m *MemoryStore) Enqueue(ctx context.Context, ds []Delivery) error {
 	return nil
 }
 
+// intern returns the meta of d's endpoint, event type and version, shared by every
+// delivery that has the same.
+func (m *MemoryStore) intern(d *Delivery) *memMeta {
+	k := metaKey{d.EndpointID, d.EventType, d.Version}
+	mt := m.metas[k]
+	if mt == nil {
+		mt = &memMeta{endpointID: d.EndpointID, eventType: d.EventType, version: d.Version}
+		m.metas[k] = mt
+	}
+	mt.refs++
+	return mt
+}
+
+// drop forgets an item.
+func (m *MemoryStore) drop(it *memItem) {
+	delete(m.items, it.id())
+	if it.meta.refs--; it.meta.refs == 0 {
+		delete(m.metas, metaKey{it.meta.endpointID, it.meta.eventType, it.meta.version})
+	}
+}
+
 // push queues a pending item under its endpoint.
 func (m *MemoryStore) push(it *memItem) {
-	it.queue = m.queues[it.d.EndpointID]
-	if q := it.queue; q != nil {
+	if q := m.queues[it.endpointID()]; q != nil {
 		heap.Push(q, it)
 		heap.Fix(&m.ready, q.index)
 		return
 	}
-	q := &memQueue{endpointID: it.d.EndpointID}
-	it.queue = q
+	q := &memQueue{endpointID: it.endpointID()}
 	m.queues[q.endpointID] = q
 	heap.Push(q, it)
 	heap.Push(&m.ready, q)
 }
 
-// unqueue takes a pending item out of its endpoint's queue.
-func (m *MemoryStore) unqueue(it *memItem) {
-	q := it.queue
-	heap.Remove(q, it.index)
-	it.queue = nil
-	if len(q.items) == 0 {
-		heap.Remove(&m.ready, q.index)
-		delete(m.queues, q.endpointID)
-		return
-	}
-	heap.Fix(&m.ready, q.index)
+// lease takes an item out to owner until the given time.
+func (m *MemoryStore) lease(it *memItem, p *store.ClaimParams) Delivery {
+	it.state, it.owner, it.leaseExp, it.updated = StateInFlight, p.Owner, nanos(p.LeaseUntil), nanos(p.Now)
+	heap.Push(&m.leases, it)
+	return it.delivery()
 }
 
 // Claim implements Store.
@@ -143,29 +211,28 @@ func (m *MemoryStore) Claim(ctx context.Context, p store.ClaimParams) ([]Deliver
 		return nil, nil
 	}
 	excluded, ordered := store.EndpointSet(p.ExcludeEndpoints), store.EndpointSet(p.Ordered)
+	now := nanos(p.Now)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	clear(m.taken)
 	full := func(endpointID string) bool { return p.MaxPerEndpoint > 0 && m.taken[endpointID] >= p.MaxPerEndpoint }
+	expired := func() bool { return len(m.leases) > 0 && m.leases[0].leaseExp <= now }
 	// Sized once: at most the expired leases and the pending deliveries.
-	pending := m.unfinished - len(m.leases)
-	expired := 0
-	if len(m.leases) > 0 && !m.leases[0].d.LeaseExpiresAt.After(p.Now) {
-		expired = len(m.leases)
+	room := m.unfinished - len(m.leases)
+	if expired() {
+		room = m.unfinished
 	}
-	out := make([]Delivery, 0, min(p.Limit, pending+expired))
+	out := make([]Delivery, 0, min(p.Limit, room))
 	take := func(it *memItem) {
-		it.d.State, it.d.LeaseOwner, it.d.LeaseExpiresAt, it.d.UpdatedAt = StateInFlight, p.Owner, p.LeaseUntil, p.Now
-		heap.Push(&m.leases, it)
-		m.taken[it.d.EndpointID]++
-		out = append(out, it.d)
+		m.taken[it.endpointID()]++
+		out = append(out, m.lease(it, &p))
 	}
 
 	// Expired leases first: their deliveries were due before anything pending now.
 	var held []*memItem
-	for len(out) < p.Limit && len(m.leases) > 0 && !m.leases[0].d.LeaseExpiresAt.After(p.Now) {
+	for len(out) < p.Limit && expired() {
 		it := heap.Pop(&m.leases).(*memItem)
-		if ep := it.d.EndpointID; excluded(ep) || full(ep) || (ordered(ep) && !m.oldestUnfinished(it)) {
+		if ep := it.endpointID(); excluded(ep) || full(ep) || (ordered(ep) && !m.oldestUnfinished(it)) {
 			held = append(held, it)
 			continue
 		}
@@ -180,7 +247,7 @@ func (m *MemoryStore) Claim(ctx context.Context, p store.ClaimParams) ([]Deliver
 	var aside []*memQueue
 	for len(out) < p.Limit && len(m.ready) > 0 {
 		q := m.ready[0]
-		if q.items[0].d.NextAttemptAt.After(p.Now) {
+		if q.items[0].next > now {
 			break
 		}
 		switch {
@@ -189,15 +256,12 @@ func (m *MemoryStore) Claim(ctx context.Context, p store.ClaimParams) ([]Deliver
 		case ordered(q.endpointID):
 			// Only the endpoint's oldest unfinished delivery, and only if it is due.
 			aside = append(aside, heap.Pop(&m.ready).(*memQueue))
-			if it := q.oldest(); !it.d.NextAttemptAt.After(p.Now) && m.oldestUnfinished(it) {
-				heap.Remove(q, it.index)
-				it.queue = nil
+			if it := q.oldest(); it.next <= now && m.oldestUnfinished(it) {
+				heap.Remove(q, int(it.index))
 				take(it)
 			}
 		default:
-			it := heap.Pop(q).(*memItem)
-			it.queue = nil
-			take(it)
+			take(heap.Pop(q).(*memItem))
 			if len(q.items) == 0 {
 				heap.Pop(&m.ready)
 				delete(m.queues, q.endpointID)
@@ -224,7 +288,7 @@ func (m *MemoryStore) Claim(ctx context.Context, p store.ClaimParams) ([]Deliver
 // leases, the documented cost of strict ordering.
 func (m *MemoryStore) oldestUnfinished(it *memItem) bool {
 	for _, l := range m.leases {
-		if l != it && l.d.EndpointID == it.d.EndpointID && l.d.ID < it.d.ID {
+		if l != it && l.meta.endpointID == it.meta.endpointID && l.id() < it.id() {
 			return false
 		}
 	}
@@ -247,16 +311,18 @@ func (m *MemoryStore) Record(ctx context.Context, p store.RecordParams) error {
 	switch {
 	case it == nil:
 		return fmt.Errorf("%w: %s", ErrNotFound, p.DeliveryID)
-	case it.d.State != StateInFlight || it.d.LeaseOwner != p.Owner:
+	case it.state != StateInFlight || it.owner != p.Owner:
 		return fmt.Errorf("%w: %s", store.ErrLeaseLost, p.DeliveryID)
 	}
-	heap.Remove(&m.leases, it.index)
+	heap.Remove(&m.leases, int(it.index))
 	if p.Attempt != nil {
 		a := *p.Attempt
-		a.DeliveryID, a.Number = it.d.ID, len(it.attempts)+1
+		a.DeliveryID, a.Number = it.id(), len(it.attempts)+1
 		it.attempts = append(it.attempts, a)
 	}
-	it.d.Apply(p)
+	d := it.delivery()
+	d.Apply(p)
+	it.set(&d)
 	switch p.State {
 	case StatePending:
 		m.push(it)
@@ -287,7 +353,7 @@ func (m *MemoryStore) noteSucceeded(it *memItem) {
 		m.succeeded[0] = succeededEntry{}
 		m.succeeded = m.succeeded[1:]
 		if m.live(e) {
-			delete(m.items, e.it.d.ID)
+			m.drop(e.it)
 			m.succeededLive--
 		}
 	}
@@ -295,7 +361,7 @@ func (m *MemoryStore) noteSucceeded(it *memItem) {
 
 // live reports whether a succeeded entry still stands for its item's success.
 func (m *MemoryStore) live(e succeededEntry) bool {
-	return e.it.d.State == StateSucceeded && e.it.finished == e.seq && m.items[e.it.d.ID] == e.it
+	return e.it.state == StateSucceeded && e.it.finished == e.seq && m.items[e.it.id()] == e.it
 }
 
 // Get implements Store.
@@ -306,7 +372,7 @@ func (m *MemoryStore) Get(ctx context.Context, id string) (Delivery, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if it := m.items[id]; it != nil {
-		return it.d, nil
+		return it.delivery(), nil
 	}
 	return Delivery{}, fmt.Errorf("%w: %s", ErrNotFound, id)
 }
@@ -324,8 +390,8 @@ func (m *MemoryStore) List(ctx context.Context, p ListParams) (ListResult, error
 	m.mu.Lock()
 	var ds []Delivery
 	for _, it := range m.items {
-		if store.ListMatches(p, &it.d) {
-			ds = append(ds, it.d)
+		if d := it.delivery(); store.ListMatches(p, &d) {
+			ds = append(ds, d)
 		}
 	}
 	m.mu.Unlock()
@@ -368,25 +434,28 @@ func (m *MemoryStore) Requeue(ctx context.Context, p store.RequeueParams) (int, 
 			switch {
 			case it == nil:
 				return 0, fmt.Errorf("%w: %s", ErrNotFound, id)
-			case !it.d.State.Finished():
-				return 0, fmt.Errorf("%w: %s is %s; only succeeded or failed deliveries can be requeued", ErrInvalidState, id, it.d.State)
+			case !it.state.Finished():
+				return 0, fmt.Errorf("%w: %s is %s; only succeeded or failed deliveries can be requeued", ErrInvalidState, id, it.state)
 			case !seen[id]:
 				seen[id] = true
 				its = append(its, it)
 			}
 		}
 	} else {
+		since := p.Since
 		for _, it := range m.items {
-			if it.d.State == StateFailed && it.d.EndpointID == p.EndpointID && !it.d.CreatedAt.Before(p.Since) {
+			if it.state == StateFailed && it.meta.endpointID == p.EndpointID && !fromNanos(it.created).Before(since) {
 				its = append(its, it)
 			}
 		}
 	}
 	for _, it := range its {
-		if it.d.State == StateSucceeded {
+		if it.state == StateSucceeded {
 			m.succeededLive--
 		}
-		it.d.Requeue(p.Now)
+		d := it.delivery()
+		d.Requeue(p.Now)
+		it.set(&d)
 		m.push(it)
 	}
 	m.unfinished += len(its)
@@ -401,23 +470,23 @@ func (m *MemoryStore) NextDue(ctx context.Context, exclude []string) (time.Time,
 	excluded := store.EndpointSet(exclude)
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	var next time.Time
-	earlier := func(t time.Time) {
-		if next.IsZero() || t.Before(next) {
+	var next int64
+	earlier := func(t int64) {
+		if next == 0 || t < next {
 			next = t
 		}
 	}
 	for _, it := range m.leases {
-		if !excluded(it.d.EndpointID) {
-			earlier(it.d.LeaseExpiresAt)
+		if !excluded(it.meta.endpointID) {
+			earlier(it.leaseExp)
 		}
 	}
 	for _, q := range m.ready {
 		if !excluded(q.endpointID) {
-			earlier(q.items[0].d.NextAttemptAt)
+			earlier(q.items[0].next)
 		}
 	}
-	return next, nil
+	return fromNanos(next), nil
 }
 
 // Prune implements Store.
@@ -428,12 +497,15 @@ func (m *MemoryStore) Prune(ctx context.Context, p store.PruneParams) (int, erro
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	n := 0
-	for id, it := range m.items {
-		if store.PruneMatches(p, &it.d) {
-			if it.d.State == StateSucceeded {
+	for _, it := range m.items {
+		if !it.state.Finished() {
+			continue
+		}
+		if d := it.delivery(); store.PruneMatches(p, &d) {
+			if it.state == StateSucceeded {
 				m.succeededLive--
 			}
-			delete(m.items, id)
+			m.drop(it)
 			n++
 		}
 	}
@@ -447,20 +519,20 @@ type memQueue struct {
 	index      int // in MemoryStore.ready
 }
 
-func (q *memQueue) Len() int { return len(q.items) }
-func (q *memQueue) Less(i, j int) bool {
-	a, b := &q.items[i].d, &q.items[j].d
-	return a.NextAttemptAt.Before(b.NextAttemptAt) || (a.NextAttemptAt.Equal(b.NextAttemptAt) && a.ID < b.ID)
-}
+func (q *memQueue) Len() int           { return len(q.items) }
+func (q *memQueue) Less(i, j int) bool { return dueBefore(q.items[i], q.items[j]) }
 func (q *memQueue) Swap(i, j int) {
 	q.items[i], q.items[j] = q.items[j], q.items[i]
-	q.items[i].index, q.items[j].index = i, j
+	q.items[i].index, q.items[j].index = int32(i), int32(j)
 }
 func (q *memQueue) Push(x any) {
 	it := x.(*memItem)
-	it.index = len(q.items)
+	it.index = int32(len(q.items))
 	q.items = append(q.items, it)
 }
+
+// dueBefore orders pending deliveries by due time, then ID.
+func dueBefore(a, b *memItem) bool { return a.next < b.next || (a.next == b.next && a.id() < b.id()) }
 func (q *memQueue) Pop() any {
 	n := len(q.items) - 1
 	it := q.items[n]
@@ -471,17 +543,14 @@ func (q *memQueue) Pop() any {
 
 // oldest returns the pending delivery with the lowest ID (the queue is not empty).
 func (q *memQueue) oldest() *memItem {
-	return slices.MinFunc(q.items, func(a, b *memItem) int { return cmp.Compare(a.d.ID, b.d.ID) })
+	return slices.MinFunc(q.items, func(a, b *memItem) int { return cmp.Compare(a.id(), b.id()) })
 }
 
 // queueHeap orders endpoint queues by their earliest due delivery.
 type queueHeap []*memQueue
 
-func (h queueHeap) Len() int { return len(h) }
-func (h queueHeap) Less(i, j int) bool {
-	a, b := &h[i].items[0].d, &h[j].items[0].d
-	return a.NextAttemptAt.Before(b.NextAttemptAt) || (a.NextAttemptAt.Equal(b.NextAttemptAt) && a.ID < b.ID)
-}
+func (h queueHeap) Len() int           { return len(h) }
+func (h queueHeap) Less(i, j int) bool { return dueBefore(h[i].items[0], h[j].items[0]) }
 func (h queueHeap) Swap(i, j int) {
 	h[i], h[j] = h[j], h[i]
 	h[i].index, h[j].index = i, j
@@ -503,14 +572,14 @@ func (h *queueHeap) Pop() any {
 type leaseHeap []*memItem
 
 func (h leaseHeap) Len() int           { return len(h) }
-func (h leaseHeap) Less(i, j int) bool { return h[i].d.LeaseExpiresAt.Before(h[j].d.LeaseExpiresAt) }
+func (h leaseHeap) Less(i, j int) bool { return h[i].leaseExp < h[j].leaseExp }
 func (h leaseHeap) Swap(i, j int) {
 	h[i], h[j] = h[j], h[i]
-	h[i].index, h[j].index = i, j
+	h[i].index, h[j].index = int32(i), int32(j)
 }
 func (h *leaseHeap) Push(x any) {
 	it := x.(*memItem)
-	it.index = len(*h)
+	it.index = int32(len(*h))
 	*h = append(*h, it)
 }
 func (h *leaseHeap) Pop() any {
