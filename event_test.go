@@ -15,6 +15,7 @@ import (
 )
 
 func TestValidEventType(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		typ  string
 		want bool
@@ -47,6 +48,7 @@ func TestValidEventType(t *testing.T) {
 }
 
 func TestMatchEventType(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name   string
 		filter []string
@@ -78,6 +80,7 @@ func TestMatchEventType(t *testing.T) {
 }
 
 func TestValidFilter(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		filter string
 		want   bool
@@ -121,6 +124,7 @@ func idMillis(t *testing.T, ulid string) int64 {
 }
 
 func TestNewEventID(t *testing.T) {
+	t.Parallel()
 	before := time.Now().UnixMilli()
 	const n = 100_000
 	seen := make(map[string]struct{}, n)
@@ -145,6 +149,7 @@ func TestNewEventID(t *testing.T) {
 }
 
 func TestNewIDSortable(t *testing.T) {
+	t.Parallel()
 	base := time.Date(2026, 1, 2, 15, 4, 5, 0, time.UTC)
 	var times []time.Time
 	for i := range 2000 {
@@ -166,6 +171,7 @@ func TestNewIDSortable(t *testing.T) {
 }
 
 func TestAppendEnvelope(t *testing.T) {
+	t.Parallel()
 	ts := time.Date(2026, 1, 2, 15, 4, 5, 123_456_789, time.FixedZone("UTC+5", 5*3600))
 	tests := []struct {
 		name    string
@@ -215,6 +221,7 @@ func TestAppendEnvelope(t *testing.T) {
 }
 
 func TestEventNormalize(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2026, 3, 4, 5, 6, 7, 0, time.FixedZone("X", -7*3600))
 	tests := []struct {
 		name      string
@@ -270,6 +277,7 @@ type failingMarshaler struct{}
 func (failingMarshaler) MarshalJSON() ([]byte, error) { return nil, errors.New("no JSON today") }
 
 func TestMarshalData(t *testing.T) {
+	t.Parallel()
 	type order struct {
 		ID    int    `json:"id"`
 		Note  string `json:"note,omitempty"`
@@ -357,6 +365,7 @@ func FuzzMatchEventType(f *testing.F) {
 }
 
 func TestNewIDMonotonicWithinAMillisecond(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	prev := newID("dlv_", now)
 	for range 10000 {
@@ -369,6 +378,7 @@ func TestNewIDMonotonicWithinAMillisecond(t *testing.T) {
 // newDeliveryIDs' IDs are whole, distinct and increasing, and later ones do not change
 // them.
 func TestNewDeliveryIDs(t *testing.T) {
+	t.Parallel()
 	now := time.Now()
 	pattern := regexp.MustCompile(`^dlv_[0-7][0-9A-HJKMNP-TV-Z]{25}$`)
 	var all []string

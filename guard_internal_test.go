@@ -10,6 +10,7 @@ import (
 )
 
 func TestGuardBlocksEveryNonPublicRange(t *testing.T) {
+	t.Parallel()
 	g := &destinationGuard{}
 	blockedAddrs := []string{
 		"0.0.0.0", "0.1.2.3", "10.0.0.1", "10.255.255.255", "100.64.0.1", "100.127.255.254",
@@ -41,6 +42,7 @@ func TestGuardBlocksEveryNonPublicRange(t *testing.T) {
 }
 
 func TestGuardAllowListAndOff(t *testing.T) {
+	t.Parallel()
 	g := &destinationGuard{allowed: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("fd00::/8")}}
 	assert.NoError(t, g.check(netip.MustParseAddr("127.0.0.1")))
 	assert.NoError(t, g.check(netip.MustParseAddr("::ffff:127.0.0.1")), "mapped form of an allowed address")
@@ -51,6 +53,7 @@ func TestGuardAllowListAndOff(t *testing.T) {
 }
 
 func TestGuardControlRejectsNonIPAddresses(t *testing.T) {
+	t.Parallel()
 	g := &destinationGuard{}
 	assert.Error(t, g.control(t.Context(), "tcp", "no-port", nil))
 	assert.Error(t, g.control(t.Context(), "tcp", "example.com:80", nil))

@@ -22,6 +22,7 @@ func guarded(t *testing.T, rep *reports, url string, opts ...webhook.Option) *we
 }
 
 func TestGuardRefusesLoopbackByAddressAndByName(t *testing.T) {
+	t.Parallel()
 	recv := webhooktest.NewUnverifiedReceiver(t)
 	for _, url := range []string{recv.URL, "http://localhost:" + recv.URL[len("http://127.0.0.1:"):]} {
 		t.Run(url, func(t *testing.T) {
@@ -41,6 +42,7 @@ func TestGuardRefusesLoopbackByAddressAndByName(t *testing.T) {
 }
 
 func TestGuardAllowsListedNetwork(t *testing.T) {
+	t.Parallel()
 	recv := webhooktest.NewUnverifiedReceiver(t)
 	rep := newReports()
 	s := guarded(t, rep, recv.URL, webhook.WithAllowedNetworks(netip.MustParsePrefix("127.0.0.0/8")))
@@ -50,6 +52,7 @@ func TestGuardAllowsListedNetwork(t *testing.T) {
 }
 
 func TestRedirectToMetadataIsNotFollowed(t *testing.T) {
+	t.Parallel()
 	var metadataHits int
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/latest/meta-data" {
@@ -69,6 +72,7 @@ func TestRedirectToMetadataIsNotFollowed(t *testing.T) {
 }
 
 func TestHTTPSOnly(t *testing.T) {
+	t.Parallel()
 	_, err := webhook.NewSender(webhook.WithHTTPSOnly(), webhook.WithEndpoints(endpoint("ep", "http://r.test/", webhook.NewSecret())))
 	assert.ErrorIs(t, err, webhook.ErrInvalidEndpoint)
 	s := newSender(t, webhook.WithHTTPSOnly(), webhook.WithEndpoints(endpoint("ep", "https://r.test/", webhook.NewSecret())))
@@ -76,6 +80,7 @@ func TestHTTPSOnly(t *testing.T) {
 }
 
 func TestGuardIsOnByDefault(t *testing.T) {
+	t.Parallel()
 	recv := webhooktest.NewUnverifiedReceiver(t)
 	rep := newReports()
 	s := startSender(t, rep.hooks(), webhook.WithEndpoints(endpoint("ep", recv.URL, webhook.NewSecret())))

@@ -12,6 +12,7 @@ import (
 )
 
 func TestClassifyHealth(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name    string
 		status  int
@@ -37,6 +38,7 @@ func TestClassifyHealth(t *testing.T) {
 
 // The breaker's transitions, one event at a time.
 func TestBreakerStep(t *testing.T) {
+	t.Parallel()
 	p := breakerPolicy{threshold: 2, cooldown: time.Minute, maxCooldown: 3 * time.Minute, disableAfter: time.Hour}
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	at := func(d time.Duration) time.Time { return t0.Add(d) }
@@ -97,6 +99,7 @@ func TestBreakerStep(t *testing.T) {
 
 // Admission: what an attempt may do in each state, and one probe at a time.
 func TestHealthTableAdmits(t *testing.T) {
+	t.Parallel()
 	h := newHealthTable(breakerPolicy{threshold: 1, cooldown: time.Minute, maxCooldown: time.Hour}, time.Minute)
 	t0 := time.Now()
 	tk, ok := h.admit("ep", t0)

@@ -17,6 +17,7 @@ import (
 )
 
 func TestCircuitBreakerOpensHoldsAndCloses(t *testing.T) {
+	t.Parallel()
 	tr := webhooktest.NewTransport()
 	tr.Script("https://r.test/", webhooktest.Status(500), webhooktest.Status(500), webhooktest.Status(500),
 		webhooktest.Status(200))
@@ -68,6 +69,7 @@ func TestCircuitBreakerOpensHoldsAndCloses(t *testing.T) {
 }
 
 func TestRetryAfterPausesOnlyThatEndpoint(t *testing.T) {
+	t.Parallel()
 	tr := webhooktest.NewTransport()
 	tr.Script("https://slow.test/", webhooktest.Status(429).WithHeader("Retry-After", "60"), webhooktest.Status(200))
 	clk := webhooktest.NewClock(time.Now())
@@ -106,6 +108,7 @@ func TestRetryAfterPausesOnlyThatEndpoint(t *testing.T) {
 }
 
 func TestRateLimitSpacesAttempts(t *testing.T) {
+	t.Parallel()
 	tr := webhooktest.NewTransport()
 	clk := webhooktest.NewClock(time.Now())
 	rep := newReports()
@@ -131,6 +134,7 @@ func TestRateLimitSpacesAttempts(t *testing.T) {
 }
 
 func TestAutoDisableAfterContinuousFailure(t *testing.T) {
+	t.Parallel()
 	tr := webhooktest.NewTransport()
 	tr.Script("https://r.test/", webhooktest.Status(500))
 	clk := webhooktest.NewClock(time.Now())

@@ -20,6 +20,7 @@ import (
 // else: every request, including retries (fresh timestamps) and rotated secrets (several
 // signatures in one header), must pass it.
 func TestStandardWebhooksReferenceLibraryVerifiesEveryRequest(t *testing.T) {
+	t.Parallel()
 	current, previous := webhook.NewSecret(), webhook.NewSecret()
 	verifiers := map[string]*standardwebhooks.Webhook{}
 	for _, s := range []string{current, previous} {

@@ -19,6 +19,7 @@ import (
 // Enqueues of the same IDs from many goroutines at once, with Claims meanwhile: each ID
 // is stored once, and every other Enqueue of it is refused as a duplicate.
 func TestMemoryStoreConcurrentEnqueuesOfTheSameIDs(t *testing.T) {
+	t.Parallel()
 	{
 		m := webhook.NewMemoryStore(-1)
 		now := time.Unix(1_700_000_000, 0)

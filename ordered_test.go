@@ -13,6 +13,7 @@ import (
 )
 
 func TestOrderedEndpointDeliversInSendOrder(t *testing.T) {
+	t.Parallel()
 	tr := webhooktest.NewTransport()
 	// The first request fails twice over, the rest succeed.
 	tr.Script("https://fifo.test/", webhooktest.Status(500), webhooktest.Status(503), webhooktest.Status(200))

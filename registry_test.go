@@ -75,6 +75,7 @@ func BenchmarkAddEndpoint(b *testing.B) {
 
 // SendTo naming an endpoint twice makes one delivery.
 func TestSendToNamingAnEndpointTwiceMakesOneDelivery(t *testing.T) {
+	t.Parallel()
 	s := newSender(t, webhook.WithTransport(webhooktest.NewTransport()), webhook.WithEndpoints(endpointsN("ep", 2)...))
 	ids, err := s.SendTo(testCtx(t), webhook.Event{Type: "ep.created"}, "ep-0", "ep-1", "ep-0")
 	require.NoError(t, err)

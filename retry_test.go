@@ -15,6 +15,7 @@ import (
 )
 
 func TestDefaultScheduleApproximatesStandardWebhooks(t *testing.T) {
+	t.Parallel()
 	// The un-jittered intervals: 5s, 35s, 245s, ~28.6m, ~3.3h, then the 10h cap.
 	base := []time.Duration{5 * time.Second, 35 * time.Second, 245 * time.Second,
 		1715 * time.Second, 12005 * time.Second, 10 * time.Hour, 10 * time.Hour, 10 * time.Hour}
@@ -32,6 +33,7 @@ func TestDefaultScheduleApproximatesStandardWebhooks(t *testing.T) {
 }
 
 func TestExponentialScheduleWithoutJitterIsExact(t *testing.T) {
+	t.Parallel()
 	s := webhook.ExponentialSchedule{InitialInterval: time.Second, Multiplier: 2, MaxInterval: 10 * time.Second}
 	want := []time.Duration{1, 2, 4, 8, 10, 10}
 	for i, w := range want {
@@ -42,6 +44,7 @@ func TestExponentialScheduleWithoutJitterIsExact(t *testing.T) {
 }
 
 func TestFixedSchedule(t *testing.T) {
+	t.Parallel()
 	s := webhook.StandardWebhooksSchedule()
 	assert.Equal(t, 5*time.Second, s.Delay(1))
 	assert.Equal(t, 5*time.Minute, s.Delay(2))
@@ -52,6 +55,7 @@ func TestFixedSchedule(t *testing.T) {
 }
 
 func TestDefaultClassifier(t *testing.T) {
+	t.Parallel()
 	perm := &webhook.PermanentError{Err: errors.New("refused")}
 	cases := []struct {
 		status int
@@ -73,6 +77,7 @@ func TestDefaultClassifier(t *testing.T) {
 }
 
 func TestParseRetryAfter(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
 	cases := []struct {
 		in   string
@@ -97,6 +102,7 @@ func TestParseRetryAfter(t *testing.T) {
 }
 
 func TestMaxAgeEndsRetries(t *testing.T) {
+	t.Parallel()
 	tr := webhooktest.NewTransport()
 	tr.Script("https://r.test/", webhooktest.Status(503))
 	rep := newReports()

@@ -58,6 +58,7 @@ func assertNoLeak(t *testing.T, text, secret string, key []byte) {
 }
 
 func TestParseSecret(t *testing.T) {
+	t.Parallel()
 	_, edPriv, err := ed25519.GenerateKey(nil)
 	require.NoError(t, err)
 	tests := []struct {
@@ -107,6 +108,7 @@ func TestParseSecret(t *testing.T) {
 }
 
 func TestNewSecret(t *testing.T) {
+	t.Parallel()
 	s1, s2 := webhook.NewSecret(), webhook.NewSecret()
 	assert.NotEqual(t, s1, s2)
 	for _, s := range []string{s1, s2} {
@@ -119,6 +121,7 @@ func TestNewSecret(t *testing.T) {
 }
 
 func TestSecretNewKeyPair(t *testing.T) {
+	t.Parallel()
 	secret, pub := webhook.NewKeyPair()
 	secret2, pub2 := webhook.NewKeyPair()
 	assert.NotEqual(t, secret, secret2)
@@ -161,6 +164,7 @@ type SecretHolder struct {
 }
 
 func TestSecretRedacted(t *testing.T) {
+	t.Parallel()
 	_, edPriv, err := ed25519.GenerateKey(nil)
 	require.NoError(t, err)
 	tests := []struct {
@@ -209,6 +213,7 @@ func TestSecretRedacted(t *testing.T) {
 }
 
 func TestHexSigner(t *testing.T) {
+	t.Parallel()
 	key1, key2 := testKey(32), testKey(40)
 	sec1, sec2 := mustParseSecret(t, whsec(key1)), mustParseSecret(t, whsec(key2))
 	edSecret, _ := webhook.NewKeyPair()
@@ -254,6 +259,7 @@ func TestHexSigner(t *testing.T) {
 }
 
 func TestSignNoSecret(t *testing.T) {
+	t.Parallel()
 	edSecret, _ := webhook.NewKeyPair()
 	ed := mustParseSecret(t, edSecret)
 	tests := []struct {
@@ -280,6 +286,7 @@ func TestSignNoSecret(t *testing.T) {
 }
 
 func TestStandardSignerHeaders(t *testing.T) {
+	t.Parallel()
 	sec := mustParseSecret(t, whsec(testKey(32)))
 	h := http.Header{}
 	// Values a previous attempt (or the caller) left behind are replaced, not added to.
@@ -301,6 +308,7 @@ func TestStandardSignerHeaders(t *testing.T) {
 }
 
 func TestStandardSignerFreshTimestamp(t *testing.T) {
+	t.Parallel()
 	sec := mustParseSecret(t, whsec(testKey(32)))
 	v, err := webhook.NewVerifier(whsec(testKey(32)))
 	require.NoError(t, err)
@@ -329,6 +337,7 @@ func TestStandardSignerFreshTimestamp(t *testing.T) {
 
 // TestSignConcurrent exercises the pooled HMAC states from many goroutines; run with -race.
 func TestSignConcurrent(t *testing.T) {
+	t.Parallel()
 	secrets := []webhook.Secret{mustParseSecret(t, whsec(testKey(32))), mustParseSecret(t, whsec(testKey(24)))}
 	msg := func(i int) webhook.Message {
 		return webhook.Message{ID: "msg_" + strconv.Itoa(i), Timestamp: time.Unix(1_700_000_000, 0), Body: bytes.Repeat([]byte{byte(i)}, i)}

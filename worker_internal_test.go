@@ -25,6 +25,7 @@ func (c *countingRoundTripper) RoundTrip(*http.Request) (*http.Response, error) 
 // checks again and hands it back as it was (keeping its place in line), without a
 // request.
 func TestAWorkerHandsBackADeliveryPausedAfterItsClaim(t *testing.T) {
+	t.Parallel()
 	rt := &countingRoundTripper{}
 	m := NewMemoryStore(0)
 	s, err := NewSender(WithStore(m), WithTransport(rt), WithWorkers(1),
@@ -59,6 +60,7 @@ func TestAWorkerHandsBackADeliveryPausedAfterItsClaim(t *testing.T) {
 // one; an attempt that ends in time leaves the context for the next; Close's abort (the
 // parent) ends them all.
 func TestAttemptTimer(t *testing.T) {
+	t.Parallel()
 	parent, abort := context.WithCancel(t.Context())
 	defer abort()
 	at := &attemptTimer{parent: parent}
