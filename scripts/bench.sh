@@ -1,14 +1,12 @@
 #!/usr/bin/env bash
-# Regenerates BENCHMARKS.md: the internal/bench program (throughput against the ceiling,
-# ceiling-headers and naive modes, the same modes paired slice by slice, then the backlog,
-# hol, send-latency and stores scenarios, each its own process) and the root package's
-# go test micro-benchmarks. About 25 minutes on 2 cores, more than half of it the paired step.
+# Regenerates BENCHMARKS.md: the bench program's paired, backlog, head-of-line and stores
+# scenarios (each its own process) and the root package's go test micro-benchmarks. About
+# 30 minutes on 2 cores, most of it the paired step.
 #
-#   scripts/bench.sh                      # defaults below
-#   ROUNDS=5 ROUND_DURATION=3s WORKERS=64 scripts/bench.sh
-#   ONLY=stores scripts/bench.sh          # one step (throughput, paired, backlog, hol, send-latency,
-#                                         # stores, gobench); the others' earlier outputs in
-#                                         # bench-out/ are rendered as they are
+#   scripts/bench.sh                       # everything
+#   CYCLES=60 WORKERS=64 scripts/bench.sh  # a shorter paired step
+#   ONLY=stores scripts/bench.sh           # one step (paired, backlog, hol, stores, gobench);
+#                                          # the others' earlier outputs in bench-out/ are rendered as they are
 #
 # The stores scenario compares the memory, file and PostgreSQL stores. PostgreSQL is
 # $HOOKSMITH_TEST_DATABASE_URL when set; otherwise a throwaway cluster started here with
@@ -21,18 +19,14 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/go/bin"
 
-DURATION="${DURATION:-3s}"            # each scenario's measured window
-ROUND_DURATION="${ROUND_DURATION:-1s}" # each throughput mode's window, per round
-ROUNDS="${ROUNDS:-7}" # rounds of the throughput step: single rounds swing ±20% here
-BACKLOG_ROUNDS="${BACKLOG_ROUNDS:-3}" # a backlog round is about a minute (the whole drain); one swings by half
-CYCLES="${CYCLES:-200}" # paired cycles per worker count, about 1.5 s each: at 60, the intervals
-                       # of ratios near their bar (0.85x, 1x) were ±0.05 and decided none of them
-HOL_CYCLES="${HOL_CYCLES:-40}" # the hol step's paired cycles, about 0.8 s each
+DURATION="${DURATION:-3s}"       # each measured window of the backlog and stores scenarios
+BACKLOG_ROUNDS="${BACKLOG_ROUNDS:-3}" # a backlog round is about a minute; one drain swings by half
+CYCLES="${CYCLES:-200}"          # paired cycles per worker count, about 1.5 s each
+HOL_CYCLES="${HOL_CYCLES:-40}"   # the hol step's paired cycles, about 0.8 s each
 WORKERS="${WORKERS:-8,16,64}"
 PAYLOAD="${PAYLOAD:-200}"
 BENCHTIME="${BENCHTIME:-0.3s}"
-OUT=bench-out
-
+OUT="$PWD/bench-out"
 STORE_DIR="${STORE_DIR:-${TMPDIR:-/tmp}}" # the file store's directory: a real disk, fsync on
 ONLY="${ONLY:-}"
 
@@ -42,7 +36,7 @@ if [ -n "$ONLY" ]; then
 else
 	rm -f "$OUT"/*.json "$OUT"/gobench.txt
 fi
-go build -o "$OUT/bench" ./internal/bench || exit 1
+(cd bench && go build -o "$OUT/bench" .) || exit 1
 
 failed=0
 step() { # step NAME COMMAND...: runs COMMAND with stdout to $OUT/NAME
@@ -59,35 +53,28 @@ step() { # step NAME COMMAND...: runs COMMAND with stdout to $OUT/NAME
 }
 
 common=(-json -payload "$PAYLOAD")
-step throughput.json "$OUT/bench" "${common[@]}" -duration "$ROUND_DURATION" -rounds "$ROUNDS" -workers "$WORKERS"
 step paired.json "$OUT/bench" "${common[@]}" -scenario paired -cycles "$CYCLES" -workers "$WORKERS" \
 	-modes ceiling,ceiling-headers,naive,hooksmith,hooksmith-full
 common+=(-duration "$DURATION")
 step backlog.json "$OUT/bench" "${common[@]}" -workers 64 -scenario backlog -rounds "$BACKLOG_ROUNDS"
 step hol.json "$OUT/bench" "${common[@]}" -workers 64 -scenario hol -hol-cycles "$HOL_CYCLES"
-step send-latency.json "$OUT/bench" "${common[@]}" -workers 64 -scenario send-latency
 
-# PostgreSQL for the stores scenario. postgres.sh keeps its state in $TMPDIR, so a private
-# one keeps this cluster apart from any other started with it.
-pg_tmp=""
+pg_dir=""
 stop_pg() {
-	if [ -n "$pg_tmp" ]; then
-		TMPDIR="$pg_tmp" bash .ci/postgres.sh stop
-		rm -rf "$pg_tmp"
-		pg_tmp=""
+	if [ -n "$pg_dir" ]; then
+		bash .ci/postgres.sh stop "$pg_dir"
+		pg_dir=""
 	fi
 }
 if [ -z "$ONLY" ] || [ "$ONLY" = stores ]; then
 	if [ -z "${HOOKSMITH_TEST_DATABASE_URL:-}" ]; then
-		pg_tmp="$(mktemp -d)"
-		chmod 755 "$pg_tmp" # the server may run as the postgres user
 		trap stop_pg EXIT
 		trap 'exit 130' INT TERM
 		echo "== starting PostgreSQL" >&2
 		# The last -c of a setting wins: durable, whatever postgres.sh defaults to.
-		if pg_env="$(TMPDIR="$pg_tmp" PG_OPTS="-c fsync=on -c synchronous_commit=on -c full_page_writes=on ${PG_OPTS:-}" \
-			bash .ci/postgres.sh start)"; then
+		if pg_env="$(PG_OPTS="-c fsync=on -c synchronous_commit=on -c full_page_writes=on ${PG_OPTS:-}" bash .ci/postgres.sh start)"; then
 			eval "$pg_env"
+			pg_dir="$HOOKSMITH_PG_DIR"
 		else
 			echo "bench.sh: PostgreSQL did not start; the stores scenario skips it" >&2
 		fi
@@ -96,8 +83,7 @@ if [ -z "$ONLY" ] || [ "$ONLY" = stores ]; then
 	stop_pg
 fi
 
-step gobench.txt go test -run '^$' -bench '^Benchmark(Sign|SignatureOnly|Envelope|SendEnqueue|Scheduler|Deliver|Valid)$' \
-	-benchmem -benchtime "$BENCHTIME" -count 3 .
+step gobench.txt go test -run '^$' -bench . -benchmem -benchtime "$BENCHTIME" -count 3 .
 
 "$OUT/bench" -render "$OUT" -o BENCHMARKS.md || exit 1
 echo "wrote BENCHMARKS.md" >&2

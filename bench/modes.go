@@ -2,15 +2,12 @@ package main
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"runtime/pprof"
-	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -31,10 +28,6 @@ const (
 	// modeCeilingAgain is the paired scenario's control: a second, separate ceiling load,
 	// whose ratio to the first shows what the method itself can resolve.
 	modeCeilingAgain = "ceiling-again"
-	// modeBacklogDrain names the backlog scenario's drain window for -profile-mode.
-	modeBacklogDrain = "backlog-drain"
-	// modeBacklogHeld names the backlog scenario's ceiling with the backlog held.
-	modeBacklogHeld = "backlog-held"
 )
 
 var allModes = []string{modeCeiling, modeCeilingHeader, modeNaive, modeHooksmith, modeHooksmithFull}
@@ -70,32 +63,6 @@ type ModeResult struct {
 	PeakRSSMiB     float64 `json:"peak_rss_mib"`
 	PeakRSSIsLife  bool    `json:"peak_rss_is_lifetime,omitempty"`
 	Errors         int64   `json:"errors"`
-	// Rounds is how many rounds were run; RoundFigures are each round's ratio of
-	// deliveries/s to that round's ceiling (the ceiling's own deliveries/s).
-	Rounds       int       `json:"rounds"`
-	RoundFigures []float64 `json:"round_figures"`
-	// Ratios to the ceiling at the same worker count, from the same run.
-	Ratio *Ratios `json:"ratio_to_ceiling,omitempty"`
-}
-
-// Ratios are a mode's figures divided by the ceiling's.
-type Ratios struct {
-	PerSec float64 `json:"deliveries_per_sec"`
-	P50    float64 `json:"p50"`
-	P99    float64 `json:"p99"`
-	Allocs float64 `json:"allocs"`
-	Bytes  float64 `json:"bytes"`
-	CPU    float64 `json:"cpu"`
-	RSS    float64 `json:"peak_rss"`
-}
-
-func ratios(r, c ModeResult) *Ratios {
-	return &Ratios{
-		PerSec: ratio(r.PerSec, c.PerSec), P50: ratio(r.P50Micros, c.P50Micros),
-		P99: ratio(r.P99Micros, c.P99Micros), Allocs: ratio(r.AllocsPer, c.AllocsPer),
-		Bytes: ratio(r.BytesPer, c.BytesPer), CPU: ratio(r.CPUMicrosPer, c.CPUMicrosPer),
-		RSS: ratio(r.PeakRSSMiB, c.PeakRSSMiB),
-	}
 }
 
 // load is one running load generator: it issues sequence numbers, stamps their send
@@ -208,8 +175,6 @@ type bench struct {
 	used    int64           // sequence numbers the last load issued, to clear from sendAt
 	payload json.RawMessage // the event data, -payload bytes of JSON
 	secret  string
-	// profiled is set once the -profile-mode window has been profiled.
-	profiled bool
 	// pg is the postgres store's pool, connected on first use; pgSchemas are the
 	// schemas this run created, dropped at the end if still there.
 	pg        *pgxpool.Pool
@@ -221,11 +186,6 @@ type starter func(l *load) (stop func(), err error)
 
 // measure runs one mode: warm-up, then a measured window of -duration.
 func (b *bench) measure(mode string, workers, endpoints int, start starter) (ModeResult, error) {
-	return b.measureAs(mode, mode, workers, endpoints, start)
-}
-
-// measureAs is measure with the window's -profile-mode name given apart from the mode.
-func (b *bench) measureAs(mode, profileAs string, workers, endpoints int, start starter) (ModeResult, error) {
 	res := ModeResult{Mode: mode, Label: modeLabels[mode], Workers: workers, Endpoints: endpoints}
 	if err := b.rcv.reset(); err != nil {
 		return res, err
@@ -245,11 +205,9 @@ func (b *bench) measureAs(mode, profileAs string, workers, endpoints int, start 
 		return res, err
 	}
 	s0 := take(ok0, l.next.Load())
-	prof := b.startProfile(profileAs)
 	time.Sleep(b.cfg.duration)
 	ok1, _, err := b.rcv.counts()
 	s1 := take(ok1, l.next.Load())
-	b.stopProfile(prof)
 	res.PeakRSSMiB = float64(peakRSS()) / (1 << 20)
 	stop()
 	b.used = l.next.Load()
@@ -290,37 +248,6 @@ func (b *bench) fill(res *ModeResult, s0, s1 snapshot, l *load) {
 	res.LatencySamples = len(lat)
 	p := percentiles(lat, 0.5, 0.99)
 	res.P50Micros, res.P99Micros = micros(p[0]), micros(p[1])
-}
-
-// startProfile starts the CPU profile for the first window of -profile-mode.
-func (b *bench) startProfile(mode string) *os.File {
-	if b.cfg.cpuProfile == "" || b.profiled || mode != b.cfg.profileMode {
-		return nil
-	}
-	f, err := os.Create(b.cfg.cpuProfile)
-	if err == nil {
-		err = pprof.StartCPUProfile(f)
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "bench: cpu profile:", err)
-		return nil
-	}
-	return f
-}
-
-func (b *bench) stopProfile(f *os.File) {
-	if f == nil {
-		return
-	}
-	pprof.StopCPUProfile()
-	_ = f.Close()
-	b.profiled = true
-	if b.cfg.memProfile != "" {
-		if mf, err := os.Create(b.cfg.memProfile); err == nil {
-			_ = pprof.Lookup("allocs").WriteTo(mf, 0)
-			_ = mf.Close()
-		}
-	}
 }
 
 // urls returns the receiver URLs of n endpoints.
@@ -520,7 +447,7 @@ func (b *bench) hooksmith(workers int, urls []string, full bool) starter {
 // w if not nil. Stopping stops the feeders and closes the Sender, waiting grace for its
 // attempts.
 func (b *bench) feedSender(l *load, workers int, w *window, types []string, capacity int, grace time.Duration, opts ...webhook.Option) (func(), error) {
-	s, closeAll, err := b.newSender(b.cfg.store, capacity, nil, opts...)
+	s, closeAll, err := b.newSender(b.cfg.store, capacity, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -563,63 +490,4 @@ func closeSender(s *webhook.Sender, grace time.Duration) {
 	if err := s.Close(ctx); err != nil && ctx.Err() == nil {
 		fmt.Fprintln(os.Stderr, "bench: closing sender:", err)
 	}
-}
-
-// throughput runs every selected mode at every worker count, -rounds times, modes
-// interleaved so that load from other processes hits them alike. Each round's ratios are
-// to that round's ceiling; the result kept for a mode is its median round by the
-// deliveries/s ratio (by deliveries/s for the ceiling), with the spread alongside.
-func (b *bench) throughput() ([]ModeResult, error) {
-	type key struct {
-		workers int
-		mode    string
-	}
-	rounds := map[key][]ModeResult{}
-	for round := range b.cfg.rounds {
-		for _, workers := range b.cfg.workers {
-			urls := b.urls(b.cfg.endpoints)
-			var ceil *ModeResult
-			for _, mode := range b.cfg.modes {
-				st := b.starter(mode, workers, urls)
-				b.logf("round %d/%d: %s, %d workers, %d endpoint(s)...", round+1, b.cfg.rounds, mode, workers, b.cfg.endpoints)
-				r, err := b.measure(mode, workers, b.cfg.endpoints, st)
-				if err != nil {
-					return nil, fmt.Errorf("%s at %d workers: %w", mode, workers, err)
-				}
-				if mode == modeCeiling {
-					ceil = &r
-				} else if ceil != nil {
-					r.Ratio = ratios(r, *ceil)
-				}
-				k := key{workers, mode}
-				rounds[k] = append(rounds[k], r)
-			}
-		}
-	}
-	var out []ModeResult
-	for _, workers := range b.cfg.workers {
-		for _, mode := range b.cfg.modes {
-			out = append(out, median(rounds[key{workers, mode}]))
-		}
-	}
-	return out, nil
-}
-
-// median returns the median round, by ratio to the ceiling when there is one, with the
-// spread of that figure across rounds.
-func median(rs []ModeResult) ModeResult {
-	fig := func(r ModeResult) float64 {
-		if r.Ratio != nil {
-			return r.Ratio.PerSec
-		}
-		return r.PerSec
-	}
-	sorted := slices.Clone(rs)
-	slices.SortFunc(sorted, func(a, b ModeResult) int { return cmp.Compare(fig(a), fig(b)) })
-	m := sorted[(len(sorted)-1)/2]
-	m.Rounds = len(rs)
-	for _, r := range rs {
-		m.RoundFigures = append(m.RoundFigures, fig(r))
-	}
-	return m
 }

@@ -46,41 +46,9 @@ const pgSkipped = `postgres: skipped, set ` + envPostgresURL + ` (eval "$(bash .
 // store is a new schema on the run's pool, dropped afterwards. pgstore has no capacity
 // bound, so a postgres store is always unbounded: the scenarios that need a bound keep
 // one in the load generator instead (see window).
-//
-// With stats non-nil, the store is wrapped to count its calls (see statsStore) and
-// *stats set; the memory store is then made here with webhook.NewMemoryStore.
-func (b *bench) openStore(kind string, capacity int, stats **statsStore) ([]webhook.Option, func(), error) {
-	opts, cleanup, err := b.openStore1(kind, capacity, stats != nil)
-	if err != nil || stats == nil {
-		return opts, cleanup, err
-	}
-	var st webhook.Store
-	if len(opts) == 1 {
-		if ws, ok := opts[0].(storeOption); ok {
-			st = ws.store
-		}
-	}
-	st, *stats = withStats(st)
-	return []webhook.Option{webhook.WithStore(st)}, cleanup, nil
-}
-
-// storeOption is webhook.WithStore that remembers its store, for openStore to wrap.
-type storeOption struct {
-	webhook.Option
-	store webhook.Store
-}
-
-func withStore(st webhook.Store) webhook.Option { return storeOption{webhook.WithStore(st), st} }
-
-func (b *bench) openStore1(kind string, capacity int, explicitMemory bool) ([]webhook.Option, func(), error) {
+func (b *bench) openStore(kind string, capacity int) ([]webhook.Option, func(), error) {
 	switch kind {
 	case storeMemory:
-		if explicitMemory {
-			if capacity == 0 {
-				capacity = webhook.DefaultQueueCapacity
-			}
-			return []webhook.Option{withStore(webhook.NewMemoryStore(capacity))}, func() {}, nil
-		}
 		if capacity == 0 {
 			return nil, func() {}, nil
 		}
@@ -99,7 +67,7 @@ func (b *bench) openStore1(kind string, capacity int, explicitMemory bool) ([]we
 			os.RemoveAll(dir)
 			return nil, nil, err
 		}
-		return []webhook.Option{withStore(fs)}, func() {
+		return []webhook.Option{webhook.WithStore(fs)}, func() {
 			if err := fs.Close(); err != nil {
 				b.logf("closing the file store: %v", err)
 			}
@@ -125,7 +93,7 @@ func (b *bench) openStore1(kind string, capacity int, explicitMemory bool) ([]we
 			b.dropSchema(schema)
 			return nil, nil, fmt.Errorf("postgres store in schema %s: %w", schema, err)
 		}
-		return []webhook.Option{withStore(st)}, func() {
+		return []webhook.Option{webhook.WithStore(st)}, func() {
 			st.Close()
 			b.dropSchema(schema)
 		}, nil
@@ -135,8 +103,8 @@ func (b *bench) openStore1(kind string, capacity int, explicitMemory bool) ([]we
 
 // newSender opens a fresh store of kind (see openStore) and a Sender on it. The returned
 // function closes the Sender, giving in-flight attempts grace, then the store.
-func (b *bench) newSender(kind string, capacity int, stats **statsStore, opts ...webhook.Option) (*webhook.Sender, func(grace time.Duration), error) {
-	sopts, closeStore, err := b.openStore(kind, capacity, stats)
+func (b *bench) newSender(kind string, capacity int, opts ...webhook.Option) (*webhook.Sender, func(grace time.Duration), error) {
+	sopts, closeStore, err := b.openStore(kind, capacity)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -337,8 +305,6 @@ type StoreResult struct {
 	// Ratios to the memory store of the same run.
 	SendRatio    float64 `json:"accepted_ratio_to_memory,omitempty"`
 	DeliverRatio float64 `json:"deliver_ratio_to_memory,omitempty"`
-	// Stats are the deliver phase's store calls, with -store-stats.
-	Stats *StoreStats `json:"deliver_store_calls,omitempty"`
 }
 
 // stores measures every -stores store: first each one's accept phase, then each one's
@@ -376,7 +342,7 @@ func (b *bench) stores() (*StoresResult, error) {
 	}
 	for _, k := range kinds {
 		b.logf("stores: %s, end to end, %d workers, window %d...", k, workers, win)
-		r, err := b.measure("store-"+k, workers, 1, b.storeDeliver(k, workers, win, &byKind[k].Stats))
+		r, err := b.measure("store-"+k, workers, 1, b.storeDeliver(k, workers, win))
 		if err != nil {
 			return nil, fmt.Errorf("%s store, deliver: %w", k, err)
 		}
@@ -401,7 +367,7 @@ func (b *bench) stores() (*StoresResult, error) {
 func (b *bench) storeAccept(kind string, workers int, out *StoreResult) error {
 	eps, types := b.benchEndpoints(b.urls(1))
 	eps[0].URL, eps[0].MaxInFlight = b.rcv.base+"/hang/0", 1
-	s, closeAll, err := b.newSender(kind, -1, nil, webhook.WithEndpoints(eps...), webhook.WithWorkers(workers),
+	s, closeAll, err := b.newSender(kind, -1, webhook.WithEndpoints(eps...), webhook.WithWorkers(workers),
 		webhook.WithEndpointConcurrency(workers))
 	if err != nil {
 		return err
@@ -466,18 +432,11 @@ func (b *bench) storeAccept(kind string, workers int, out *StoreResult) error {
 
 // storeDeliver: a Sender on a fresh store of kind delivering to the answering receiver
 // path with every worker; -callers goroutines Send, at most window deliveries unfinished.
-// With -store-stats, *stats is set to the store's call counts when the load stops.
-func (b *bench) storeDeliver(kind string, workers, win int, stats **StoreStats) starter {
+func (b *bench) storeDeliver(kind string, workers, win int) starter {
 	return func(l *load) (func(), error) {
 		eps, types := b.benchEndpoints(b.urls(1))
 		w := newWindow(win)
-		var st *statsStore
-		var pst **statsStore
-		if b.cfg.storeStats {
-			pst = &st
-		}
-		start := time.Now()
-		s, closeAll, err := b.newSender(kind, -1, pst, webhook.WithEndpoints(eps...), webhook.WithWorkers(workers),
+		s, closeAll, err := b.newSender(kind, -1, webhook.WithEndpoints(eps...), webhook.WithWorkers(workers),
 			webhook.WithEndpointConcurrency(workers), webhook.WithHooks(w.hooks()))
 		if err != nil {
 			return nil, err
@@ -486,9 +445,6 @@ func (b *bench) storeDeliver(kind string, workers, win int, stats **StoreStats) 
 		l.feed(ctx, s, b.cfg.callers, w, types, b.payload)
 		return func() {
 			l.stopping.Store(true)
-			if st != nil {
-				*stats = st.result(time.Since(start).Seconds())
-			}
 			cancel()
 			l.wg.Wait()
 			closeAll(10 * time.Second)

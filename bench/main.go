@@ -1,17 +1,16 @@
 // Command bench measures hooksmith's Sender against what this machine can do at most (raw
 // keep-alive net/http) and against a hand-written go-retryablehttp loop, in one process
-// and one run, so that ratios stay meaningful on a noisy machine. It also runs the same
-// modes in paired slices (the throughput targets' confidence intervals), the backlog,
-// head-of-line, Send-latency and stores (memory, file, PostgreSQL) scenarios, and renders
-// BENCHMARKS.md.
+// and one run, so that ratios stay meaningful on a noisy machine: the modes run in
+// paired slices, each alone in turn, and every figure is a ratio with its confidence
+// interval. It also runs the backlog, head-of-line and stores (memory, file, PostgreSQL)
+// scenarios, and renders BENCHMARKS.md. Run it from this directory (its own module):
 //
-//	go run ./internal/bench                       # throughput: ceiling, naive, hooksmith
-//	go run ./internal/bench -workers 8,16,64 -json
-//	go run ./internal/bench -scenario paired -modes ceiling,naive,hooksmith,hooksmith-full
-//	go run ./internal/bench -scenario backlog     # or hol, send-latency
-//	go run ./internal/bench -scenario stores      # memory vs file vs postgres ($HOOKSMITH_TEST_DATABASE_URL)
-//	go run ./internal/bench -store file           # any scenario on the file (or postgres) store
-//	go run ./internal/bench -render bench-out     # BENCHMARKS.md from saved -json runs
+//	go run . -workers 8,16,64                  # paired: ceiling, naive, hooksmith, ...
+//	go run . -scenario backlog                 # or hol, stores
+//	go run . -scenario stores                  # memory vs file vs postgres ($HOOKSMITH_TEST_DATABASE_URL)
+//	go run . -render ../bench-out -o ../BENCHMARKS.md  # from saved -json runs
+//
+// ../scripts/bench.sh runs them all and regenerates BENCHMARKS.md.
 //
 // The receiver is this program re-executed as a child process on 127.0.0.1, so its CPU,
 // allocations and GC stay out of the measured figures. Every run is bounded by -duration.
@@ -24,7 +23,6 @@ import (
 	"fmt"
 	"os"
 	"runtime"
-	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -51,15 +49,10 @@ type config struct {
 	holTimeout      time.Duration
 	holWarmup       time.Duration
 	holCycles       int
-	cpuProfile      string
-	mutexProfile    string
-	memProfile      string
-	profileMode     string
 	stores          []string
 	storeDir        string
 	pgConns         int
 	maxSends        int
-	storeStats      bool
 	slice           time.Duration
 	settle          time.Duration
 	cycles          int
@@ -93,26 +86,21 @@ func run() error {
 	flag.StringVar(&stores, "stores", strings.Join(allStores, ","), "stores: the stores to compare, comma-separated")
 	flag.StringVar(&cfg.storeDir, "store-dir", os.TempDir(), "directory for the file store's temporary directories (use a real disk: fsync on tmpfs is free)")
 	flag.IntVar(&cfg.pgConns, "pg-conns", 16, "the postgres store's pgxpool MaxConns")
-	flag.BoolVar(&cfg.storeStats, "store-stats", false, "stores: count the deliver phase's store calls and their time (wraps each store, the memory one included)")
 	flag.IntVar(&cfg.maxSends, "max-sends", 1_000_000, "stores: the accept window ends after this many Sends if -duration has not passed")
 	flag.BoolVar(&cfg.jsonOut, "json", false, "print the report as JSON")
-	flag.StringVar(&cfg.scenario, "scenario", "throughput", "throughput, paired, backlog, hol, send-latency or stores")
+	flag.StringVar(&cfg.scenario, "scenario", "paired", "paired, backlog, hol or stores")
 	flag.DurationVar(&cfg.slice, "slice", 200*time.Millisecond, "paired: each mode's measured slice per cycle")
 	flag.DurationVar(&cfg.settle, "settle", 30*time.Millisecond, "paired: how long a resumed mode runs before its slice is measured")
 	flag.IntVar(&cfg.cycles, "cycles", 40, "paired: cycles of every mode, each alone for one slice")
-	flag.StringVar(&modes, "modes", strings.Join(allModes, ","), "throughput modes to run, comma-separated")
-	flag.IntVar(&cfg.queue, "queue", 0, "hooksmith's WithQueueCapacity in the throughput modes; 0 means 2 x workers")
-	flag.IntVar(&cfg.rounds, "rounds", 1, "throughput and hol: rounds of every mode, interleaved; backlog: rounds of the whole scenario; the median round is reported")
-	flag.IntVar(&cfg.callers, "callers", 64, "send-latency, stores: concurrent Send callers")
+	flag.StringVar(&modes, "modes", strings.Join(allModes, ","), "paired: the modes to run, comma-separated")
+	flag.IntVar(&cfg.queue, "queue", 0, "hooksmith's WithQueueCapacity in the paired modes; 0 means 2 x workers")
+	flag.IntVar(&cfg.rounds, "rounds", 1, "backlog: rounds of the whole scenario; the median round is reported")
+	flag.IntVar(&cfg.callers, "callers", 64, "stores: concurrent Send callers")
 	flag.IntVar(&cfg.backlogCount, "backlog-count", 1_000_000, "backlog: pending deliveries")
 	flag.IntVar(&cfg.holEndpoints, "hol-endpoints", 1000, "hol: endpoints, every tenth of which hangs")
 	flag.DurationVar(&cfg.holTimeout, "hol-timeout", 2*time.Second, "hol: the Sender's WithTimeout")
 	flag.DurationVar(&cfg.holWarmup, "hol-warmup", 5*time.Second, "hol: warm-up before measuring, long enough for the hanging endpoints to take effect")
-	flag.IntVar(&cfg.holCycles, "hol-cycles", 0, "hol: measure in paired slices (-slice, -settle), this many cycles of alone, a second alone (the control) and mixed, each alone for one slice; 0: in -rounds")
-	flag.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile of the -profile-mode window to this file")
-	flag.StringVar(&cfg.memProfile, "memprofile", "", "write the allocs profile at the end of the -profile-mode window")
-	flag.StringVar(&cfg.mutexProfile, "mutexprofile", "", "write a mutex contention profile of the whole run to this file")
-	flag.StringVar(&cfg.profileMode, "profile-mode", modeHooksmithFull, "mode whose first window -cpuprofile covers (a throughput mode, store-<kind>, hol-alone, hol-mixed, backlog-held or backlog-drain)")
+	flag.IntVar(&cfg.holCycles, "hol-cycles", 40, "hol: paired cycles (-slice, -settle) of alone, a second alone (the control) and mixed, each alone for one slice")
 	flag.BoolVar(&child, "receiver-child", false, "internal: run as the loopback receiver")
 	flag.StringVar(&renderDir, "render", "", "render BENCHMARKS.md from the -json reports and gobench.txt in this directory")
 	flag.StringVar(&renderOut, "o", "BENCHMARKS.md", "with -render: the file to write")
@@ -143,27 +131,19 @@ func run() error {
 		return err
 	}
 	defer rcv.stop()
-	if cfg.mutexProfile != "" {
-		runtime.SetMutexProfileFraction(5)
-		defer writeProfile("mutex", cfg.mutexProfile)
-	}
 	b := &bench{cfg: cfg, rcv: rcv, sendAt: make([]int64, maxSeq), secret: webhook.NewSecret(),
 		payload: jsonString(cfg.payload)}
 	defer b.closePG()
 
-	rep := report{Scenario: cfg.scenario, Command: "go run ./internal/bench " + strings.Join(os.Args[1:], " "),
+	rep := report{Scenario: cfg.scenario, Command: "(cd bench && go run . " + strings.Join(os.Args[1:], " ") + ")",
 		Machine: describeMachine(), Settings: settingsOf(cfg, b)}
 	switch cfg.scenario {
-	case "throughput":
-		rep.Throughput, err = b.throughput()
 	case "paired":
 		rep.Paired, err = b.paired()
 	case "backlog":
 		rep.Backlog, err = b.backlog()
 	case "hol":
 		rep.HOL, err = b.hol()
-	case "send-latency":
-		rep.SendLatency, err = b.sendLatency()
 	case "stores":
 		rep.Stores, err = b.stores()
 	}
@@ -177,19 +157,6 @@ func run() error {
 	}
 	printText(os.Stdout, rep)
 	return nil
-}
-
-func writeProfile(name, file string) {
-	f, err := os.Create(file)
-	if err == nil {
-		err = pprof.Lookup(name).WriteTo(f, 0)
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-	}
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "bench: %s profile: %v\n", name, err)
-	}
 }
 
 func validate(cfg config) error {
@@ -232,9 +199,9 @@ func validate(cfg config) error {
 		errs = append(errs, fmt.Errorf("-callers %d: must be 1 to 10000", cfg.callers))
 	}
 	switch cfg.scenario {
-	case "throughput", "paired", "backlog", "hol", "send-latency", "stores":
+	case "paired", "backlog", "hol", "stores":
 	default:
-		errs = append(errs, fmt.Errorf("-scenario %q: unknown; use throughput, paired, backlog, hol, send-latency or stores", cfg.scenario))
+		errs = append(errs, fmt.Errorf("-scenario %q: unknown; use paired, backlog, hol or stores", cfg.scenario))
 	}
 	if cfg.slice < 10*time.Millisecond || cfg.slice > 10*time.Second {
 		errs = append(errs, fmt.Errorf("-slice %s: must be 10ms to 10s", cfg.slice))
@@ -242,8 +209,8 @@ func validate(cfg config) error {
 	if cfg.settle < 0 || cfg.settle > time.Second {
 		errs = append(errs, fmt.Errorf("-settle %s: must be 0 to 1s", cfg.settle))
 	}
-	if cfg.holCycles != 0 && (cfg.holCycles < 6 || cfg.holCycles > 1000) {
-		errs = append(errs, fmt.Errorf("-hol-cycles %d: must be 0 or 6 to 1000 (fewer give no confidence interval)", cfg.holCycles))
+	if cfg.holCycles < 6 || cfg.holCycles > 1000 {
+		errs = append(errs, fmt.Errorf("-hol-cycles %d: must be 6 to 1000 (fewer give no confidence interval)", cfg.holCycles))
 	}
 	if cfg.cycles < 6 || cfg.cycles > 1000 {
 		errs = append(errs, fmt.Errorf("-cycles %d: must be 6 to 1000 (fewer give no confidence interval)", cfg.cycles))
@@ -348,14 +315,12 @@ func settingsOf(cfg config, b *bench) Settings {
 }
 
 type report struct {
-	Scenario    string             `json:"scenario"`
-	Command     string             `json:"command"`
-	Machine     Machine            `json:"machine"`
-	Settings    Settings           `json:"settings"`
-	Throughput  []ModeResult       `json:"throughput,omitempty"`
-	Paired      *PairedResult      `json:"paired,omitempty"`
-	Backlog     *BacklogResult     `json:"backlog,omitempty"`
-	HOL         *HOLResult         `json:"hol,omitempty"`
-	SendLatency *SendLatencyResult `json:"send_latency,omitempty"`
-	Stores      *StoresResult      `json:"stores,omitempty"`
+	Scenario string         `json:"scenario"`
+	Command  string         `json:"command"`
+	Machine  Machine        `json:"machine"`
+	Settings Settings       `json:"settings"`
+	Paired   *PairedResult  `json:"paired,omitempty"`
+	Backlog  *BacklogResult `json:"backlog,omitempty"`
+	HOL      *HOLResult     `json:"hol,omitempty"`
+	Stores   *StoresResult  `json:"stores,omitempty"`
 }
